@@ -1,0 +1,49 @@
+# Two commands set up a fresh machine: `make demo` (the daemon on its embedded default)
+# and `make test` (the whole test suite). Everything else is a convenience.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is pinned in the `host` extra; the CPU build of 2.13.0 is what this project is tested on.
+PIP_FLAGS ?= --disable-pip-version-check -q
+
+.PHONY: demo test lint typecheck venv-hub venv-host bench demo-bundle fuzz clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+
+# The hub's install: numpy, onnxruntime, a TFLite interpreter, pyserial, bleak. No torch.
+$(VENV)/.hub: $(BIN)/python pyproject.toml
+	$(BIN)/pip install $(PIP_FLAGS) -e .
+	touch $@
+
+# Host + dev: training, export, reports and the test tools.
+$(VENV)/.host: $(BIN)/python pyproject.toml
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[host,dev]'
+	touch $@
+
+venv-hub: $(VENV)/.hub
+venv-host: $(VENV)/.host
+
+demo: $(VENV)/.hub
+	$(BIN)/edge-daemon --device sim --duration 1800 --speed 60
+
+test: $(VENV)/.host
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.host
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Rebuild the demo bundle shipped in edge/demo_bundle from synthetic data (host install).
+demo-bundle: $(VENV)/.host
+	$(BIN)/edge-train synth --subjects 10 --out runs/demo-data --seed 7
+	$(BIN)/edge-train fit --dataset wesad --data runs/demo-data --out runs/demo-run --seed 7
+	$(BIN)/edge-export runs/demo-run --out edge/demo_bundle
+
+bench: $(VENV)/.host
+	$(BIN)/edge-bench --bundle edge/demo_bundle --out benchmarks/results/$$(hostname)-$$(uname -m)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

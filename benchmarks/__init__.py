@@ -1,0 +1,1 @@
+"""Benchmarks: per-window latency, the hardware floor, hub capacity (`edge-bench`)."""

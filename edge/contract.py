@@ -1,0 +1,314 @@
+"""The input contract: everything a model needs to know about its input, in one value.
+
+A contract travels with a model from training (the checkpoint) through export (the
+bundle manifest) to the hub (the daemon reads it and hard-codes nothing). It says which
+modalities the model sees, in which unit, at which rate, with which channels and in which
+order; the window length and hop; how each window is normalized; and the class names.
+
+Models take one packed float32 vector per window, ``(L,)`` with
+``L = Σ_m channels_m · samples_m``: modalities in contract order, each channel-major
+(all samples of channel 0, then channel 1, …). :meth:`InputContract.pack` and
+:meth:`InputContract.unpack` are the only code that knows this layout; the student model
+slices its input with :meth:`InputContract.layout`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from edge.errors import ContractError
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "InputContract",
+    "Modality",
+    "ModalitySlice",
+    "Normalization",
+    "WESAD_CHEST_MODALITIES",
+    "WESAD_WRIST_MODALITIES",
+]
+
+CONTRACT_VERSION: Final = 1  # bump when the meaning of a field changes; loaders refuse unknown
+
+NORMALIZATION_KINDS: Final = ("subject_baseline", "global", "none")
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One sensor stream as the model sees it (after resampling)."""
+
+    name: str  # stable key: "bvp", "eda", "temp", "acc", "ecg", "resp", ...
+    unit: str  # physical unit after the loader's conversion: "uS", "degC", "g", "a.u."
+    rate_hz: float  # target rate after resampling; samples per window = window_s * rate_hz
+    channels: tuple[str, ...] = ("value",)  # channel names, in packed order
+    # physically plausible range in `unit`; samples outside are treated as saturated/invalid
+    valid_range: tuple[float, float] = (-math.inf, math.inf)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.isidentifier():
+            raise ContractError(f"modality name {self.name!r} is not an identifier", field="name")
+        if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
+            raise ContractError(f"rate {self.rate_hz!r} must be positive", field=f"{self.name}.rate_hz")
+        if not self.channels:
+            raise ContractError("a modality needs at least one channel", field=f"{self.name}.channels")
+        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "valid_range", tuple(float(v) for v in self.valid_range))
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How a window is normalized before the model sees it.
+
+    ``subject_baseline``: per channel, ``(x - center) / scale`` where center and scale are
+    the median and a robust spread of the first ``calibration_s`` seconds of that person's
+    stream (in training: the start of each subject's recording, which WESAD's protocol makes
+    a rest period; on the hub: the enrollment calibration of a new wearable). ``global``:
+    fixed per-channel ``center``/``scale`` from training data. ``none``: raw units.
+    """
+
+    kind: str = "subject_baseline"
+    calibration_s: float = 300.0  # 5 min: long enough for stable tonic EDA and HR levels
+    clip: float = 10.0  # normalized values are clipped to ±clip so a spike cannot dominate int8 scales
+    # only for kind == "global": modality name -> per-channel values
+    center: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    scale: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in NORMALIZATION_KINDS:
+            raise ContractError(
+                f"unknown kind {self.kind!r}; expected one of {NORMALIZATION_KINDS}",
+                field="normalization.kind",
+            )
+        if self.calibration_s <= 0 or self.clip <= 0:
+            raise ContractError("calibration_s and clip must be positive", field="normalization")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.kind == "subject_baseline"
+
+
+@dataclass(frozen=True)
+class ModalitySlice:
+    """Where one modality sits in the packed vector."""
+
+    modality: Modality
+    offset: int  # first index in the packed vector
+    samples: int  # samples per channel in one window
+
+    @property
+    def size(self) -> int:
+        return self.modality.n_channels * self.samples
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.size
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """Modalities, window, normalization and classes of one model."""
+
+    modalities: tuple[Modality, ...]
+    class_names: tuple[str, ...]
+    window_s: float = 60.0  # WESAD practice: 60 s windows
+    hop_s: float = 5.0  # a decision every 5 s is fast enough for a care alert, cheap on a Pi
+    normalization: Normalization = field(default_factory=Normalization)
+    max_gap_s: float = 1.0  # gaps up to this are interpolated; a longer gap invalidates the window
+    # a window needs at least this fraction of each modality's expected samples
+    min_coverage: float = 0.9
+    version: int = CONTRACT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if not self.modalities:
+            raise ContractError("no modalities", field="modalities")
+        names = [m.name for m in self.modalities]
+        if len(set(names)) != len(names):
+            raise ContractError(f"duplicate modality names {names}", field="modalities")
+        if len(self.class_names) < 2:
+            raise ContractError("need at least two classes", field="class_names")
+        if not (0 < self.hop_s <= self.window_s):
+            raise ContractError("need 0 < hop_s <= window_s", field="hop_s")
+        if self.version != CONTRACT_VERSION:
+            raise ContractError(
+                f"contract version {self.version} is not supported (this hub reads {CONTRACT_VERSION})",
+                field="version",
+            )
+        for m in self.modalities:
+            n = self.window_s * m.rate_hz
+            if abs(n - round(n)) > 1e-6:
+                raise ContractError(
+                    f"window_s * rate_hz = {n} is not a whole number of samples",
+                    field=f"{m.name}.rate_hz",
+                )
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modalities)
+
+    def modality(self, name: str) -> Modality:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise ContractError(f"no modality {name!r} in {self.modality_names}", field="modalities")
+
+    def samples(self, name: str) -> int:
+        """Samples per channel of modality ``name`` in one window."""
+        return round(self.window_s * self.modality(name).rate_hz)
+
+    def layout(self) -> tuple[ModalitySlice, ...]:
+        out, offset = [], 0
+        for m in self.modalities:
+            s = ModalitySlice(m, offset, round(self.window_s * m.rate_hz))
+            out.append(s)
+            offset = s.stop
+        return tuple(out)
+
+    @property
+    def input_length(self) -> int:
+        return self.layout()[-1].stop
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def pack(self, window: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``{name: (C, T)}`` -> ``(L,)`` float32 in contract order."""
+        parts = []
+        for s in self.layout():
+            try:
+                a = np.asarray(window[s.modality.name], dtype=np.float32)
+            except KeyError:
+                raise ContractError("missing from window", field=s.modality.name) from None
+            if a.shape != (s.modality.n_channels, s.samples):
+                raise ContractError(
+                    f"shape {a.shape} != expected {(s.modality.n_channels, s.samples)}",
+                    field=s.modality.name,
+                )
+            parts.append(a.reshape(-1))
+        return np.concatenate(parts)
+
+    def pack_batch(self, windows: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+        """A list of windows -> ``(B, L)`` float32."""
+        if not windows:
+            return np.zeros((0, self.input_length), np.float32)
+        return np.stack([self.pack(w) for w in windows])
+
+    def unpack(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``(L,)`` or ``(B, L)`` -> ``{name: (C, T)}`` or ``{name: (B, C, T)}`` (views)."""
+        x = np.asarray(x)
+        if x.shape[-1] != self.input_length:
+            raise ContractError(f"last axis {x.shape[-1]} != {self.input_length}", field="input")
+        lead = x.shape[:-1]
+        return {
+            s.modality.name: x[..., s.offset : s.stop].reshape(*lead, s.modality.n_channels, s.samples)
+            for s in self.layout()
+        }
+
+    def subset(self, names: Sequence[str]) -> InputContract:
+        """The same contract restricted to ``names`` (in the given order)."""
+        return InputContract(
+            modalities=tuple(self.modality(n) for n in names),
+            class_names=self.class_names,
+            window_s=self.window_s,
+            hop_s=self.hop_s,
+            normalization=self.normalization,
+            max_gap_s=self.max_gap_s,
+            min_coverage=self.min_coverage,
+        )
+
+    # -- (de)serialisation ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["normalization"]["center"] = {k: list(v) for k, v in self.normalization.center.items()}
+        d["normalization"]["scale"] = {k: list(v) for k, v in self.normalization.scale.items()}
+        for m in d["modalities"]:
+            m["channels"] = list(m["channels"])
+            # JSON has no infinity: an open range end is written as null
+            m["valid_range"] = [None if math.isinf(v) else v for v in m["valid_range"]]
+        d["class_names"] = list(self.class_names)
+        d["layout"] = [
+            {"modality": s.modality.name, "offset": s.offset, "samples": s.samples, "size": s.size}
+            for s in self.layout()
+        ]
+        d["input_length"] = self.input_length
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InputContract:
+        """Inverse of :meth:`to_dict`; raises :class:`ContractError` naming the bad field."""
+        try:
+            mods = []
+            for m in d["modalities"]:
+                lo, hi = m.get("valid_range", [None, None])
+                mods.append(
+                    Modality(
+                        name=str(m["name"]),
+                        unit=str(m["unit"]),
+                        rate_hz=float(m["rate_hz"]),
+                        channels=tuple(str(c) for c in m["channels"]),
+                        valid_range=(
+                            -math.inf if lo is None else float(lo),
+                            math.inf if hi is None else float(hi),
+                        ),
+                    )
+                )
+            n = dict(d.get("normalization", {}))
+            norm = Normalization(
+                kind=str(n.get("kind", "subject_baseline")),
+                calibration_s=float(n.get("calibration_s", 300.0)),
+                clip=float(n.get("clip", 10.0)),
+                center={k: tuple(float(x) for x in v) for k, v in n.get("center", {}).items()},
+                scale={k: tuple(float(x) for x in v) for k, v in n.get("scale", {}).items()},
+            )
+            c = cls(
+                modalities=tuple(mods),
+                class_names=tuple(str(x) for x in d["class_names"]),
+                window_s=float(d.get("window_s", 60.0)),
+                hop_s=float(d.get("hop_s", 5.0)),
+                normalization=norm,
+                max_gap_s=float(d.get("max_gap_s", 1.0)),
+                min_coverage=float(d.get("min_coverage", 0.9)),
+                version=int(d.get("version", CONTRACT_VERSION)),
+            )
+        except ContractError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ContractError(f"malformed contract: {e!r}", field="contract") from e
+        if "input_length" in d and int(d["input_length"]) != c.input_length:
+            raise ContractError(
+                f"declared input_length {d['input_length']} != computed {c.input_length}",
+                field="input_length",
+            )
+        return c
+
+
+# Empatica E4 as WESAD records it, at the rates the student sees. Units after the loader's
+# conversion (WESAD wrist ACC is stored in 1/64 g).
+WESAD_WRIST_MODALITIES: Final = (
+    Modality("bvp", "a.u.", 64.0, ("bvp",)),
+    Modality("eda", "uS", 4.0, ("eda",), valid_range=(0.0, 100.0)),
+    Modality("temp", "degC", 4.0, ("temp",), valid_range=(15.0, 45.0)),
+    Modality("acc", "g", 32.0, ("x", "y", "z"), valid_range=(-8.0, 8.0)),
+)
+
+# RespiBAN chest signals (recorded at 700 Hz), downsampled for the privileged teachers.
+WESAD_CHEST_MODALITIES: Final = (
+    Modality("ecg", "mV", 128.0, ("ecg",)),
+    Modality("resp", "%", 16.0, ("resp",)),
+    Modality("emg", "mV", 64.0, ("emg",)),
+    Modality("c_eda", "uS", 4.0, ("eda",), valid_range=(0.0, 100.0)),
+    Modality("c_temp", "degC", 4.0, ("temp",), valid_range=(15.0, 45.0)),
+    Modality("c_acc", "g", 32.0, ("x", "y", "z"), valid_range=(-8.0, 8.0)),
+)

@@ -1,0 +1,116 @@
+"""The sensor-source contract every backend (ble, serial, sim, replay) implements.
+
+A source is an async context manager and an async iterator of :class:`SourceItem`. Each
+item carries one protocol message (``firmware_bridge.protocol``: ``Hello``, ``Samples``,
+``Event``, ``TimeSync``) from one device, stamped with the hub's monotonic clock at
+reception. Standard-profile wearables (a stock heart-rate strap) are translated by their
+backend into the same messages, so everything downstream sees one vocabulary.
+
+Callbacks from radio or serial stacks are turned into iteration through a bounded
+``asyncio.Queue`` (see :class:`QueueBridge`): when the consumer falls behind, the oldest
+item is dropped and counted, never silently lost and never unbounded memory.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, Self
+
+__all__ = ["DEFAULT_QUEUE_SIZE", "QueueBridge", "SensorSource", "SourceItem", "SourceStats"]
+
+# ~4 s of a 4-sensor wearable at 10 packets/s per sensor per device for 25 devices: enough to
+# ride out a slow window without letting a stalled consumer grow memory without bound.
+DEFAULT_QUEUE_SIZE: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    device: str  # stable device key: BLE address, serial port path, "sim-0", ...
+    received_at: float  # hub time.monotonic() at reception (seconds)
+    message: Any  # a firmware_bridge.protocol message (Hello, Samples, Event, TimeSync)
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps; every lost or rejected item is counted by reason."""
+
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def inc(self, key: str, n: int = 1) -> None:
+        self.counters[key] += n
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counters)
+
+
+class QueueBridge:
+    """Callback -> async iterator, bounded, dropping the oldest item when full (counted)."""
+
+    def __init__(self, stats: SourceStats, maxsize: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._queue: asyncio.Queue[SourceItem | None] = asyncio.Queue(maxsize)
+        self._stats = stats
+
+    def put(self, item: SourceItem | None) -> None:
+        """Non-blocking put from a callback on the event loop thread. ``None`` ends iteration."""
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except asyncio.QueueFull:
+                try:
+                    self._queue.get_nowait()
+                    self._stats.inc("dropped_queue_full")
+                except asyncio.QueueEmpty:  # pragma: no cover - raced by the consumer
+                    pass
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    async def iterate(self) -> AsyncIterator[SourceItem]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+
+class SensorSource(abc.ABC):
+    """One or more wearables delivering protocol messages to the hub."""
+
+    kind: str = "abstract"  # "ble", "serial", "sim", "replay"
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open ports/connections and begin producing items. Must not block the loop."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop producing, close everything, end iteration. Idempotent."""
+
+    @abc.abstractmethod
+    def __aiter__(self) -> AsyncIterator[SourceItem]:
+        """Items until the source ends (finite sim/replay) or :meth:`stop` is called."""
+
+    def health(self) -> dict[str, Any]:
+        """Counters and per-device state for the daemon's periodic health log."""
+        return {"kind": self.kind, **self.stats.snapshot()}
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

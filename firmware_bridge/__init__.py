@@ -1,0 +1,1 @@
+"""The wire protocol between wearables and the hub: framing, messages, GATT profiles, simulator."""

@@ -1,0 +1,1 @@
+"""Host-side training: data loaders, synthetic WESAD, teachers, distilled student, evaluation."""
