@@ -25,12 +25,12 @@ from edge.errors import ContractError
 
 __all__ = [
     "CONTRACT_VERSION",
+    "WESAD_CHEST_MODALITIES",
+    "WESAD_WRIST_MODALITIES",
     "InputContract",
     "Modality",
     "ModalitySlice",
     "Normalization",
-    "WESAD_CHEST_MODALITIES",
-    "WESAD_WRIST_MODALITIES",
 ]
 
 CONTRACT_VERSION: Final = 1  # bump when the meaning of a field changes; loaders refuse unknown

@@ -6,18 +6,20 @@ import os
 
 import pytest
 
+# marker -> the environment variable that opts in to it
+OPT_IN_MARKERS = {"hil": "WEARABLE_EDGE_HIL", "arm": "WEARABLE_EDGE_ARM"}
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Hardware-in-the-loop and emulation tests are opt-in; they are deselected, not skipped,
     # so a skipped test is never counted as a pass.
-    keep, drop = [], []
-    for item in items:
-        if "hil" in item.keywords and os.environ.get("WEARABLE_EDGE_HIL") != "1":
-            drop.append(item)
-        elif "arm" in item.keywords and os.environ.get("WEARABLE_EDGE_ARM") != "1":
-            drop.append(item)
-        else:
-            keep.append(item)
+    def opted_out(item: pytest.Item) -> bool:
+        return any(
+            marker in item.keywords and os.environ.get(var) != "1"
+            for marker, var in OPT_IN_MARKERS.items()
+        )
+
+    drop = [item for item in items if opted_out(item)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        items[:] = [item for item in items if not opted_out(item)]

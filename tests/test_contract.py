@@ -1,0 +1,120 @@
+"""edge.contract: layout, pack/unpack, validation and (de)serialisation of the input contract."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from edge.contract import (
+    WESAD_CHEST_MODALITIES,
+    WESAD_WRIST_MODALITIES,
+    InputContract,
+    Modality,
+    Normalization,
+)
+from edge.errors import ContractError, EdgeError
+
+CLASSES = ("baseline", "stress", "amusement")
+
+
+def wrist() -> InputContract:
+    return InputContract(modalities=WESAD_WRIST_MODALITIES, class_names=CLASSES)
+
+
+def test_wrist_layout_matches_rates_and_channels() -> None:
+    c = wrist()
+    sizes = {s.modality.name: (s.offset, s.samples, s.size) for s in c.layout()}
+    # 60 s windows: bvp 64 Hz, eda 4 Hz, temp 4 Hz, acc 32 Hz x 3 channels, in contract order
+    assert sizes == {
+        "bvp": (0, 3840, 3840),
+        "eda": (3840, 240, 240),
+        "temp": (4080, 240, 240),
+        "acc": (4320, 1920, 5760),
+    }
+    assert c.input_length == 10080
+
+
+def test_pack_unpack_round_trip_is_channel_major() -> None:
+    c = wrist()
+    rng = np.random.default_rng(0)
+    window = {
+        s.modality.name: rng.normal(size=(s.modality.n_channels, s.samples)).astype(np.float32)
+        for s in c.layout()
+    }
+    x = c.pack(window)
+    assert x.dtype == np.float32 and x.shape == (c.input_length,)
+    acc = c.layout()[3]
+    # channel-major: the second channel of acc starts `samples` after the first
+    assert x[acc.offset + acc.samples] == window["acc"][1, 0]
+    back = c.unpack(x)
+    for name, a in window.items():
+        np.testing.assert_array_equal(back[name], a)
+    batch = c.pack_batch([window, window])
+    assert batch.shape == (2, c.input_length)
+    assert c.unpack(batch)["acc"].shape == (2, 3, 1920)
+
+
+def test_pack_rejects_wrong_shape_and_missing_modality() -> None:
+    c = wrist()
+    good = {s.modality.name: np.zeros((s.modality.n_channels, s.samples)) for s in c.layout()}
+    bad = dict(good, eda=np.zeros((1, 239)))
+    with pytest.raises(ContractError) as e:
+        c.pack(bad)
+    assert e.value.field == "eda"
+    missing = {k: v for k, v in good.items() if k != "temp"}
+    with pytest.raises(ContractError, match="temp"):
+        c.pack(missing)
+
+
+def test_json_round_trip_preserves_everything() -> None:
+    c = InputContract(
+        modalities=WESAD_WRIST_MODALITIES + WESAD_CHEST_MODALITIES,
+        class_names=CLASSES,
+        hop_s=10.0,
+        normalization=Normalization(kind="global", center={"bvp": (1.5,)}, scale={"bvp": (2.0,)}),
+    )
+    d = json.loads(json.dumps(c.to_dict()))  # must be plain JSON (no inf)
+    assert d["input_length"] == c.input_length
+    assert InputContract.from_dict(d) == c
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(version=99), "version"),
+        (lambda d: d.update(input_length=5), "input_length"),
+        (lambda d: d["normalization"].update(kind="minmax"), "normalization.kind"),
+        (lambda d: d.pop("class_names"), "contract"),
+        (lambda d: d["modalities"][0].update(rate_hz=-1), "bvp.rate_hz"),
+        (lambda d: d["modalities"][1].update(rate_hz=4.01), "eda.rate_hz"),
+    ],
+)
+def test_from_dict_names_the_bad_field(change, field) -> None:
+    d = wrist().to_dict()
+    change(d)
+    with pytest.raises(ContractError) as e:
+        InputContract.from_dict(d)
+    assert e.value.field == field
+    assert isinstance(e.value, EdgeError)
+
+
+def test_invalid_contracts_are_refused() -> None:
+    m = Modality("bvp", "a.u.", 64.0)
+    with pytest.raises(ContractError):
+        InputContract(modalities=(m, m), class_names=CLASSES)
+    with pytest.raises(ContractError):
+        InputContract(modalities=(m,), class_names=("only",))
+    with pytest.raises(ContractError):
+        InputContract(modalities=(m,), class_names=CLASSES, hop_s=120.0)
+    with pytest.raises(ContractError):
+        Modality("not a name", "x", 1.0)
+
+
+def test_subset_keeps_order_and_window() -> None:
+    c = wrist().subset(["acc", "bvp"])
+    assert c.modality_names == ("acc", "bvp")
+    assert c.window_s == 60.0 and c.input_length == 5760 + 3840
+    assert math.isinf(c.modality("bvp").valid_range[1])
