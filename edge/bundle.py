@@ -14,12 +14,523 @@ manifest.json (``schema_version`` 1):
      "calibration_required": bool,
      "files": {"onnx_fp32": {"path", "sha256", "size", "format": "onnx", "precision": "fp32",
                "input": {"name", "shape", "dtype", "scale"?, "zero_point"?},
-               "output": {...}}, "onnx_int8": {...}, "tflite_fp32": {...}, "tflite_int8": {...}},
+               "output": {...}, "accuracy": {"acceptable": bool, ...}},
+               "onnx_int8": {...}, "tflite_fp32": {...}, "tflite_int8": {...}},
      "recommended": "tflite_int8" | ..., "quantization": {...}, "macs": int, "params": int,
      "metrics": {...}}
 
-API: ``load_bundle(path, *, trusted_keys=()) -> Bundle`` verifies schema and every file's
-size and sha256 and raises ``BundleError(path=<file>, reason=...)`` naming the file at fault;
-``Bundle.contract``, ``Bundle.class_names``, ``Bundle.files``, ``Bundle.path_of(key)``,
-``Bundle.manifest``; ``demo_bundle_path()`` -> the bundle shipped in ``edge/demo_bundle``.
+``files[key]["accuracy"]["acceptable"]`` is the exporter's verdict (parity thresholds met);
+``edge.engines.open_engine(..., backend="auto")`` only picks acceptable formats.
+``input.scale``/``zero_point`` are present only when that file takes int8 input (the engine
+then quantizes ``q = round(x / scale) + zero_point``); likewise for an int8 output.
+
+manifest.sig is JSON: ``{"alg": "Ed25519", "key_id": <sha256 hex of the raw public key,
+first 16 chars>, "signature": <base64 of the 64-byte signature over manifest.json's bytes>}``.
+
+API: ``load_bundle(path, *, trusted_keys=(), require_signature=False) -> Bundle`` verifies
+schema and every file's size and sha256 and raises ``BundleError(path=<file>, reason=...)``
+naming the file at fault; ``Bundle.contract``, ``Bundle.class_names``, ``Bundle.files``,
+``Bundle.path_of(key)``, ``Bundle.read_verified(key)``, ``Bundle.manifest``;
+``demo_bundle_path()`` -> the bundle shipped in ``edge/demo_bundle``.
+
+Signatures: with ``trusted_keys`` (PEM public keys: bytes, text, or paths to PEM files) a
+bundle must carry a ``manifest.sig`` made by one of them; ``require_signature=True``
+without keys is refused (nothing to verify against). Verification needs the
+``cryptography`` package (extra ``signing``), imported only when a signature is checked.
+
+Only the stdlib (and edge.contract): the daemon loads a bundle before it picks an engine.
 """
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from edge.contract import InputContract
+from edge.errors import BundleError, ContractError
+
+__all__ = [
+    "FORMAT_KEYS",
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "SIGNATURE_NAME",
+    "Bundle",
+    "FileEntry",
+    "TensorSpec",
+    "demo_bundle_path",
+    "key_id",
+    "load_bundle",
+    "sha256_file",
+    "verify_manifest_signature",
+]
+
+_LOG = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1  # bump when a manifest field changes meaning; loaders refuse unknown
+MANIFEST_NAME: Final = "manifest.json"
+SIGNATURE_NAME: Final = "manifest.sig"
+FORMAT_KEYS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
+_FORMATS: Final = ("onnx", "tflite")
+# A manifest is a few KB; anything far larger is not ours and is not parsed.
+_MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
+# Hash in 1 MiB blocks: bounded memory on a Pi for any model size.
+_HASH_BLOCK: Final = 1 << 20
+_REQUIRED_KEYS: Final = ("schema_version", "model_id", "class_names", "contract", "files")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the manifest declares it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name: "float32", "int8", "uint8"
+    scale: float | None = None  # only for quantized (int8/uint8) tensors
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, where: str) -> TensorSpec:
+        try:
+            scale = d.get("scale")
+            zp = d.get("zero_point")
+            spec = cls(
+                name=str(d["name"]),
+                shape=tuple(int(v) for v in d["shape"]),
+                dtype=str(d["dtype"]),
+                scale=None if scale is None else float(scale),
+                zero_point=None if zp is None else int(zp),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"malformed tensor spec: {e!r}", path=where, reason="manifest") from e
+        if spec.dtype in ("int8", "uint8") and (spec.scale is None or spec.zero_point is None):
+            raise BundleError(
+                f"{spec.dtype} tensor {spec.name!r} needs scale and zero_point",
+                path=where,
+                reason="manifest",
+            )
+        return spec
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One model file of the bundle (a format/precision pair)."""
+
+    key: str  # "onnx_fp32", ...
+    path: str  # relative to the bundle root
+    sha256: str
+    size: int
+    format: str  # "onnx" | "tflite"
+    precision: str  # "fp32" | "int8" | "fp16"
+    input: TensorSpec
+    output: TensorSpec
+    acceptable: bool  # the exporter's accuracy verdict (parity thresholds met)
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def key_id(raw_public_key: bytes) -> str:
+    """Short stable id of an Ed25519 public key (its raw 32 bytes)."""
+    return hashlib.sha256(raw_public_key).hexdigest()[:16]
+
+
+class Bundle:
+    """A verified bundle. Build with :func:`load_bundle`, not directly.
+
+    Loading from a ``.tar`` extracts into a private temporary directory that lives as long
+    as this object (or until :meth:`close`); use ``with load_bundle(...) as b:`` to bound it.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Mapping[str, Any],
+        files: Mapping[str, FileEntry],
+        contract: InputContract,
+        *,
+        source: Path,
+        signed_by: str | None,
+        tmp: tempfile.TemporaryDirectory[str] | None = None,
+    ) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.files = dict(files)
+        self.contract = contract
+        self.source = source  # what the caller passed: the directory or the .tar
+        self.signed_by = signed_by  # key id of the verified signer, None if not verified
+        self._tmp = tmp
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.contract.class_names
+
+    @property
+    def model_id(self) -> str:
+        return str(self.manifest["model_id"])
+
+    @property
+    def model_version(self) -> str:
+        return str(self.manifest.get("model_version", ""))
+
+    @property
+    def calibration_required(self) -> bool:
+        return bool(self.manifest.get("calibration_required", self.contract.normalization.needs_calibration))
+
+    @property
+    def recommended(self) -> str | None:
+        rec = self.manifest.get("recommended")
+        return str(rec) if rec in self.files else None
+
+    def path_of(self, key: str) -> Path:
+        """Absolute path of model file ``key`` (e.g. ``"tflite_int8"``)."""
+        return self.root / self.entry(key).path
+
+    def entry(self, key: str) -> FileEntry:
+        try:
+            return self.files[key]
+        except KeyError:
+            raise BundleError(
+                f"no model file {key!r}; this bundle has {sorted(self.files)}",
+                path=str(self.source),
+                reason="missing_format",
+            ) from None
+
+    def read_verified(self, key: str) -> bytes:
+        """The bytes of model file ``key``, hashed again now (no swap after load)."""
+        entry = self.entry(key)
+        path = self.root / entry.path
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BundleError(f"cannot read: {e}", path=str(path), reason="missing_file") from e
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise BundleError(
+                "changed since the bundle was loaded", path=str(path), reason="hash_mismatch"
+            )
+        return data
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.model_id!r}, {self.model_version!r}, files={sorted(self.files)})"
+
+
+def demo_bundle_path() -> Path:
+    """The bundle shipped inside the package (``edge/demo_bundle``)."""
+    return Path(__file__).resolve().parent / "demo_bundle"
+
+
+# -- loading ------------------------------------------------------------------------------
+def load_bundle(
+    path: str | os.PathLike[str],
+    *,
+    trusted_keys: Iterable[str | bytes | os.PathLike[str]] = (),
+    require_signature: bool = False,
+) -> Bundle:
+    """Open and verify a bundle directory or ``.tar`` archive.
+
+    Raises :class:`BundleError` with ``path`` = the file at fault and ``reason`` one of
+    ``not_found``, ``archive``, ``manifest``, ``schema``, ``contract``, ``missing_file``,
+    ``size_mismatch``, ``hash_mismatch``, ``unsigned``, ``signature``, ``no_trusted_keys``,
+    ``crypto_missing``.
+    """
+    source = Path(path)
+    keys = list(trusted_keys)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if source.is_dir():
+        root = source
+    elif source.is_file():
+        tmp = tempfile.TemporaryDirectory(prefix="edge-bundle-")
+        try:
+            root = _extract_archive(source, Path(tmp.name))
+        except BaseException:
+            tmp.cleanup()
+            raise
+    else:
+        raise BundleError("no such bundle directory or archive", path=str(source), reason="not_found")
+    try:
+        return _load_dir(root, source, keys, require_signature, tmp)
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+
+
+def _load_dir(
+    root: Path,
+    source: Path,
+    keys: list[str | bytes | os.PathLike[str]],
+    require_signature: bool,
+    tmp: tempfile.TemporaryDirectory[str] | None,
+) -> Bundle:
+    manifest_path = root / MANIFEST_NAME
+    try:
+        raw = manifest_path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError("missing manifest", path=str(manifest_path), reason="missing_file") from None
+    except OSError as e:
+        raise BundleError(f"cannot read: {e}", path=str(manifest_path), reason="manifest") from e
+    if len(raw) > _MAX_MANIFEST_BYTES:
+        raise BundleError("manifest too large", path=str(manifest_path), reason="manifest")
+
+    signed_by = _check_signature(root, raw, keys, require_signature)
+    manifest = _parse_manifest(raw, str(manifest_path))
+    try:
+        contract = InputContract.from_dict(manifest["contract"])
+    except ContractError as e:
+        raise BundleError(f"invalid input contract: {e}", path=str(manifest_path), reason="contract") from e
+    if tuple(manifest["class_names"]) != contract.class_names:
+        raise BundleError(
+            "class_names differ from the contract's", path=str(manifest_path), reason="manifest"
+        )
+    files = {key: _check_file(root, key, entry, manifest_path) for key, entry in manifest["files"].items()}
+    if not files:
+        raise BundleError("manifest lists no model file", path=str(manifest_path), reason="manifest")
+    for entry in files.values():
+        if entry.input.shape[-1] != contract.input_length:
+            raise BundleError(
+                f"input length {entry.input.shape[-1]} != contract's {contract.input_length}",
+                path=str(root / entry.path),
+                reason="manifest",
+            )
+        if entry.output.shape[-1] != contract.n_classes:
+            raise BundleError(
+                f"output size {entry.output.shape[-1]} != {contract.n_classes} classes",
+                path=str(root / entry.path),
+                reason="manifest",
+            )
+    bundle = Bundle(root, manifest, files, contract, source=source, signed_by=signed_by, tmp=tmp)
+    _LOG.info(
+        "bundle %s %s verified: %d files%s",
+        bundle.model_id,
+        bundle.model_version,
+        len(files),
+        f", signed by {signed_by}" if signed_by else "",
+    )
+    return bundle
+
+
+def _parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"not valid JSON: {e}", path=where, reason="manifest") from e
+    if not isinstance(manifest, dict):
+        raise BundleError("top level is not an object", path=where, reason="manifest")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(
+            f"schema_version {version!r} is not supported (this hub reads {SCHEMA_VERSION}); "
+            "re-export the bundle with a matching edge-export or upgrade the hub",
+            path=where,
+            reason="schema",
+        )
+    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise BundleError(f"missing fields {missing}", path=where, reason="manifest")
+    if not isinstance(manifest["files"], dict) or not isinstance(manifest["class_names"], list):
+        raise BundleError("'files' must be an object, 'class_names' a list", path=where, reason="manifest")
+    return manifest
+
+
+def _check_file(root: Path, key: str, entry: Any, manifest_path: Path) -> FileEntry:
+    where = f"{manifest_path}#files.{key}"
+    if not isinstance(entry, dict):
+        raise BundleError("file entry is not an object", path=where, reason="manifest")
+    try:
+        rel = str(entry["path"])
+        sha = str(entry["sha256"]).lower()
+        size = int(entry["size"])
+        fmt = str(entry["format"])
+        precision = str(entry["precision"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"malformed file entry: {e!r}", path=where, reason="manifest") from e
+    if fmt not in _FORMATS:
+        raise BundleError(f"unknown format {fmt!r}", path=where, reason="manifest")
+    target = _inside(root, rel, where)
+    if not target.is_file():
+        raise BundleError(
+            f"listed in the manifest as {key!r} but missing", path=str(target), reason="missing_file"
+        )
+    actual_size = target.stat().st_size
+    if actual_size != size:
+        raise BundleError(
+            f"size {actual_size} != manifest's {size} (truncated or replaced)",
+            path=str(target),
+            reason="size_mismatch",
+        )
+    actual = sha256_file(target)
+    if actual != sha:
+        raise BundleError(
+            f"sha256 {actual[:12]}… != manifest's {sha[:12]}… (file changed)",
+            path=str(target),
+            reason="hash_mismatch",
+        )
+    accuracy = entry.get("accuracy") or {}
+    return FileEntry(
+        key=key,
+        path=rel,
+        sha256=sha,
+        size=size,
+        format=fmt,
+        precision=precision,
+        input=TensorSpec.from_dict(entry.get("input") or {}, where=f"{where}.input"),
+        output=TensorSpec.from_dict(entry.get("output") or {}, where=f"{where}.output"),
+        acceptable=bool(accuracy.get("acceptable", precision == "fp32")),
+        raw=entry,
+    )
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """``root / rel``, refusing absolute paths and ``..`` (a manifest must not point outside)."""
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts or not rel:
+        raise BundleError(f"path {rel!r} leaves the bundle", path=where, reason="manifest")
+    return root / p
+
+
+def _extract_archive(archive: Path, dest: Path) -> Path:
+    """Extract a bundle ``.tar`` safely: regular files and directories only, nothing outside."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for m in members:
+                name = Path(m.name)
+                if name.is_absolute() or ".." in name.parts:
+                    raise BundleError(
+                        f"archive member {m.name!r} would leave the bundle", path=str(archive), reason="archive"
+                    )
+                if not (m.isfile() or m.isdir()):
+                    raise BundleError(
+                        f"archive member {m.name!r} is a link or device", path=str(archive), reason="archive"
+                    )
+            # filter="data" (Python >= 3.11.4) repeats these checks inside tarfile itself.
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:  # pragma: no cover - old 3.11 patch releases; members were checked above
+                tar.extractall(dest, members=members)
+    except (tarfile.TarError, OSError) as e:
+        raise BundleError(f"not a readable archive: {e}", path=str(archive), reason="archive") from e
+    if (dest / MANIFEST_NAME).is_file():
+        return dest
+    # An archive of the directory itself: BUNDLE/manifest.json
+    subdirs = [p for p in dest.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file()]
+    if len(subdirs) == 1:
+        return subdirs[0]
+    raise BundleError("archive holds no manifest.json", path=str(archive), reason="missing_file")
+
+
+# -- signatures ---------------------------------------------------------------------------
+def _check_signature(
+    root: Path,
+    manifest_bytes: bytes,
+    keys: list[str | bytes | os.PathLike[str]],
+    require: bool,
+) -> str | None:
+    sig_path = root / SIGNATURE_NAME
+    if not keys:
+        if require:
+            raise BundleError(
+                "a signature is required but no trusted public keys are configured",
+                path=str(sig_path),
+                reason="no_trusted_keys",
+            )
+        if sig_path.exists():
+            _LOG.info("%s present but no trusted keys configured: signature not checked", sig_path)
+        return None
+    if not sig_path.is_file():
+        raise BundleError(
+            "bundle is unsigned but trusted keys are configured (sign it with edge-export --sign)",
+            path=str(sig_path),
+            reason="unsigned",
+        )
+    try:
+        sig = json.loads(sig_path.read_text("utf-8"))
+        if sig.get("alg") != "Ed25519":
+            raise ValueError(f"unsupported alg {sig.get('alg')!r}")
+        signature = base64.b64decode(sig["signature"], validate=True)
+        claimed = str(sig.get("key_id", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise BundleError(f"malformed signature file: {e}", path=str(sig_path), reason="signature") from e
+    return verify_manifest_signature(manifest_bytes, signature, claimed, keys, where=str(sig_path))
+
+
+def verify_manifest_signature(
+    manifest_bytes: bytes,
+    signature: bytes,
+    claimed_key_id: str,
+    keys: list[str | bytes | os.PathLike[str]],
+    *,
+    where: str,
+) -> str:
+    """Return the key id of the trusted key that verifies ``signature``; else BundleError."""
+    try:  # lazily: only hubs that check signatures need the extra
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError as e:
+        raise BundleError(
+            "checking bundle signatures needs the 'cryptography' package: "
+            "pip install 'wearable-edge[signing]' (or pip install cryptography)",
+            path=where,
+            reason="crypto_missing",
+        ) from e
+    for k in keys:
+        pem = _key_bytes(k, where)
+        try:
+            public = serialization.load_pem_public_key(pem)
+        except ValueError as e:
+            raise BundleError(f"trusted key is not a PEM public key: {e}", path=where, reason="signature") from e
+        if not isinstance(public, Ed25519PublicKey):
+            raise BundleError("trusted key is not an Ed25519 key", path=where, reason="signature")
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        try:
+            public.verify(signature, manifest_bytes)
+        except InvalidSignature:
+            continue
+        return key_id(raw)
+    raise BundleError(
+        f"signature (key id {claimed_key_id or '?'}) does not verify against any of the "
+        f"{len(keys)} trusted key(s): manifest changed or signed by an untrusted key",
+        path=where,
+        reason="signature",
+    )
+
+
+def _key_bytes(k: str | bytes | os.PathLike[str], where: str) -> bytes:
+    if isinstance(k, bytes):
+        return k
+    if isinstance(k, str) and k.lstrip().startswith("-----BEGIN"):
+        return k.encode("ascii")
+    try:
+        return Path(k).read_bytes()
+    except OSError as e:
+        raise BundleError(f"cannot read trusted key {k!s}: {e}", path=where, reason="signature") from e

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.fakes.bluez import FakeBlueZ
 
 # marker -> the environment variable that opts in to it
 OPT_IN_MARKERS = {"hil": "WEARABLE_EDGE_HIL", "arm": "WEARABLE_EDGE_ARM"}
@@ -23,3 +29,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = [item for item in items if not opted_out(item)]
+
+
+# --- BLE: a private system bus and the BlueZ stand-in (tests/fakes/bluez.py) -----------------
+
+
+@pytest.fixture
+async def system_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """A private dbus-daemon for this test; bleak/dbus-fast reach it via DBUS_SYSTEM_BUS_ADDRESS."""
+    from tests.fakes.bluez import close_bleak_manager, private_system_bus
+
+    async with private_system_bus(tmp_path / "dbus") as address:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
+        try:
+            yield address
+        finally:
+            # bleak keeps one bus connection per event loop; close it while this loop runs
+            await close_bleak_manager()
+
+
+@pytest.fixture
+async def bluez(system_bus: str) -> AsyncIterator[FakeBlueZ]:
+    """The BlueZ stand-in serving ``org.bluez`` on the private bus (add peripherals to it)."""
+    from tests.fakes.bluez import FakeBlueZ
+
+    async with FakeBlueZ(system_bus) as fake:
+        yield fake

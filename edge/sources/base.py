@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "QueueBridge", "SensorSource", "SourceItem", "SourceStats"]
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "ConnectionEvent",
+    "QueueBridge",
+    "SensorSource",
+    "SourceItem",
+    "SourceStats",
+]
 
 # ~4 s of a 4-sensor wearable at 10 packets/s per sensor per device for 25 devices: enough to
 # ride out a slow window without letting a stalled consumer grow memory without bound.
@@ -33,6 +40,23 @@ class SourceItem:
     device: str  # stable device key: BLE address, serial port path, "sim-0", ...
     received_at: float  # hub time.monotonic() at reception (seconds)
     message: Any  # a firmware_bridge.protocol message (Hello, Samples, Event, TimeSync)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A device's link came up or went down: a :attr:`SourceItem.message` of its own kind.
+
+    Sources that hold links (ble: a BLE connection; serial: an open port) emit one with
+    ``connected=True`` every time the link comes up (the first time and after every
+    reconnection) and ``connected=False`` every time it goes down, including on ``stop()``
+    (reason ``"stopped"``). The daemon turns these into ``disconnected`` / ``reconnected``
+    events (``DecisionLogic.on_link``). After a ``connected=True`` the device sends (or the
+    source synthesises) a fresh ``Hello``. Not a wire message: it never leaves the hub.
+    """
+
+    connected: bool
+    reason: str = ""  # why the link went down ("link lost", "stopped", an error) or ""
+    connects: int = 0  # times this device's link has come up so far (1 = the first time)
 
 
 @dataclass
@@ -54,6 +78,7 @@ class QueueBridge:
     def __init__(self, stats: SourceStats, maxsize: int = DEFAULT_QUEUE_SIZE) -> None:
         self._queue: asyncio.Queue[SourceItem | None] = asyncio.Queue(maxsize)
         self._stats = stats
+        self._room: asyncio.Event | None = None  # set by the consumer; see wait_below
 
     def put(self, item: SourceItem | None) -> None:
         """Non-blocking put from a callback on the event loop thread. ``None`` ends iteration."""
@@ -71,9 +96,20 @@ class QueueBridge:
     def qsize(self) -> int:
         return self._queue.qsize()
 
+    async def wait_below(self, n: int) -> None:
+        """Wait until fewer than ``n`` items are queued: how a non-live producer (a file,
+        the simulator) paces itself to its consumer instead of having items dropped."""
+        while self._queue.qsize() >= n:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
+
     async def iterate(self) -> AsyncIterator[SourceItem]:
         while True:
             item = await self._queue.get()
+            if self._room is not None:
+                self._room.set()
             if item is None:
                 return
             yield item
@@ -83,6 +119,10 @@ class SensorSource(abc.ABC):
     """One or more wearables delivering protocol messages to the hub."""
 
     kind: str = "abstract"  # "ble", "serial", "sim", "replay"
+    # A live source (a real wearable) cannot be paused: when the hub falls behind, windows are
+    # dropped and counted. A non-live one (sim, replay: data from a file) is simply read more
+    # slowly, so a sped-up replay loses nothing to a slow engine.
+    live: bool = True
 
     def __init__(self) -> None:
         self.stats = SourceStats()

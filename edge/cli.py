@@ -1,0 +1,300 @@
+"""``edge-daemon``: the hub runtime's command line.
+
+    edge-daemon [run] --device {ble,serial,sim,replay} [options]   decide (the default command)
+    edge-daemon scan                                              list nearby BLE wearables
+    edge-daemon calibrate --device ... [--resident NAME]          (re)set a resident's baseline
+
+Every option is also a key of the ``--config`` TOML file (``--port`` is ``serial.port``;
+the others have the same name with ``_`` for ``-``); the command line wins. Exit status:
+0 done, 1 the daemon could not start or failed (the message says why), 2 a usage or
+configuration error.
+"""
+
+# ruff: noqa: T201 - a command line prints its results and errors (library code logs)
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from edge.config import BACKENDS, DEVICES, PRECISIONS, DaemonConfig, apply_overrides, load_config
+from edge.errors import ConfigError, EdgeError
+
+__all__ = ["CLI_TO_CONFIG", "build_parser", "main"]
+
+log = logging.getLogger("edge.cli")
+
+# argparse dest -> dotted config key (the TOML spelling of every option)
+CLI_TO_CONFIG: Final = {
+    "device": "device",
+    "bundle": "bundle",
+    "db": "db",
+    "no_db": "sinks.sqlite",
+    "json": "json",
+    "jsonl": "sinks.jsonl_path",
+    "duration": "duration",
+    "speed": "speed",
+    "backend": "backend",
+    "precision": "precision",
+    "threads": "threads",
+    "log_level": "log_level",
+    "port": "serial.port",
+    "baud": "serial.baud",
+    "ble_device": "ble.devices",
+    "file": "replay.file",
+    "recording": "sim.recording",
+    "sim_devices": "sim.devices",
+    "record_raw": "record_raw",
+    "resident": "resident",
+    "state_dir": "state_dir",
+    "status": "health.status_line",
+    "health_interval": "health.interval_s",
+    "summary_json": "summary_json",
+}
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+_EPILOG = """\
+examples:
+  edge-daemon --device sim --duration 1800 --speed 60     the demo: 30 min of a simulated
+                                                          wearable in 30 s, live states
+  edge-daemon --device serial --port /dev/ttyUSB0         a wearable on a USB-serial adapter
+  edge-daemon --device ble --ble-device AA:BB:CC:DD:EE:FF a BLE wearable (see: edge-daemon scan)
+  edge-daemon --device replay --file S2.pkl --speed 100   replay a WESAD subject, compare with
+                                                          its labels
+  edge-daemon --config /etc/wearable-edge/edge-daemon.toml
+
+Only derived states (state, class probabilities, events) are stored or printed; raw sensor
+samples never leave the hub and are written only to --record-raw, if you ask for it.
+"""
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("source")
+    src.add_argument("--device", choices=DEVICES,
+                     help="where data comes from (default: sim, a simulated wearable)")
+    src.add_argument("--port", help="serial port for --device serial (default /dev/ttyUSB0)")
+    src.add_argument("--baud", type=int, help="serial baud rate (default 115200)")
+    src.add_argument("--ble-device", action="append", metavar="ADDR|NAME",
+                     help="BLE wearable address or advertised name (repeat for several; "
+                          "default: any wearable offering our service or Heart Rate)")
+    src.add_argument("--file", help="for --device replay: a WESAD S*.pkl, a .npz recording or "
+                                    "a frame file made with --record-raw")
+    src.add_argument("--recording", help="for --device sim: the recording the simulator plays "
+                                         "(default: the demo recording)")
+    src.add_argument("--sim-devices", type=int, metavar="N",
+                     help="for --device sim: how many simulated wearables (default 1)")
+    src.add_argument("--speed", type=float, metavar="X",
+                     help="sim/replay: play X times faster than real time (default 1)")
+    src.add_argument("--duration", type=float, metavar="SECONDS",
+                     help="stop after this many seconds of wall time (default: run until the "
+                          "source ends or SIGTERM)")
+    src.add_argument("--resident", metavar="NAME",
+                     help="resident id for a single wearable (default: the device's own id)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--bundle", metavar="DIR",
+                       help="model bundle directory or .tar (default: the bundled demo model)")
+    model.add_argument("--backend", choices=BACKENDS,
+                       help="inference runtime; auto measures the bundle's formats at start "
+                            "and picks the fastest (default auto)")
+    model.add_argument("--precision", choices=PRECISIONS,
+                       help="model precision (default auto: as measured / recommended)")
+    model.add_argument("--threads", type=int, metavar="N", help="engine threads (default 1)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--db", metavar="PATH",
+                     help="SQLite database (default $STATE_DIRECTORY or ~/.local/state/"
+                          "wearable-edge/edge.db)")
+    out.add_argument("--no-db", action="store_const", const=False, default=None,
+                     help="do not write the SQLite database")
+    out.add_argument("--json", action="store_const", const=True, default=None,
+                     help="one JSON line per decision and event on stdout")
+    out.add_argument("--jsonl", metavar="FILE", help="also append JSON lines to FILE")
+    out.add_argument("--record-raw", metavar="FILE",
+                     help="write every raw frame received to FILE (local; off by default)")
+    out.add_argument("--state-dir", metavar="DIR",
+                     help="database and per-resident baselines (default $STATE_DIRECTORY or "
+                          "~/.local/state/wearable-edge)")
+    out.add_argument("--status", choices=("auto", "on", "off"),
+                     help="live status line (default auto: when stdout is a terminal)")
+    out.add_argument("--health-interval", type=float, metavar="SECONDS",
+                     help="health line in the log this often (default 60)")
+    out.add_argument("--summary-json", metavar="FILE",
+                     help="also write the end-of-run summary to FILE as JSON")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="configuration file; every option can be set there")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="log verbosity (default info)")
+    p.add_argument("-v", "--verbose", action="store_true", help="same as --log-level debug")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="edge-daemon",
+        description="wearable-edge hub daemon: reads wearables (BLE, serial, simulated or "
+                    "replayed), classifies baseline / stress / amusement on the hub, and stores "
+                    "only derived states. `edge-daemon --device sim` runs the demo; "
+                    "`edge-daemon run --help` lists every option.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    sub = top.add_subparsers(dest="command", metavar="{run,scan,calibrate}")
+    run = sub.add_parser("run", help="read, decide, store (the default command)",
+                         description="Run the hub pipeline until the source ends, --duration "
+                                     "passes, or SIGTERM/SIGINT (which drain and flush).",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG)
+    _add_common(run)
+    _add_run_options(run)
+
+    scan = sub.add_parser("scan", help="list nearby BLE wearables and what they offer",
+                          description="Listen for BLE advertisements and list the devices, "
+                                      "their signal strength and the profiles they offer.")
+    _add_common(scan)
+    scan.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                      help="how long to listen (default 5)")
+    scan.add_argument("--all", action="store_true",
+                      help="also list devices the daemon cannot read")
+    scan.add_argument("--adapter", help="Bluetooth adapter, e.g. hci0 (default: BlueZ's)")
+
+    cal = sub.add_parser("calibrate", help="record a resident's baseline now",
+                         description="Read the wearable for the model's calibration period "
+                                     "(the resident at rest), store the baseline on the hub "
+                                     "(replacing any earlier one) and exit.")
+    _add_common(cal)
+    _add_run_options(cal)
+    return top
+
+
+def _argv_with_command(argv: Sequence[str]) -> list[str]:
+    args = list(argv)
+    if not args or args[0] not in ("run", "scan", "calibrate", "-h", "--help"):
+        args.insert(0, "run")  # `edge-daemon --device sim` means `edge-daemon run --device sim`
+    return args
+
+
+def _config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    cfg = load_config(args.config)
+    overrides: dict[str, Any] = {}
+    for dest, key in CLI_TO_CONFIG.items():
+        if hasattr(args, dest):
+            overrides[key] = getattr(args, dest)
+    if getattr(args, "verbose", False):
+        overrides["log_level"] = "debug"
+    return apply_overrides(cfg, overrides)
+
+
+def _setup_logging(level: str, console: Any = None) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler: logging.Handler
+    if console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return str(o)
+
+
+def _clean(o: Any) -> Any:
+    """NaN/inf -> None so the summary is strict JSON."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
+    from edge.daemon import open_daemon
+    from edge.status import StatusLine, format_summary
+
+    status_on = StatusLine.wanted(cfg.health.status_line, json_on_stdout=cfg.json)
+    status = StatusLine(enabled=status_on)
+    _setup_logging(cfg.log_level, status.console if status_on else None)
+    try:
+        daemon = open_daemon(cfg, status=status, calibrate=calibrate)
+    except EdgeError as e:
+        print(f"edge-daemon: cannot start: {e}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
+    except OSError as e:
+        print(f"edge-daemon: cannot start: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        summary = asyncio.run(daemon.run())
+    except EdgeError as e:
+        print(f"edge-daemon: failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    text = format_summary(summary)
+    if status_on:
+        status.print(text)
+    else:
+        print(text, file=sys.stderr if cfg.json else sys.stdout, flush=True)
+    if cfg.summary_json:
+        Path(cfg.summary_json).write_text(json.dumps(_clean(summary), indent=1,
+                                                     default=_json_default))
+    if calibrate:
+        done = summary.get("events", {}).get("calibrated", 0)
+        if not done:
+            print("edge-daemon: no baseline was recorded (not enough usable data)",
+                  file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def _scan(args: argparse.Namespace, cfg: DaemonConfig) -> int:
+    _setup_logging(cfg.log_level)
+    try:
+        from edge.sources.ble import format_scan_results, scan
+    except ImportError as e:
+        print(f"edge-daemon: BLE support is not installed ({e})", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        results = asyncio.run(scan(args.timeout, service_uuids=cfg.ble.service_uuids,
+                                   adapter=args.adapter or cfg.ble.adapter or None,
+                                   supported_only=not args.all))
+    except EdgeError as e:
+        print(f"edge-daemon: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_scan_results(results))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_argv_with_command(sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = _config_from_args(args)
+    except ConfigError as e:
+        print(f"edge-daemon: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "scan":
+        return _scan(args, cfg)
+    return _run(cfg, calibrate=args.command == "calibrate")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""LiteRT (TFLite) backend: ``ai_edge_litert`` if installed, else ``tflite_runtime``.
+
+Imports the interpreter only when an engine is created. XNNPACK (LiteRT's default CPU
+delegate) is on unless ``xnnpack=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import Bundle, TensorSpec
+from edge.engines.base import InferenceEngine, dequantize, quantize
+from edge.errors import BundleError, EngineError
+
+__all__ = ["TfliteEngine", "load_interpreter_class"]
+
+# The interpreter reports scale/zero-point in float32; the manifest stores JSON floats.
+_SCALE_RTOL = 1e-5
+
+
+def load_interpreter_class() -> Any:
+    """``Interpreter`` from ai_edge_litert, else tflite_runtime; EngineError if neither."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as e:
+            raise EngineError(
+                "tflite: neither ai_edge_litert nor tflite_runtime is installed "
+                "(pip install ai-edge-litert)"
+            ) from e
+    return Interpreter
+
+
+class TfliteEngine(InferenceEngine):
+    """One ``.tflite`` file of a bundle in a LiteRT interpreter."""
+
+    name = "tflite"
+
+    def __init__(
+        self, bundle: Bundle, key: str, *, threads: int = 1, xnnpack: bool = True
+    ) -> None:
+        entry = bundle.entry(key)
+        super().__init__(entry, source=str(bundle.path_of(key)))
+        if entry.format != "tflite":
+            raise EngineError(f"tflite:{self.source}: {key!r} is a {entry.format} file")
+        interpreter_cls = load_interpreter_class()
+        try:
+            model = bundle.read_verified(key)
+        except BundleError as e:
+            raise EngineError(f"tflite:{self.source}: {e}") from e
+        kwargs: dict[str, Any] = {"model_content": model, "num_threads": max(1, int(threads))}
+        if not xnnpack:
+            resolver = _resolver_without_delegates()
+            if resolver is not None:
+                kwargs["experimental_op_resolver_type"] = resolver
+        try:
+            self._interp: Any = interpreter_cls(**kwargs)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise EngineError(f"tflite:{self.source}: cannot load model: {e}") from e
+        (inp,) = self._interp.get_input_details()
+        out = self._interp.get_output_details()[0]
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self._in_dtype = np.dtype(inp["dtype"])
+        _check_io(inp, entry.input, f"tflite:{self.source}: input")
+        _check_io(out, entry.output, f"tflite:{self.source}: output")
+        self.threads = kwargs["num_threads"]
+
+    def _run_one(self, x: np.ndarray) -> np.ndarray:
+        if self._interp is None:
+            raise EngineError(f"tflite:{self.source}: engine is closed")
+        feed = quantize(x, self.entry.input) if self.entry.input.quantized else x
+        try:
+            self._interp.set_tensor(self._in_index, feed.astype(self._in_dtype, copy=False))
+            self._interp.invoke()
+            y = self._interp.get_tensor(self._out_index)  # a copy, safe after the next invoke
+        except (ValueError, RuntimeError) as e:
+            raise EngineError(f"tflite:{self.source}: inference failed: {e}") from e
+        if self.entry.output.quantized:
+            return dequantize(y, self.entry.output)
+        return np.asarray(y, dtype=np.float32)
+
+    def close(self) -> None:
+        self._interp = None
+
+
+def _check_io(detail: dict[str, Any], spec: TensorSpec, where: str) -> None:
+    """The manifest's I/O description must match the model's (else quantization is wrong)."""
+    dtype = np.dtype(detail["dtype"]).name
+    if dtype != spec.dtype:
+        raise EngineError(f"{where} dtype {dtype} != manifest's {spec.dtype}")
+    if spec.scale is not None:
+        scale, zero_point = detail["quantization"]
+        if not np.isclose(scale, spec.scale, rtol=_SCALE_RTOL) or zero_point != spec.zero_point:
+            raise EngineError(
+                f"{where} quantization ({scale}, {zero_point}) != manifest's "
+                f"({spec.scale}, {spec.zero_point})"
+            )
+
+
+def _resolver_without_delegates() -> Any:
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import OpResolverType
+        except ImportError:
+            return None
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES

@@ -1,0 +1,475 @@
+"""Per-device ingest: protocol messages in, model-ready windows and device events out.
+
+For every device (a :class:`~edge.sources.base.SourceItem` ``device`` key) a
+:class:`DeviceIngest` keeps:
+
+- what the device said in its HELLO: its sensors, mapped to the model's modalities **by the
+  contract** (a sensor whose ``kind`` is a modality name with the right channel count and
+  unit feeds it; anything else is ignored and counted);
+- a :class:`~firmware_bridge.timesync.SequenceTracker` (lost, duplicated, reordered packets:
+  duplicates are dropped, losses become ``data_gap`` events);
+- a :class:`~firmware_bridge.timesync.ClockMapper` fed by TIME_SYNC, which maps the device
+  clock to hub time for the ``t`` of each decision;
+- the shared :class:`~edge.preprocess.WindowAssembler` (the bounded raw buffer) which cuts,
+  validates and normalizes windows exactly as training did;
+- the enrollment of a new resident: the first ``calibration_s`` of data set the baseline
+  (:class:`~edge.preprocess.CalibrationAccumulator`); the raw samples of that period are held
+  (bounded) and windowed once the baseline exists, so the first minutes get decisions too,
+  and the offline evaluation of the same stream gives the same windows.
+
+Windows are cut on the **device's own clock** (seconds since its epoch): samples of one
+device share it, so multi-rate alignment needs no estimate and is exactly reproducible from
+a raw recording. A clock that jumps backwards (a reboot) starts a new session. Hub time
+enters only as the timestamp of what is decided.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from edge.contract import InputContract, Modality
+from edge.decisions import DeviceEvents, Event
+from edge.errors import CalibrationError, ContractError
+from edge.preprocess import Calibration, CalibrationAccumulator, Window, WindowAssembler
+from edge.sources.base import ConnectionEvent, SourceItem
+from firmware_bridge.errors import BridgeError
+from firmware_bridge.protocol import Event as DeviceEvent
+from firmware_bridge.protocol import EventKind, Hello, Samples, SensorInfo, TimeSync
+from firmware_bridge.timesync import ClockMapper, SeqStatus, SequenceTracker
+
+__all__ = ["DeviceIngest", "IngestOutput", "ReadyWindow", "TimeBase", "unit_matches"]
+
+log = logging.getLogger(__name__)
+
+# A device clock that goes back by more than this is a new session (reboot, re-based clock),
+# not a late packet: BLE and serial never deliver a packet this late.
+CLOCK_REGRESSION_S: Final = 10.0
+# At most one data_gap event per device per this much data time: a lossy link must not
+# turn the event table into a packet log (every lost packet is still counted).
+GAP_EVENT_INTERVAL_S: Final = 60.0
+# Enrollment keeps the raw samples of the calibration period plus one window and this slack;
+# older ones are dropped (counted) while the baseline is not ready, so memory stays bounded.
+ENROLL_SLACK_S: Final = 60.0
+# A baseline not ready after this many calibration periods is restarted from fresh data
+# (the first minutes had too little contact); counted.
+ENROLL_RESTART_PERIODS: Final = 2.0
+
+# unit spellings firmware and standard profiles use for the contract's units
+_UNIT_ALIASES: Final = {
+    "°c": "degc", "celsius": "degc", "c": "degc",
+    "µs": "us", "μs": "us", "microsiemens": "us",
+    "au": "a.u.", "arb": "a.u.",
+}
+
+
+def unit_matches(sensor_unit: str, modality_unit: str) -> bool:
+    """True if ``sensor_unit`` is ``modality_unit`` under the usual spellings."""
+    def norm(u: str) -> str:
+        u = u.strip().lower()
+        return _UNIT_ALIASES.get(u, u)
+
+    return norm(sensor_unit) == norm(modality_unit)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyWindow:
+    """A window cut from one device's stream, with everything the decision needs."""
+
+    device: str
+    resident: str
+    window: Window
+    t: float  # hub wall-clock epoch seconds of the window end (virtual when sped up)
+
+
+@dataclass(slots=True)
+class IngestOutput:
+    windows: list[ReadyWindow]
+    events: list[Event]
+
+
+class TimeBase:
+    """Device seconds -> hub wall-clock epoch seconds, for the ``t`` of records.
+
+    Real time: the device clock through the :class:`ClockMapper` (TIME_SYNC pairs) once it
+    has a pair, else through the smallest observed (reception - device time) offset, which
+    is the device clock plus the shortest link latency. Sped up (sim/replay at N x): virtual
+    time, ``start + data seconds``, so dwell times and alerts read in data time.
+    """
+
+    def __init__(self, *, realtime: bool, wall_at_start: float, mono_at_start: float) -> None:
+        self.realtime = realtime
+        self.mapper = ClockMapper()
+        self._wall_minus_mono = wall_at_start - mono_at_start
+        self._wall_at_start = wall_at_start
+        self._offset: float | None = None  # hub mono - device s, smallest seen
+        self._virtual_t0: float | None = None  # device s at the virtual start
+
+    def observe_samples(self, t_device_end: float, received_at: float) -> None:
+        off = received_at - t_device_end
+        if self._offset is None or off < self._offset:
+            self._offset = off
+        if self._virtual_t0 is None:
+            self._virtual_t0 = t_device_end
+
+    def observe_sync(self, msg: TimeSync, received_at: float) -> None:
+        self.mapper.observe(msg, received_at)
+
+    def reset(self) -> None:
+        self.mapper.reset()
+        self._offset = None
+        self._virtual_t0 = None
+
+    def to_wall(self, t_device_s: float) -> float:
+        if not self.realtime:
+            t0 = self._virtual_t0 if self._virtual_t0 is not None else t_device_s
+            return self._wall_at_start + (t_device_s - t0)
+        if self.mapper.synced:
+            return self.mapper.to_hub(round(t_device_s * 1e6)) + self._wall_minus_mono
+        if self._offset is not None:
+            return t_device_s + self._offset + self._wall_minus_mono
+        return time.time()
+
+
+class DeviceIngest:
+    """One device's stream; see the module docstring. Not thread-safe (the loop owns it)."""
+
+    def __init__(
+        self,
+        key: str,
+        contract: InputContract,
+        events: DeviceEvents,
+        *,
+        resolve_resident: Callable[[str, str | None], str],
+        load_calibration: Callable[[str], Calibration | None],
+        save_calibration: Callable[[str, Calibration], None],
+        enroll: bool = True,
+        realtime: bool = True,
+        wall_at_start: float | None = None,
+        mono_at_start: float | None = None,
+    ) -> None:
+        self.key = key
+        self.contract = contract
+        self.events = events
+        self._resolve_resident = resolve_resident
+        self._load_calibration = load_calibration
+        self._save_calibration = save_calibration
+        self.enroll = enroll
+        self.resident = resolve_resident(key, None)
+        self.events.resident = self.resident
+        self.device_id: str | None = None
+        self.counters: Counter[str] = Counter()
+        self.time = TimeBase(
+            realtime=realtime,
+            wall_at_start=time.time() if wall_at_start is None else wall_at_start,
+            mono_at_start=time.monotonic() if mono_at_start is None else mono_at_start,
+        )
+        self.seq = SequenceTracker()
+        self._sensors: dict[int, SensorInfo] = {}
+        self._route: dict[int, Modality] = {}  # sensor id -> the modality it feeds
+        self._needs_calibration = contract.normalization.kind == "subject_baseline"
+        self.calibration: Calibration | None = None
+        self.assembler: WindowAssembler | None = None
+        self.origin: float | None = None  # device second of window 0 in this session
+        self._enroll: CalibrationAccumulator | None = None
+        self._pending: list[tuple[str, np.ndarray, np.ndarray]] = []  # enrollment raw chunks
+        self._enroll_t0: float | None = None
+        self._max_t = -math.inf  # latest device second seen this session
+        self._relink = True  # the next HELLO starts from fresh sequence state
+        self._gap_event_t: float | None = None
+        self._lost_reported = 0  # packets lost up to the last data_gap event
+        self.state_note = "waiting for HELLO"
+
+    # -- dispatch -------------------------------------------------------------------------
+    def handle(self, item: SourceItem) -> IngestOutput:
+        out = IngestOutput([], [])
+        msg = item.message
+        self.counters["items"] += 1
+        if isinstance(msg, Samples):
+            self._on_samples(msg, item.received_at, out)
+        elif isinstance(msg, Hello):
+            self._on_hello(msg, out)
+        elif isinstance(msg, DeviceEvent):
+            self._on_event(msg, out)
+        elif isinstance(msg, TimeSync):
+            try:
+                self.time.observe_sync(msg, item.received_at)
+            except BridgeError as e:
+                self.counters["time_sync_rejected"] += 1
+                log.debug("%s: TIME_SYNC rejected: %s", self.key, e)
+        elif isinstance(msg, ConnectionEvent):
+            self._on_link(msg, out)
+        else:
+            self.counters["unknown_messages"] += 1
+        return out
+
+    def flush(self) -> IngestOutput:
+        """End of stream: the remaining windows (complete or invalid)."""
+        out = IngestOutput([], [])
+        if self.assembler is not None:
+            self._emit(self.assembler.flush(), out)
+        elif self._pending:
+            self.counters["enrollment_incomplete_samples"] += sum(len(t) for _, t, _ in
+                                                                  self._pending)
+            log.warning("%s: stream ended during enrollment (%.0f%%); no baseline stored",
+                        self.resident, 100 * self.enrollment_progress())
+            self._pending.clear()
+        return out
+
+    # -- messages -------------------------------------------------------------------------
+    def _on_hello(self, msg: Hello, out: IngestOutput) -> None:
+        self.counters["hellos"] += 1
+        changed = msg.sensor_map() != self._sensors or msg.device_id != self.device_id
+        if not changed and not self._relink:
+            return
+        first = self.device_id is None
+        self.device_id = msg.device_id
+        self._sensors = msg.sensor_map()
+        self._relink = False
+        self.seq.reset()
+        if first:
+            self.resident = self._resolve_resident(self.key, msg.device_id)
+            self.events.resident = self.resident
+        self._route = {}
+        for s in msg.sensors:
+            m = self._modality_for(s)
+            if m is not None:
+                self._route[s.sensor_id] = m
+        fed = {m.name for m in self._route.values()}
+        missing = [n for n in self.contract.modality_names if n not in fed]
+        if missing:
+            self.counters["hello_missing_modalities"] += 1
+            log.warning("%s (%s): the model needs %s but the device offers %s; its windows "
+                        "will be invalid (missing_modality)", self.key, msg.device_id, missing,
+                        [f"{s.kind}[{s.unit}]" for s in msg.sensors])
+        log.info("%s: device %s firmware %s, resident %s, sensors %s", self.key, msg.device_id,
+                 msg.firmware_version, self.resident,
+                 ", ".join(f"{s.kind}@{s.rate_hz:g}Hz" for s in msg.sensors))
+        if self.assembler is None and self._enroll is None:
+            self._start_session()
+
+    def _modality_for(self, s: SensorInfo) -> Modality | None:
+        try:
+            m = self.contract.modality(s.kind)
+        except ContractError:
+            return None  # a sensor the model does not use (hr, rr, ...)
+        if s.channels != m.n_channels:
+            log.warning("%s: sensor %d (%s) has %d channels, the model expects %d; ignored",
+                        self.key, s.sensor_id, s.kind, s.channels, m.n_channels)
+            self.counters["sensor_channel_mismatch"] += 1
+            return None
+        if not unit_matches(s.unit, m.unit):
+            log.warning("%s: sensor %d (%s) reports %r, the model expects %r; ignored",
+                        self.key, s.sensor_id, s.kind, s.unit, m.unit)
+            self.counters["sensor_unit_mismatch"] += 1
+            return None
+        return m
+
+    def _on_samples(self, msg: Samples, received_at: float, out: IngestOutput) -> None:
+        info = self._sensors.get(msg.sensor_id)
+        n = msg.count
+        if info is None:
+            self.counters["samples_before_hello"] += n
+            return
+        status = self.seq.observe(msg.sensor_id, msg.seq)
+        if status is SeqStatus.DUPLICATE:
+            self.counters["duplicate_packets"] += 1
+            return
+        if status is SeqStatus.GAP:
+            lost_now = self.seq.counts(msg.sensor_id).lost
+            self._note_gap(info, lost_now, out)
+        if n == 0:
+            return
+        t0 = msg.t_device_us * 1e-6
+        t = t0 + np.arange(n, dtype=np.float64) / info.rate_hz  # (N,) device seconds
+        if t0 < self._max_t - CLOCK_REGRESSION_S and status is not SeqStatus.REORDERED:
+            self.counters["clock_regressions"] += 1
+            log.warning("%s: device clock went back %.1f s (reboot?); starting a new session",
+                        self.key, self._max_t - t0)
+            self._end_session(out)
+            self._start_session()
+        self._max_t = max(self._max_t, float(t[-1]))
+        self.time.observe_samples(float(t[-1]), received_at)
+        m = self._route.get(msg.sensor_id)
+        if m is None:
+            self.counters["samples_unused"] += n
+            return
+        self.counters["samples"] += n
+        try:
+            x = info.to_physical(msg.raw)  # (N, C) float32 in the sensor's unit
+        except (ValueError, TypeError) as e:  # a raw array that does not match its sensor
+            self.counters["samples_malformed"] += n
+            log.debug("%s: sensor %d samples malformed: %s", self.key, msg.sensor_id, e)
+            return
+        self._push(m.name, t, x, out)
+
+    def _on_event(self, msg: DeviceEvent, out: IngestOutput) -> None:
+        t = self.time.to_wall(msg.t_device_us * 1e-6)
+        self.counters[f"device_event_{msg.kind.name.lower()}"] += 1
+        if msg.kind is EventKind.BATTERY:
+            out.events.extend(self.events.on_battery(t, float(msg.value)))
+        elif msg.kind is EventKind.CONTACT:
+            out.events.extend(self.events.on_contact(t, bool(msg.value)))
+        elif msg.kind is EventKind.FAULT:
+            log.warning("%s: device reports fault code %d", self.key, msg.value)
+
+    def _on_link(self, msg: ConnectionEvent, out: IngestOutput) -> None:
+        now = self.time.to_wall(self._max_t) if math.isfinite(self._max_t) else time.time()
+        out.events.extend(self.events.on_link(now, msg.connected, msg.reason))
+        self.counters["connects" if msg.connected else "disconnects"] += 1
+        if msg.connected:
+            # the device may have rebooted: fresh sequence state at its next HELLO
+            self._relink = True
+            self.seq.reset()
+
+    # -- sessions, enrollment, windows ----------------------------------------------------
+    def _start_session(self) -> None:
+        self.counters["sessions"] += 1
+        self._max_t = -math.inf
+        self.time.reset()
+        self.assembler = None
+        self._enroll = None
+        self._pending = []
+        self._enroll_t0 = None
+        if self._needs_calibration and self.calibration is None:
+            self.calibration = self._load_calibration(self.resident)
+            if self.calibration is not None:
+                log.info("%s: using the stored baseline of resident %s", self.key, self.resident)
+        if self._needs_calibration and self.calibration is None and self.enroll:
+            self._enroll = CalibrationAccumulator(
+                self.contract, source=f"enrollment of {self.resident} on {self.key} "
+                                      f"{time.strftime('%Y-%m-%d %H:%M')}"
+            )
+            self.state_note = "enrolling"
+            log.info("%s: no baseline for resident %s; enrolling from the first %.0f s",
+                     self.key, self.resident, self.contract.normalization.calibration_s)
+        else:
+            self.state_note = ""
+
+    def _end_session(self, out: IngestOutput) -> None:
+        out2 = self.flush()
+        out.windows.extend(out2.windows)
+        out.events.extend(out2.events)
+
+    def _ensure_assembler(self, origin: float) -> WindowAssembler:
+        if self.assembler is None:
+            rates = {self._route[sid].name: info.rate_hz for sid, info in self._sensors.items()
+                     if sid in self._route}
+            self.assembler = WindowAssembler(
+                self.contract, origin=origin, calibration=self.calibration, source_rates=rates
+            )
+            self.origin = origin
+        return self.assembler
+
+    def _push(self, name: str, t: np.ndarray, x: np.ndarray, out: IngestOutput) -> None:
+        if self._enroll is not None:
+            self._enroll_push(name, t, x, out)
+            return
+        if self.assembler is None:
+            self._ensure_assembler(float(t[0]))
+        assert self.assembler is not None
+        self.assembler.push(name, t, x)
+        self._emit(self.assembler.pop_ready(), out)
+
+    def _enroll_push(self, name: str, t: np.ndarray, x: np.ndarray, out: IngestOutput) -> None:
+        acc = self._enroll
+        assert acc is not None
+        if self._enroll_t0 is None:
+            self._enroll_t0 = float(t[0])
+        acc.push(name, t, x)
+        self._pending.append((name, t, x))
+        period = self.contract.normalization.calibration_s
+        if acc.ready:
+            try:
+                cal = acc.result()
+            except CalibrationError as e:  # pragma: no cover - ready said it would work
+                log.warning("%s: enrollment failed: %s", self.key, e)
+                return
+            self._finish_enrollment(cal, out)
+            return
+        # bound the held raw samples; restart a period that cannot produce a baseline
+        keep_from = self._max_t - (period + self.contract.window_s + ENROLL_SLACK_S)
+        while self._pending and self._pending[0][1][-1] < keep_from:
+            _, old_t, _ = self._pending.pop(0)
+            self.counters["enrollment_dropped_samples"] += len(old_t)
+        if self._max_t - self._enroll_t0 > ENROLL_RESTART_PERIODS * period:
+            self.counters["enrollment_restarts"] += 1
+            log.warning("%s: %.0f s of data gave no usable baseline (contact?); restarting "
+                        "enrollment", self.key, self._max_t - self._enroll_t0)
+            self._enroll = CalibrationAccumulator(self.contract, source=acc.source)
+            self._enroll_t0 = None
+            dropped = self._pending
+            self._pending = []
+            self.counters["enrollment_dropped_samples"] += sum(len(p[1]) for p in dropped)
+
+    def _finish_enrollment(self, cal: Calibration, out: IngestOutput) -> None:
+        self.calibration = cal
+        self._enroll = None
+        self.state_note = ""
+        try:
+            self._save_calibration(self.resident, cal)
+        except OSError as e:  # decide anyway; the next start enrolls again
+            self.counters["calibration_save_failed"] += 1
+            log.error("%s: cannot store the baseline of %s: %s", self.key, self.resident, e)
+        out.events.append(Event(self.resident, self.key, self.time.to_wall(self._max_t),
+                                "calibrated", {"source": "enrollment"}))
+        log.info("%s: baseline of resident %s set from enrollment", self.key, self.resident)
+        pending, self._pending = self._pending, []
+        origin = min(float(p[1][0]) for p in pending) if pending else self._max_t
+        asm = self._ensure_assembler(origin)
+        for name, t, x in pending:
+            asm.push(name, t, x)
+            self._emit(asm.pop_ready(), out)
+
+    def _emit(self, windows: list[Window], out: IngestOutput) -> None:
+        for w in windows:
+            t = self.time.to_wall(w.end)
+            if w.valid:
+                self.counters["windows_valid"] += 1
+            else:
+                reason = w.reason.value if w.reason is not None else "unknown"
+                self.counters[f"windows_invalid_{reason}"] += 1
+            out.events.extend(self.events.on_window(t, w.valid,
+                                                    None if w.reason is None else w.reason.value))
+            out.windows.append(ReadyWindow(self.key, self.resident, w, t))
+
+    def _note_gap(self, info: SensorInfo, lost_total: int, out: IngestOutput) -> None:
+        now = self._max_t if math.isfinite(self._max_t) else 0.0
+        if self._gap_event_t is not None and now - self._gap_event_t < GAP_EVENT_INTERVAL_S:
+            return
+        self._gap_event_t = now
+        lost = int(self.seq.totals().get("lost", lost_total))
+        out.events.extend(self.events.on_gap(self.time.to_wall(now), info.kind,
+                                             lost - self._lost_reported))
+        self._lost_reported = lost
+
+    # -- reporting ------------------------------------------------------------------------
+    def enrollment_progress(self) -> float:
+        return 1.0 if self._enroll is None else self._enroll.progress()
+
+    def health(self) -> dict[str, Any]:
+        h: dict[str, Any] = dict(self.counters)
+        h.update({f"seq_{k}": v for k, v in self.seq.totals().items()})
+        h["clock_jumps"] = self.time.mapper.stats.get("jumps", 0)
+        h["drift_ppm"] = round(self.time.mapper.drift_ppm, 1)
+        if self.assembler is not None:
+            st = self.assembler.stats
+            h["assembler_buffered"] = sum(self.assembler.buffered_samples().values())
+            for name, d in (("dropped_out_of_order", st.dropped_out_of_order),
+                            ("dropped_before_origin", st.dropped_before_origin),
+                            ("dropped_non_finite_time", st.dropped_non_finite_time),
+                            ("discarded_stalled", st.discarded_stalled)):
+                if d:
+                    h[name] = sum(d.values())
+            if st.windows_skipped_empty:
+                h["windows_skipped_empty"] = st.windows_skipped_empty
+        if self._enroll is not None:
+            h["enrollment_progress"] = round(self._enroll.progress(), 3)
+        return h

@@ -1,0 +1,212 @@
+"""The decisions database: SQLite in WAL mode, batched commits, a time index, retention.
+
+Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
+
+    decisions(id, resident, device, t, state, probabilities JSON, raw JSON, model_id,
+              window_start, window_end, window_index, label, latency_ms)
+    events(id, resident, device, t, kind, detail JSON)
+
+``t`` is hub wall-clock epoch seconds; ``probabilities`` the smoothed class probabilities
+and ``raw`` the window's own (both ``{"class": p}``). Nothing else is stored: no sample.
+
+Why these settings: WAL lets a reader (a dashboard, ``sqlite3`` in a shell) read while the
+daemon writes; ``synchronous=NORMAL`` in WAL mode survives a process crash (SIGKILL) with
+every committed transaction intact and costs one fsync per checkpoint rather than per
+commit, which an SD card appreciates; commits are batched for the same reason.
+The file is created owner-only (0600) before SQLite opens it; SQLite gives the -wal and
+-shm files the database file's permissions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from edge.decisions import Decision, Event
+from edge.sinks.base import FaultCallback, Record, ThreadedSink
+
+__all__ = ["SCHEMA_VERSION", "SqliteSink", "open_database"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1  # bump with a migration when a column changes meaning
+BUSY_TIMEOUT_MS: Final = 5000  # a reader holding a lock briefly must not fail a commit
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    resident TEXT NOT NULL,
+    device TEXT NOT NULL,
+    t REAL NOT NULL,
+    state TEXT NOT NULL,
+    probabilities TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    window_start REAL,
+    window_end REAL,
+    window_index INTEGER,
+    label TEXT,
+    latency_ms REAL
+);
+CREATE INDEX IF NOT EXISTS decisions_t ON decisions (t);
+CREATE INDEX IF NOT EXISTS decisions_resident_t ON decisions (resident, t);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    resident TEXT NOT NULL,
+    device TEXT NOT NULL,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_t ON events (t);
+CREATE INDEX IF NOT EXISTS events_resident_t ON events (resident, t);
+"""
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` (and its directory) owner-only if missing; tighten an existing file."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def open_database(
+    path: str | os.PathLike[str], *, readonly: bool = False, max_mb: float = 0.0
+) -> sqlite3.Connection:
+    """Open (creating owner-only if needed) the decisions database with the hub's settings.
+
+    Also the way tests, tools and dashboards read it (``readonly=True``). ``max_mb`` > 0
+    caps the file (``PRAGMA max_page_count``): beyond it writes fail as SQLITE_FULL.
+    """
+    p = Path(path)
+    if readonly:
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        return conn
+    _create_private(p)
+    conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if max_mb > 0:
+            page = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count={max(1, int(max_mb * 2**20 / page))}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(
+                f"{p} has schema version {version}; this daemon writes {SCHEMA_VERSION}"
+            )
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SqliteSink(ThreadedSink):
+    """Decisions and events into SQLite, on the sink's own thread, committed in batches."""
+
+    name = "sqlite"
+    transient_errors = (OSError, sqlite3.Error)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention_days: float = 30.0,
+        max_mb: float = 0.0,
+        buffer_max: int = 20000,
+        batch_size: int = 256,
+        commit_interval_s: float = 2.0,
+        retry_max_s: float = 30.0,
+        on_fault: FaultCallback | None = None,
+    ) -> None:
+        super().__init__(
+            buffer_max=buffer_max,
+            batch_size=batch_size,
+            interval_s=commit_interval_s,
+            retry_max_s=retry_max_s,
+            on_fault=on_fault,
+        )
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.max_mb = max_mb
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> None:
+        self._conn = open_database(self.path, max_mb=self.max_mb)
+        self._apply_retention()
+
+    def _write_batch(self, batch: Sequence[Record]) -> None:
+        conn = self._conn
+        assert conn is not None  # _open ran first on this thread
+        decisions = [r for r in batch if isinstance(r, Decision)]
+        events = [r for r in batch if isinstance(r, Event)]
+        try:
+            with conn:  # one transaction per batch: all of it or none of it
+                if decisions:
+                    conn.executemany(
+                        "INSERT INTO decisions (resident, device, t, state, probabilities, raw,"
+                        " model_id, window_start, window_end, window_index, label, latency_ms)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                d.resident,
+                                d.device,
+                                d.t,
+                                d.state,
+                                json.dumps(d.probabilities),
+                                json.dumps(d.raw),
+                                d.model_id,
+                                d.window_start,
+                                d.window_end,
+                                d.window_index,
+                                d.label,
+                                None if d.latency_ms != d.latency_ms else d.latency_ms,
+                            )
+                            for d in decisions
+                        ],
+                    )
+                if events:
+                    conn.executemany(
+                        "INSERT INTO events (resident, device, t, kind, detail)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [(e.resident, e.device, e.t, e.kind, json.dumps(e.detail)) for e in events],
+                    )
+        except sqlite3.Error:
+            # `with conn` rolled back; make sure no half-open transaction survives the retry
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+
+    def _periodic(self) -> None:
+        self._apply_retention()
+
+    def _apply_retention(self) -> None:
+        if self.retention_days <= 0 or self._conn is None:
+            return
+        cutoff = time.time() - self.retention_days * 86400.0
+        with self._conn:
+            n = self._conn.execute("DELETE FROM decisions WHERE t < ?", (cutoff,)).rowcount
+            m = self._conn.execute("DELETE FROM events WHERE t < ?", (cutoff,)).rowcount
+        if n or m:
+            self.stats.inc("expired", n + m)
+            log.info("retention: deleted %d decisions and %d events older than %g days",
+                     n, m, self.retention_days)
+
+    def _close_resources(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()

@@ -1,0 +1,197 @@
+"""The embedded default: simulated wearables in-process, no hardware needed.
+
+Wraps :class:`firmware_bridge.sim.SimulatedWearable`: each plays a recording as protocol
+messages (through a real frame encoder and decoder, so the simulator's corrupted-byte fault
+is rejected by the CRC as on a serial line) at ``speed`` x real time, with the simulator's
+fault switches. The recording is, in order of preference: ``sim.recording`` from the
+config, the demo recording shipped beside the demo bundle (``demo_recording.npz``), or the
+simulator's own small synthetic recording.
+
+Ground truth: the recording's WESAD labels are exposed as :meth:`SimSource.label_for` (the
+class name a window should get, when the label maps to one of the model's classes), which
+the daemon prints beside the decisions and summarizes as agreement. ``replay`` is this
+source on a user's file.
+
+Not live: when the engine falls behind, the daemon reads the simulator more slowly instead
+of dropping windows, so a sped-up run loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from edge.errors import ConfigError
+from edge.sources.base import DEFAULT_QUEUE_SIZE, QueueBridge, SensorSource, SourceItem
+
+if TYPE_CHECKING:
+    from edge.config import DaemonConfig
+    from edge.recording import Recording
+
+__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording"]
+
+log = logging.getLogger(__name__)
+
+DEMO_RECORDING: Final = "demo_recording.npz"  # shipped next to the demo bundle's manifest
+SYNTHETIC_S: Final = 1800.0  # the fallback recording: half an hour, the length of `make demo`
+LABEL_STEP_S: Final = 1.0  # ground truth of a window: majority of its labels sampled at 1 Hz
+# each simulated device starts its device clock this far after the previous one, so several
+# devices do not share identical timestamps
+DEVICE_CLOCK_STAGGER_US: Final = 7_000_000
+
+
+def label_name(code: int, class_names: Sequence[str]) -> str | None:
+    """A WESAD label code -> one of the model's class names, or None (not comparable).
+
+    1 baseline, 2 stress, 3 amusement map to classes of those names; for a binary model
+    with a ``stress`` class, baseline and amusement map to its other class.
+    """
+    from edge.recording import LABEL_NAMES
+
+    name = LABEL_NAMES.get(int(code))
+    if name is None:
+        return None
+    if name in class_names:
+        return name
+    if code in (1, 3) and len(class_names) == 2 and "stress" in class_names:
+        return next(c for c in class_names if c != "stress")
+    return None
+
+
+def load_sim_recording(path: str, bundle_dir: Path | None) -> Recording:
+    """The recording ``sim`` plays (see the module docstring); wrist signals only."""
+    from edge.recording import load_recording
+
+    if path:
+        return load_recording(path).wrist_only()
+    if bundle_dir is not None and (bundle_dir / DEMO_RECORDING).is_file():
+        return load_recording(bundle_dir / DEMO_RECORDING).wrist_only()
+    from firmware_bridge.sim.synthetic import synthetic_recording
+
+    log.info("no demo recording found; the simulator plays its own synthetic session")
+    return synthetic_recording(SYNTHETIC_S)
+
+
+class SimSource(SensorSource):
+    """One or more :class:`SimulatedWearable` s in-process."""
+
+    kind = "sim"
+    live = False
+
+    def __init__(
+        self,
+        wearables: Sequence[Any],
+        *,
+        class_names: Sequence[str] | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        super().__init__()
+        if not wearables:
+            raise ConfigError("needs at least one simulated wearable", key="sim.devices")
+        self.wearables = list(wearables)
+        self.class_names = tuple(class_names) if class_names is not None else None
+        self._bridge = QueueBridge(self.stats, queue_size)
+        self._bridge_high_water = max(1, queue_size // 2)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._by_device = {w.device_id: w for w in self.wearables}
+        self._running = 0
+        self._stopped = False
+
+    @classmethod
+    def from_config(cls, cfg: DaemonConfig, *, class_names: Sequence[str] | None = None,
+                    recording: Recording | None = None) -> SimSource:
+        from edge.bundle import demo_bundle_path
+        from firmware_bridge.sim import SimulatedWearable
+
+        bundle_dir = Path(cfg.bundle) if cfg.bundle else demo_bundle_path()
+        if recording is None:
+            recording = load_sim_recording(cfg.sim.recording, bundle_dir if bundle_dir.is_dir()
+                                           else None)
+        faults = cfg.sim.make_faults()
+        wearables = [
+            SimulatedWearable(
+                recording,
+                device_id=f"{cls.kind}-{i}",
+                speed=cfg.speed,
+                faults=_reseed(faults, cfg.sim.seed + i),
+                loop_forever=cfg.duration > 0,  # a timed run keeps playing; else play once
+                t0_device_us=1_000_000 + i * DEVICE_CLOCK_STAGGER_US,
+            )
+            for i in range(cfg.sim.devices)
+        ]
+        return cls(wearables, class_names=class_names)
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        for w in self.wearables:
+            self._tasks.append(asyncio.create_task(self._play(w), name=f"sim:{w.device_id}"))
+        self._running = len(self._tasks)
+
+    async def _play(self, w: Any) -> None:
+        try:
+            async for t_hub, msg in w.messages():
+                self.stats.inc("items")
+                self._bridge.put(SourceItem(w.device_id, t_hub, msg))
+                # not live: wait for the consumer rather than let a full queue drop items
+                await self._bridge.wait_below(self._bridge_high_water)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._bridge.put(None)  # every wearable finished its recording
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._bridge.put(None)
+
+    def __aiter__(self) -> AsyncIterator[SourceItem]:
+        return self._bridge.iterate()
+
+    def health(self) -> dict[str, Any]:
+        sim: Counter[str] = Counter()
+        for w in self.wearables:
+            sim.update(w.stats)
+            sim.update({f"decoder_{k}": v for k, v in w.decoder_stats.items()})
+        return {"kind": self.kind, "queue": self._bridge.qsize(), **self.stats.snapshot(),
+                **{f"sim_{k}": v for k, v in sim.items()}}
+
+    # -- ground truth ----------------------------------------------------------------------
+    def label_for(self, device: str, start: float, end: float) -> str | None:
+        """The class a window ``[start, end)`` (device seconds) should get, or None."""
+        w = self._by_device.get(device)
+        if w is None or self.class_names is None or getattr(w, "_labels", None) is None:
+            return None
+        drift = 1.0 + w.faults.clock_drift_ppm * 1e-6
+        t0 = w.t0_device_us * 1e-6
+        grid = np.arange(start, end, LABEL_STEP_S)  # (n,) device seconds
+        rec_t = (grid - t0) / drift  # recording seconds (ignores a configured clock jump)
+        rec_t = rec_t[rec_t >= 0]
+        if not len(rec_t) or (not w.loop_forever and rec_t[-1] > w.duration_s):
+            return None
+        codes = np.asarray(w.label_at(rec_t)).reshape(-1)
+        values, counts = np.unique(codes, return_counts=True)
+        code = int(values[int(np.argmax(counts))])
+        if counts.max() < 0.5 * len(codes) or math.isnan(code):
+            return None
+        return label_name(code, self.class_names)
+
+
+def _reseed(faults: Any, seed: int) -> Any:
+    from dataclasses import replace
+
+    return replace(faults, seed=seed)

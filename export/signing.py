@@ -1,0 +1,80 @@
+"""Ed25519 signing of bundles (``edge-export --sign KEY``), with the ``cryptography`` package.
+
+The signature covers the exact bytes of ``manifest.json``; the manifest holds the sha256
+of every model file, so one signature vouches for the whole bundle. The hub verifies it in
+``edge.bundle.load_bundle(..., trusted_keys=[PEM public keys])``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+from edge.bundle import MANIFEST_NAME, SIGNATURE_NAME, key_id
+from export.errors import ExportError
+
+__all__ = ["generate_keypair", "public_key_pem", "sign_bundle"]
+
+
+def generate_keypair(private_path: str | os.PathLike[str], public_path: str | os.PathLike[str]) -> str:
+    """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) and its public key (PEM).
+
+    Returns the key id the hub will log for bundles signed with it.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    public = key.public_key()
+    Path(public_path).write_bytes(
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return key_id(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+def _load_private(path: str | os.PathLike[str]) -> object:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise ExportError(f"cannot load PEM private key: {e}", path=str(path), stage="sign") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ExportError("not an Ed25519 private key", path=str(path), stage="sign")
+    return key
+
+
+def public_key_pem(private_path: str | os.PathLike[str]) -> bytes:
+    """The PEM public key of a PEM private key file (what a hub is configured with)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = _load_private(private_path)
+    return key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def sign_bundle(bundle_dir: str | os.PathLike[str], private_path: str | os.PathLike[str]) -> str:
+    """Write ``manifest.sig`` for ``bundle_dir/manifest.json``; returns the key id."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = _load_private(private_path)
+    root = Path(bundle_dir)
+    manifest = (root / MANIFEST_NAME).read_bytes()
+    signature = key.sign(manifest)  # type: ignore[attr-defined]
+    raw = key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    kid = key_id(raw)
+    sig = {"alg": "Ed25519", "key_id": kid, "signature": base64.b64encode(signature).decode("ascii")}
+    (root / SIGNATURE_NAME).write_text(json.dumps(sig, indent=2) + "\n")
+    return kid

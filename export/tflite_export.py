@@ -1,0 +1,141 @@
+"""PyTorch student -> TFLite fp32 and full-integer int8 with litert-torch (no TensorFlow).
+
+int8 uses litert-torch's PT2E quantizer: ``torch.export`` -> ``prepare_pt2e`` with
+per-channel symmetric int8 weights and histogram-calibrated int8 activations -> calibration
+on training windows -> ``convert_pt2e`` -> ``litert_torch.convert(..., quant_config=...)``.
+The converter emits int8 input and output tensors; their scale and zero point go into the
+manifest so the hub quantizes each window and dequantizes the logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+from torch import nn
+
+from export.errors import ExportError
+from export.onnx_export import quiet_conversion
+
+__all__ = [
+    "TFLITE_QUANTIZER",
+    "export_tflite_fp32",
+    "export_tflite_int8",
+    "tflite_io",
+    "tflite_op_summary",
+]
+
+TFLITE_QUANTIZER: Final = {
+    "tool": "litert_torch PT2EQuantizer",
+    "weights": "int8 per-channel symmetric",
+    "activations": "int8 per-tensor affine, HistogramObserver",
+    "annotated_ops": "linear, add, mul, cat (others run in float between (de)quantize ops)",
+}
+
+
+@contextlib.contextmanager
+def _no_litert_progress() -> Iterator[None]:
+    old = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
+    os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"  # its own progress lines; ours are rich
+    try:
+        with quiet_conversion():
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
+        else:
+            os.environ["LITERT_TORCH_SHOW_PROGRESS"] = old
+
+
+def export_tflite_fp32(model: nn.Module, input_length: int, path: Path) -> None:
+    import litert_torch
+
+    sample = torch.zeros(1, input_length)
+    try:
+        with _no_litert_progress(), torch.no_grad():
+            edge_model = litert_torch.convert(model.eval(), (sample,))
+            edge_model.export(str(path))
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ExportError(f"TFLite fp32 conversion failed: {e}", path=str(path),
+                          stage="tflite_fp32") from e
+
+
+def export_tflite_int8(model: nn.Module, input_length: int, calib_x: np.ndarray, path: Path) -> None:
+    """Full-integer int8 via PT2E, calibrated on ``calib_x`` (N, L) training windows."""
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    sample = torch.zeros(1, input_length)
+    try:
+        with _no_litert_progress(), torch.no_grad():
+            graph = torch.export.export(model.eval(), (sample,)).module()
+            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+                pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+            )
+            prepared = prepare_pt2e(graph, quantizer)
+            for i in range(len(calib_x)):  # static batch 1, as exported
+                prepared(torch.from_numpy(calib_x[i : i + 1]))
+            converted = convert_pt2e(prepared, fold_quantize=False)
+            move_exported_model_to_eval(converted)  # exported graphs ignore .eval()
+            edge_model = litert_torch.convert(
+                converted, (sample,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)
+            )
+            edge_model.export(str(path))
+    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+        raise ExportError(f"TFLite int8 conversion failed: {e}", path=str(path),
+                          stage="tflite_int8") from e
+
+
+def _interpreter(path: Path) -> Any:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # no XNNPACK: inspect the model's own ops, not the delegate's fused replacement
+    interp = Interpreter(
+        model_path=str(path),
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interp.allocate_tensors()
+    return interp
+
+
+def tflite_io(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest's ``input``/``output`` descriptions, with scale/zero_point if integer."""
+    interp = _interpreter(path)
+
+    def describe(d: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": d["name"],
+            "shape": [int(v) for v in d["shape"]],
+            "dtype": np.dtype(d["dtype"]).name,
+        }
+        if out["dtype"] in ("int8", "uint8"):
+            scale, zero_point = d["quantization"]
+            out["scale"], out["zero_point"] = float(scale), int(zero_point)
+        return out
+
+    return describe(interp.get_input_details()[0]), describe(interp.get_output_details()[0])
+
+
+def tflite_op_summary(path: Path) -> dict[str, Any]:
+    """Which ops run in int8 and which in float (by their first input's dtype)."""
+    interp = _interpreter(path)
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+    int_ops: Counter[str] = Counter()
+    float_ops: Counter[str] = Counter()
+    for op in interp._get_ops_details():  # the public API has no per-op listing
+        name = op["op_name"]
+        if name in ("DELEGATE", "QUANTIZE", "DEQUANTIZE"):
+            continue
+        inputs = [i for i in op["inputs"] if i >= 0]
+        dt = dtypes.get(inputs[0], "?") if inputs else "?"
+        (int_ops if dt in ("int8", "uint8", "int16") else float_ops)[name] += 1
+    return {"int8_ops": dict(int_ops), "float_ops": dict(float_ops)}

@@ -1,0 +1,150 @@
+"""export: a RUN -> bundle round trip for every format, the manifest, the report, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.contract import InputContract
+from export.errors import ExportError
+from export.pipeline import TFLITE_INT8_MAX_BYTES, ExportOptions, export_run
+from export.quantize import agreement_and_kl, quantize_onnx_int8
+from tests.fakes.runs import exported_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+FORMATS = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return exported_bundle(tmp_path_factory.mktemp("export"))
+
+
+@pytest.mark.slow
+def test_round_trip_writes_every_format_and_a_verifiable_bundle(exported: Any) -> None:
+    root = exported.bundle_dir
+    for name in ("manifest.json", "manifest.sig", "quant_report.json", "quant_report.md",
+                 "model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite"):
+        assert (root / name).is_file(), name
+    assert sorted(p.name for p in (root / "plots").glob("*.png")) == [
+        "accuracy.png", "confusion_int8.png", "latency_size.png", "onnx_exclusions.png"]
+    with load_bundle(root, trusted_keys=[exported.public_key], require_signature=True) as b:
+        assert set(b.files) == set(FORMATS)
+        assert b.signed_by == exported.key_id
+        assert b.contract == exported.run.contract
+    # the archive holds the same bundle
+    with tarfile.open(exported.archive) as tar:
+        names = set(tar.getnames())
+    assert {"bundle/manifest.json", "bundle/model_int8.tflite"} <= names
+
+
+@pytest.mark.slow
+def test_manifest_carries_what_issue_3_lists(exported: Any) -> None:
+    m = json.loads((exported.bundle_dir / "manifest.json").read_text())
+    assert m["schema_version"] == 1
+    for key in ("model_id", "model_version", "created", "git_commit", "dataset", "intended_use",
+                "class_names", "contract", "calibration_required", "files", "recommended",
+                "quantization", "macs", "params", "metrics"):
+        assert key in m, key
+    assert "not a diagnosis" in m["intended_use"]
+    assert InputContract.from_dict(m["contract"]) == exported.run.contract
+    assert m["calibration_required"] is True  # the toy contract uses subject_baseline
+    assert m["params"] == sum(p.numel() for p in exported.run.model.parameters())
+    assert m["macs"] > 0
+    assert m["recommended"] in m["files"] and m["files"][m["recommended"]]["accuracy"]["acceptable"]
+    q = m["quantization"]
+    assert q["onnx_int8"]["chosen_by"] == "measurement" and len(q["onnx_int8"]["trials"]) >= 3
+    assert q["onnx_int8"]["per_channel"] and q["onnx_int8"]["quant_format"] == "QDQ"
+    assert q["tflite_int8"]["io"]["input"]["dtype"] in ("int8", "float32")
+    for key in FORMATS:
+        f = m["files"][key]
+        assert f["input"]["shape"] == [1, exported.run.contract.input_length]
+        assert f["output"]["shape"] == [1, 3]
+        assert len(f["sha256"]) == 64 and f["size"] > 0
+
+
+@pytest.mark.slow
+def test_report_measures_every_format_and_int8_holds(exported: Any) -> None:
+    r = json.loads((exported.bundle_dir / "quant_report.json").read_text())
+    assert list(r["formats"]) == ["torch_fp32", *FORMATS]
+    for key, row in r["formats"].items():
+        for metric in ("accuracy", "macro_f1", "auc", "per_class_f1", "agreement_vs_fp32",
+                       "kl_vs_fp32", "latency_ms", "macs"):
+            assert row[metric] is not None, (key, metric)
+        if key != "torch_fp32":
+            assert row["verdict"]["acceptable"], (key, row["verdict"])
+    for key in ("onnx_int8", "tflite_int8"):
+        check = r["checks"][key]
+        # issue 3: int8 macro-F1 within 0.01 of fp32, or the report names the cause
+        assert check["within_limit"] or "cause" in check
+        assert len(r["formats"][key]["confusion"]) == 3
+    assert r["checks"]["tflite_int8_size"]["within_limit"]
+    assert r["formats"]["tflite_int8"]["size_bytes"] <= TFLITE_INT8_MAX_BYTES
+    md = (exported.bundle_dir / "quant_report.md").read_text()
+    assert "## Verdict" in md and r["recommended"] in md and "Confusion matrices" in md
+
+
+@pytest.mark.slow
+def test_exclusion_choice_is_measured_and_method_is_an_option(exported: Any, tmp_path: Path) -> None:
+    """quantize_onnx_int8 alone: every calibration method works, a user's exclusion list is
+    honoured, and the chosen model agrees with fp32 on held-out windows."""
+    from export.quantize import run_onnx
+
+    fp32 = exported.bundle_dir / "model_fp32.onnx"
+    with np.load(exported.run.path / "windows" / "calib.npz") as z:
+        calib = z["X"][:64].astype(np.float32)
+    with np.load(exported.run.path / "windows" / "heldout.npz") as z:
+        held = z["X"].astype(np.float32)
+    ref = run_onnx(fp32, held)
+    for method in ("minmax", "percentile"):
+        res = quantize_onnx_int8(fp32, tmp_path / f"{method}.onnx", calib, held, method=method,
+                                 exclude_ops=["LayerNormalization"])
+        assert res.excluded == ["LayerNormalization"] and res.chosen_by == "user"
+        agree, kl = agreement_and_kl(ref, run_onnx(tmp_path / f"{method}.onnx", held))
+        assert agree >= 0.98 and kl >= 0.0
+    with pytest.raises(ExportError, match="calibration method"):
+        quantize_onnx_int8(fp32, tmp_path / "x.onnx", calib, held, method="kmeans")
+
+
+def test_export_refuses_a_non_empty_output_and_unknown_formats(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "something").write_text("x")
+    with pytest.raises(ExportError, match="not empty"):
+        export_run(tmp_path / "run", out)
+    with pytest.raises(ExportError, match="unknown formats"):
+        export_run(tmp_path / "run", tmp_path / "o2", ExportOptions(formats=["onnx_fp64"]))
+
+
+def test_export_of_a_missing_run_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ExportError) as e:
+        export_run(tmp_path / "no-run", tmp_path / "out")
+    assert e.value.path is not None and e.value.path.endswith("student.pt")
+
+
+def test_cli_help_and_keygen(tmp_path: Path) -> None:
+    help_text = subprocess.run([sys.executable, "-m", "export.cli", "--help"], cwd=REPO,
+                               capture_output=True, text=True, timeout=120, check=True).stdout
+    for flag in ("--out", "--formats", "--calib-size", "--calib-method", "--exclude-ops",
+                 "--sign", "--archive", "--keygen"):
+        assert flag in help_text
+    out = subprocess.run([sys.executable, "-m", "export.cli", "--keygen", str(tmp_path / "k")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "key id" in out
+    assert (tmp_path / "k.pem").stat().st_mode & 0o077 == 0  # private key is owner-only
+    assert (tmp_path / "k.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_cli_reports_a_bad_run_without_a_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "export.cli", str(tmp_path / "nope"), "--out",
+                           str(tmp_path / "b")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "edge-export failed" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,220 @@
+"""Student and teachers: shapes, budgets, layout, rebuild from model_args."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edge.contract import WESAD_CHEST_MODALITIES, WESAD_WRIST_MODALITIES, InputContract
+from train.macs import count_macs, count_params
+from train.models import (
+    FusionTeacher,
+    ModalityTeacher,
+    Student,
+    StudentConfig,
+    TeacherConfig,
+    build_teacher,
+    packed_columns,
+)
+
+CLASSES = ("baseline", "stress", "amusement")
+WRIST = InputContract(WESAD_WRIST_MODALITIES, CLASSES)
+FULL = InputContract(WESAD_WRIST_MODALITIES + WESAD_CHEST_MODALITIES, CLASSES)
+MAX_PARAMS = 100_000  # issue 2 budget
+MAX_MACS = 10_000_000  # issue 2 budget, per window
+
+
+def _x(contract: InputContract, batch: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, contract.input_length, generator=g)
+
+
+def test_default_contract_packed_length() -> None:
+    assert WRIST.input_length == 3840 + 240 + 240 + 5760
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_student_shapes(pooling: str) -> None:
+    cfg = StudentConfig.from_contract(WRIST, pooling=pooling)
+    model = Student(cfg).eval()
+    x = _x(WRIST)
+    out = model.forward_features(x)
+    n_tok = 4 * 12 + (pooling == "cls")  # 60 s / 5 s patches per modality
+    assert cfg.n_tokens == n_tok
+    assert model(x).shape == (3, 3)
+    assert out.logits.shape == (3, 3)
+    assert out.fused.shape == (3, cfg.d_model)
+    assert set(out.per_modality) == {"bvp", "eda", "temp", "acc"}
+    assert all(v.shape == (3, cfg.d_model) for v in out.per_modality.values())
+    assert out.attention.shape == (3, cfg.n_heads, n_tok, n_tok)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(3, cfg.n_heads, n_tok))
+    torch.testing.assert_close(out.logits, model(x))
+
+
+def test_student_budget_default_wrist_contract() -> None:
+    model = Student(StudentConfig.from_contract(WRIST))
+    params, macs = count_params(model), count_macs(model, WRIST.input_length)
+    assert params <= MAX_PARAMS
+    assert macs <= MAX_MACS
+    assert 20_000 < params < 80_000  # well inside the budget, not trivially small
+
+
+def test_count_macs_matches_analytic_student() -> None:
+    cfg = StudentConfig.from_contract(WRIST)
+    D, N, H = cfg.d_model, cfg.n_tokens, cfg.mlp_ratio * cfg.d_model
+    patch = (
+        sum(
+            n * c * p
+            for n, c, p in zip(cfg.patch_counts, cfg.channels, cfg.patch_samples, strict=True)
+        )
+        * D
+    )
+    per_layer = N * D * 3 * D + 2 * N * N * D + N * D * D + 2 * N * D * H
+    expected = patch + cfg.n_layers * per_layer + D * cfg.n_classes
+    assert count_macs(Student(cfg), WRIST.input_length) == expected
+
+
+def test_count_macs_counts_convolutions_and_keeps_train_mode() -> None:
+    cfg = TeacherConfig.from_contract(WRIST, modalities=["eda"], n_blocks=1, width=8, hidden=16)
+    teacher = FusionTeacher(cfg).train()
+    # eda 4 Hz: stem stride 1, kernel 3, 240 steps; one stride-2 block, kernel 5, 120 steps
+    expected = 240 * 3 * 1 * 8 + 120 * 5 * 8 * 8 + 16 * 16 + 16 * 3
+    assert count_macs(teacher, WRIST.input_length) == expected
+    assert teacher.training
+
+
+def test_count_params_counts_every_parameter() -> None:
+    lin = torch.nn.Linear(7, 5)
+    assert count_params(lin) == 7 * 5 + 5
+
+
+def test_rebuild_from_json_model_args_gives_identical_outputs() -> None:
+    cfg = StudentConfig.from_contract(WRIST, d_model=24, n_heads=3, patch_hidden=16)
+    model = Student(cfg).eval()
+    ckpt = {"model_args": json.loads(json.dumps(cfg.to_dict())), "state_dict": model.state_dict()}
+    rebuilt = Student(StudentConfig(**ckpt["model_args"])).eval()
+    rebuilt.load_state_dict(ckpt["state_dict"])
+    assert rebuilt.config == cfg
+    x = _x(WRIST)
+    torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
+
+
+def test_patch_tokens_follow_contract_layout() -> None:
+    # no encoder layers: token t depends only on its own patch, so a perturbation must land
+    # in exactly the token covering that modality, channel and second
+    cfg = StudentConfig.from_contract(WRIST, n_layers=0, pooling="mean", dropout=0.0)
+    model = Student(cfg).eval()
+    slots = model.token_slices
+    lay = {s.modality.name: s for s in WRIST.layout()}
+    cases = [("bvp", 0, 12.0, 2), ("eda", 0, 59.9, 11), ("acc", 1, 30.0, 6), ("acc", 2, 4.9, 0)]
+    x = _x(WRIST, batch=1)
+    h0, _ = model._encode(x)
+    for name, ch, sec, patch in cases:
+        s = lay[name]
+        col = s.offset + ch * s.samples + int(sec * s.modality.rate_hz)
+        x2 = x.clone()
+        x2[0, col] += 5.0
+        h1, _ = model._encode(x2)
+        changed = (h1 - h0).abs().amax(dim=-1)[0] > 1e-6  # (N,)
+        expected = torch.zeros_like(changed)
+        expected[slots[name][0] + patch] = True
+        assert torch.equal(changed, expected), (name, ch, sec)
+
+
+def test_student_on_full_contract_subset_matches_wrist_contract() -> None:
+    names = [m.name for m in WESAD_WRIST_MODALITIES]
+    wide = Student(StudentConfig.from_contract(FULL, modalities=names)).eval()
+    narrow = Student(StudentConfig.from_contract(WRIST)).eval()
+    narrow.load_state_dict(wide.state_dict())
+    x = _x(FULL)
+    cols = torch.from_numpy(packed_columns(FULL, names))
+    torch.testing.assert_close(narrow(x[:, cols]), wide(x))
+    np.testing.assert_array_equal(
+        FULL.pack_batch([FULL.unpack(x[0].numpy())])[:, packed_columns(FULL, names)][0],
+        WRIST.pack({k: v for k, v in FULL.unpack(x[0].numpy()).items() if k in names}),
+    )
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_modality_importance_is_a_distribution(pooling: str) -> None:
+    model = Student(StudentConfig.from_contract(WRIST, pooling=pooling)).eval()
+    x = _x(WRIST, batch=2)
+    imp = model.modality_importance(x)
+    assert set(imp) == set(WRIST.modality_names)
+    total = torch.stack(list(imp.values())).sum(0)
+    torch.testing.assert_close(total, torch.ones(2))
+    patches = model.patch_importance(x)
+    assert patches["bvp"].shape == (2, 12)
+    assert all(bool((v >= 0).all()) for v in patches.values())
+
+
+def test_student_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="pooling"):
+        StudentConfig.from_contract(WRIST, pooling="max")
+    with pytest.raises(ValueError, match="divisible"):
+        StudentConfig.from_contract(WRIST, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="longer than the window"):
+        StudentConfig.from_contract(WRIST, patch_s=120.0)
+
+
+@pytest.mark.parametrize("fusion", ["early", "mid", "late"])
+def test_fusion_teacher_forward_backward(fusion: str) -> None:
+    cfg = TeacherConfig.from_contract(FULL, fusion=fusion)
+    teacher = FusionTeacher(cfg)
+    x, y = _x(FULL, batch=4), torch.tensor([0, 1, 2, 1])
+    out = teacher.forward_features(x)
+    assert out.logits.shape == (4, 3)
+    assert out.features.shape == (4, teacher.feature_dim)
+    torch.nn.functional.cross_entropy(out.logits, y).backward()
+    for name, p in teacher.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert any(float(p.grad.abs().sum()) > 0 for p in teacher.parameters())
+
+
+def test_late_fusion_prob_space_averages_probabilities() -> None:
+    cfg = TeacherConfig.from_contract(WRIST, fusion="late", late_space="prob")
+    teacher = FusionTeacher(cfg).eval()
+    x = _x(WRIST)
+    xs = teacher._inputs(x)
+    probs = [
+        torch.softmax(clf(head(enc(xm))), -1)
+        for enc, head, clf, xm in zip(
+            teacher.encoders, teacher.heads, teacher.classifiers, xs, strict=True
+        )
+    ]
+    torch.testing.assert_close(torch.softmax(teacher(x), -1), torch.stack(probs).mean(0))
+
+
+def test_chest_teacher_reads_only_its_modalities() -> None:
+    teacher = ModalityTeacher(TeacherConfig.from_contract(FULL, modalities=["ecg", "resp"])).eval()
+    x = _x(FULL, batch=2)
+    x2 = x.clone()
+    x2[:, : WRIST.input_length] = 0.0  # the wrist block comes first in FULL
+    torch.testing.assert_close(teacher(x2), teacher(x))
+    ecg = FULL.layout()[4]
+    assert ecg.modality.name == "ecg"
+    x2[:, ecg.offset + 100] += 10.0
+    assert not torch.allclose(teacher(x2), teacher(x))
+
+
+@pytest.mark.parametrize("fusion", ["early", "mid", "late"])
+def test_teacher_rebuild_from_model_args(fusion: str) -> None:
+    cfg = TeacherConfig.from_contract(FULL, modalities=["ecg", "eda", "acc"], fusion=fusion)
+    teacher = FusionTeacher(cfg).eval()
+    args = json.loads(json.dumps(cfg.to_dict()))
+    rebuilt = build_teacher(args).eval()
+    rebuilt.load_state_dict(teacher.state_dict())
+    x = _x(FULL, batch=2)
+    torch.testing.assert_close(rebuilt(x), teacher(x), rtol=0, atol=0)
+
+
+def test_teacher_config_rejects_unknown_fusion_and_modality() -> None:
+    with pytest.raises(ValueError, match="fusion"):
+        TeacherConfig.from_contract(WRIST, fusion="deep")
+    from edge.errors import ContractError
+
+    with pytest.raises(ContractError):
+        TeacherConfig.from_contract(WRIST, modalities=["ecg"])

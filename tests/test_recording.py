@@ -1,0 +1,233 @@
+"""edge.recording: the WESAD pickle reader (restricted unpickler) and our compact .npz."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import EdgeError, RecordingError
+from edge.recording import (
+    Recording,
+    Signal,
+    load_recording,
+    load_wesad_subject,
+    save_recording,
+)
+from tests.fakes.recordings import malicious_pickle, wesad_dict, write_wesad_pickle
+
+SEGS = ((0, 4), (1, 10), (2, 6))  # 20 s: enough for shape and unit checks
+
+
+def test_reads_wesad_layout_and_converts_units(tmp_path: Path) -> None:
+    data = wesad_dict(SEGS, subject="S7")
+    path = write_wesad_pickle(tmp_path, data, subject="S7")
+    rec = load_wesad_subject(path)
+
+    assert rec.subject == "S7"
+    assert rec.meta["path"] == str(path)
+    assert set(rec.signals) == {"bvp", "eda", "temp", "acc", "ecg", "resp", "emg", "c_eda",
+                                "c_temp", "c_acc"}
+    rates = {k: s.rate_hz for k, s in rec.signals.items()}
+    assert rates == {"bvp": 64.0, "eda": 4.0, "temp": 4.0, "acc": 32.0, "ecg": 700.0,
+                     "resp": 700.0, "emg": 700.0, "c_eda": 700.0, "c_temp": 700.0,
+                     "c_acc": 700.0}
+    # wrist ACC is stored in 1/64 g; chest ACC is already in g
+    np.testing.assert_allclose(rec.signals["acc"].values, data["signal"]["wrist"]["ACC"] / 64.0,
+                               rtol=1e-6)
+    np.testing.assert_allclose(rec.signals["c_acc"].values, data["signal"]["chest"]["ACC"],
+                               rtol=1e-6)
+    assert rec.signals["acc"].unit == "g" and rec.signals["eda"].unit == "uS"
+    assert rec.signals["acc"].channels == ("x", "y", "z")
+    for s in rec.signals.values():
+        assert s.values.dtype == np.float32 and s.values.ndim == 2
+    assert rec.signals["ecg"].values.shape == (20 * 700, 1)
+    assert rec.signals["bvp"].values.shape == (20 * 64, 1)
+    codes = rec.label_codes()
+    assert codes.shape == (20 * 700,)
+    assert codes[0] == 0 and codes[5 * 700] == 1 and codes[-1] == 2
+    assert rec.duration_s == pytest.approx(20.0)
+
+
+def test_streams_give_timestamps_for_preprocess(tmp_path: Path) -> None:
+    rec = load_wesad_subject(write_wesad_pickle(tmp_path, wesad_dict(SEGS)))
+    streams = rec.streams(["bvp", "eda"], t0=100.0)
+    t, v = streams["bvp"]
+    assert t.dtype == np.float64 and t[0] == 100.0
+    assert t[1] - t[0] == pytest.approx(1 / 64)
+    assert v.shape == (t.shape[0], 1)
+    with pytest.raises(RecordingError, match="no signal 'ppg'"):
+        rec.streams(["ppg"])
+
+
+def test_wrist_only_and_crop(tmp_path: Path) -> None:
+    rec = load_wesad_subject(write_wesad_pickle(tmp_path, wesad_dict(SEGS)))
+    w = rec.wrist_only()
+    assert set(w.signals) == {"bvp", "eda", "temp", "acc"}
+    assert w.labels is not None
+    c = rec.crop(4.0, 14.0)
+    assert c.signals["bvp"].n_samples == 10 * 64
+    assert c.signals["eda"].n_samples == 40
+    assert (c.label_codes() == 1).all()  # the baseline segment exactly
+
+
+def test_python2_module_names_are_accepted(tmp_path: Path) -> None:
+    # The real WESAD files were pickled by Python 2 / numpy 1 (numpy.core.multiarray);
+    # numpy 2 writes numpy._core.multiarray. Both must load.
+    raw = pickle.dumps(wesad_dict(SEGS), protocol=2)
+    old = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    p = tmp_path / "S2.pkl"
+    p.write_bytes(old)
+    assert load_wesad_subject(p).signals["bvp"].n_samples == 20 * 64
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_pickle_protocols(tmp_path: Path, protocol: int) -> None:
+    p = write_wesad_pickle(tmp_path, wesad_dict(SEGS, dtype=np.float32), protocol=protocol)
+    assert load_wesad_subject(p).signals["ecg"].n_samples == 20 * 700
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path, protocol: int) -> None:
+    marker = tmp_path / "pwned"
+    p = tmp_path / "S2.pkl"
+    p.write_bytes(malicious_pickle(f"touch {marker}", protocol=protocol))
+    with pytest.raises(RecordingError, match=r"posix\.system|os\.system|nt\.system") as e:
+        load_wesad_subject(p)
+    assert e.value.path == str(p)
+    assert not marker.exists()
+
+
+def test_other_dangerous_globals_are_refused(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (eval, ("1+1",))
+
+    p = tmp_path / "S2.pkl"
+    p.write_bytes(pickle.dumps({"subject": "S2", "signal": Evil(), "label": None}, protocol=2))
+    with pytest.raises(RecordingError, match=r"(__builtin__|builtins)\.eval is not allowed"):
+        load_wesad_subject(p)
+
+
+def _assert_error(path: Path, *needles: str) -> None:
+    with pytest.raises(RecordingError) as e:
+        load_wesad_subject(path)
+    msg = str(e.value)
+    assert str(path) in msg and e.value.path == str(path)
+    for n in needles:
+        assert n in msg, msg
+    assert isinstance(e.value, EdgeError)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _assert_error(tmp_path / "S9" / "S9.pkl", "file not found")
+
+
+def test_not_a_pickle(tmp_path: Path) -> None:
+    p = tmp_path / "S2.pkl"
+    p.write_bytes(b"this is not a pickle at all")
+    _assert_error(p, "pickle")
+    p.write_bytes(pickle.dumps(wesad_dict(SEGS), protocol=2)[:5000])  # truncated download
+    _assert_error(p, "pickle")
+
+
+def test_missing_key_is_named(tmp_path: Path) -> None:
+    data = wesad_dict(SEGS)
+    del data["signal"]["wrist"]["BVP"]
+    _assert_error(write_wesad_pickle(tmp_path, data), "missing key signal/wrist/BVP")
+    data = wesad_dict(SEGS)
+    del data["label"]
+    _assert_error(write_wesad_pickle(tmp_path, data), "missing key /label")
+    data = wesad_dict(SEGS)
+    del data["signal"]["chest"]
+    _assert_error(write_wesad_pickle(tmp_path, data), "missing key signal/chest")
+
+
+def test_wrong_shape_is_named(tmp_path: Path) -> None:
+    data = wesad_dict(SEGS)
+    data["signal"]["wrist"]["ACC"] = data["signal"]["wrist"]["ACC"][:, :2]
+    _assert_error(write_wesad_pickle(tmp_path, data), "signal/wrist/ACC", "shape", "(N, 3)")
+    data = wesad_dict(SEGS)
+    data["signal"]["chest"]["ECG"] = [1.0, 2.0]
+    _assert_error(write_wesad_pickle(tmp_path, data), "signal/chest/ECG", "list")
+
+
+def test_label_length_mismatch(tmp_path: Path) -> None:
+    data = wesad_dict(SEGS)
+    data["label"] = data["label"][:-700]
+    _assert_error(write_wesad_pickle(tmp_path, data), "label length mismatch")
+
+
+def test_bad_label_codes_and_nan(tmp_path: Path) -> None:
+    data = wesad_dict(SEGS)
+    data["label"] = data["label"] + 10
+    _assert_error(write_wesad_pickle(tmp_path, data), "label codes outside 0..7")
+    data = wesad_dict(SEGS)
+    data["signal"]["wrist"]["EDA"][3, 0] = np.nan
+    _assert_error(write_wesad_pickle(tmp_path, data), "signal/wrist/EDA", "NaN")
+
+
+def test_wrist_duration_mismatch(tmp_path: Path) -> None:
+    data = wesad_dict(((1, 60),))
+    data["signal"]["wrist"]["BVP"] = data["signal"]["wrist"]["BVP"][: 64 * 30]  # a 32 Hz file?
+    _assert_error(write_wesad_pickle(tmp_path, data), "wrist bvp lasts 30.0 s")
+
+
+# -- compact .npz ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype,rtol", [("float32", 0.0), ("float16", 1e-3)])
+def test_npz_roundtrip(tmp_path: Path, dtype: str, rtol: float) -> None:
+    rec = load_wesad_subject(write_wesad_pickle(tmp_path, wesad_dict(SEGS)))
+    rec.meta["note"] = "demo"
+    out = save_recording(rec.wrist_only(), tmp_path / "demo.npz", dtype=dtype)
+    back = load_recording(out)
+    assert back.subject == rec.subject
+    assert back.meta["note"] == "demo" and back.meta["wrist_only"] is True
+    assert back.meta["path"] == str(out)
+    assert set(back.signals) == {"bvp", "eda", "temp", "acc"}
+    for k, s in back.signals.items():
+        orig = rec.signals[k]
+        assert (s.rate_hz, s.unit, s.channels) == (orig.rate_hz, orig.unit, orig.channels)
+        assert s.values.dtype == np.float32
+        np.testing.assert_allclose(s.values, orig.values, rtol=rtol, atol=rtol * 0.1)
+    assert back.labels is not None
+    np.testing.assert_array_equal(back.label_codes(), rec.label_codes())
+    with np.load(out) as z:
+        assert z["sig_bvp"].dtype == np.dtype(dtype)
+
+
+def test_npz_without_labels(tmp_path: Path) -> None:
+    rec = Recording("P1", {"eda": Signal(4.0, np.ones(40), "uS", ("eda",))})
+    back = load_recording(save_recording(rec, tmp_path / "x.npz", compress=False))
+    assert back.labels is None and back.signals["eda"].n_samples == 40
+    with pytest.raises(RecordingError, match="has no labels"):
+        back.label_codes()
+
+
+def test_npz_errors(tmp_path: Path) -> None:
+    p = tmp_path / "foreign.npz"
+    np.savez(p, X=np.zeros(3))
+    with pytest.raises(RecordingError, match="no 'header'") as e:
+        load_recording(p)
+    assert e.value.path == str(p)
+    q = tmp_path / "objects.npz"
+    np.savez(q, header=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(RecordingError, match="malformed"):
+        load_recording(q)
+    with pytest.raises(RecordingError, match="file not found"):
+        load_recording(tmp_path / "absent.npz")
+    with pytest.raises(RecordingError, match="unknown recording type '.csv'"):
+        load_recording(tmp_path / "x.csv")
+
+
+def test_load_recording_dispatches_pkl(tmp_path: Path) -> None:
+    p = write_wesad_pickle(tmp_path, wesad_dict(SEGS))
+    assert load_recording(p).meta["format"] == "wesad"
+
+
+def test_signal_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="channels"):
+        Signal(4.0, np.zeros((5, 2)), "uS", ("eda",))
+    with pytest.raises(ValueError, match="rate_hz"):
+        Signal(0.0, np.zeros(5), "uS", ("eda",))

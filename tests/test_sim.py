@@ -1,0 +1,268 @@
+"""The wearable simulator: faithful playback, every fault switch, pty / TCP transports, CLI.
+
+The recording is a small deterministic synthetic one built in-process
+(:func:`firmware_bridge.sim.synthetic.synthetic_recording`, an ``edge.recording.Recording``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import serial
+
+from firmware_bridge.errors import SimulatorError
+from firmware_bridge.framing import FrameDecoder
+from firmware_bridge.protocol import Event, EventKind, Hello, Message, Samples, TimeSync
+from firmware_bridge.sim import Faults, SimulatedWearable
+from firmware_bridge.sim.cli import main as cli_main
+from firmware_bridge.sim.synthetic import synthetic_recording
+from firmware_bridge.sim.transports import PtyLink, serve_tcp
+from firmware_bridge.timesync import ClockMapper, SeqStatus, SequenceTracker
+
+INF = math.inf
+
+
+@pytest.fixture(scope="module")
+def rec():  # type: ignore[no-untyped-def]
+    return synthetic_recording(40.0, seed=3)
+
+
+async def _collect(w: SimulatedWearable) -> list[tuple[float, Message]]:
+    return [item async for item in w.messages()]
+
+
+def _expected_raw(w: SimulatedWearable, rec, kind: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    info = next(s for s in w.hello.sensors if s.kind == kind)
+    return info.to_raw(np.asarray(rec.signals[kind].values, np.float64))
+
+
+def _by_sensor(msgs: list[Message]) -> dict[int, list[Samples]]:
+    out: dict[int, list[Samples]] = defaultdict(list)
+    for m in msgs:
+        if isinstance(m, Samples):
+            out[m.sensor_id].append(m)
+    return out
+
+
+def _check_every_sample_in_order(w: SimulatedWearable, rec, msgs: list[Message]) -> None:  # type: ignore[no-untyped-def]
+    by = _by_sensor(msgs)
+    for info in w.hello.sensors:
+        packets = by[info.sensor_id]
+        assert [p.seq for p in packets] == list(range(len(packets)))
+        got = np.concatenate([p.raw for p in packets])
+        np.testing.assert_array_equal(got, _expected_raw(w, rec, info.kind))
+        # each packet is stamped with its first sample's device time
+        starts = np.cumsum([0] + [p.count for p in packets[:-1]])
+        want_t = [w.device_time_us(i / info.rate_hz) for i in starts]
+        assert [p.t_device_us for p in packets] == want_t
+
+
+async def test_plays_every_sample_in_order_without_faults(rec) -> None:  # type: ignore[no-untyped-def]
+    w = SimulatedWearable(rec, speed=INF)
+    items = await _collect(w)
+    msgs = [m for _, m in items]
+    assert msgs[0] == w.hello
+    kinds = {s.kind for s in w.hello.sensors}
+    assert kinds == {"bvp", "eda", "temp", "acc"}
+    _check_every_sample_in_order(w, rec, msgs)
+    assert sum(isinstance(m, Hello) for m in msgs) == 4  # t = 0, 10, 20, 30
+    assert sum(isinstance(m, TimeSync) for m in msgs) == 8  # every 5 s
+    hub = [t for t, _ in items]
+    assert hub == sorted(hub) and w.hub_t0 is not None
+    assert set(w.decoder_stats) <= {"bytes", "frames"}
+    # physical values survive the wire within half a step
+    bvp = next(s for s in w.hello.sensors if s.kind == "bvp")
+    phys = bvp.to_physical(np.concatenate([p.raw for p in _by_sensor(msgs)[bvp.sensor_id]]))
+    np.testing.assert_allclose(phys, rec.signals["bvp"].values, atol=bvp.scale / 2 + 1e-4)
+
+
+async def test_drop_duplicate_reorder_are_seen_by_the_sequence_tracker(rec) -> None:  # type: ignore[no-untyped-def]
+    w = SimulatedWearable(rec, speed=INF, faults=Faults(drop=0.05, duplicate=0.05, reorder=0.05, seed=11))
+    msgs = [m for _, m in await _collect(w)]
+    tracker = SequenceTracker()
+    delivered: dict[int, set[int]] = defaultdict(set)
+    for m in msgs:
+        if isinstance(m, Samples):
+            status = tracker.observe(m.sensor_id, m.seq)
+            if status is not SeqStatus.DUPLICATE:
+                assert m.seq not in delivered[m.sensor_id]
+                delivered[m.sensor_id].add(m.seq)
+    totals = tracker.totals()
+    assert w.stats["dropped_samples"] > 0 and w.stats["duplicated_samples"] > 0
+    assert totals["duplicated"] == w.stats["duplicated_samples"]
+    assert totals["reordered"] > 0
+    n_expected = {s.sensor_id: len(_by_sensor([m for _, m in await _collect(SimulatedWearable(rec, speed=INF))])[s.sensor_id]) for s in w.hello.sensors}  # noqa: E501
+    missing = sum(n_expected[k] - len(v) for k, v in delivered.items())
+    assert missing == w.stats["dropped_samples"]
+    # a lost packet at a sensor's very end is never seen as a gap, so <=
+    assert totals["lost"] <= w.stats["dropped_samples"]
+    assert totals["lost"] >= w.stats["dropped_samples"] - len(n_expected)
+
+
+async def test_flipped_bytes_never_reach_the_hub(rec) -> None:  # type: ignore[no-untyped-def]
+    clean = {(m.sensor_id, m.seq): m for _, m in await _collect(SimulatedWearable(rec, speed=INF))
+             if isinstance(m, Samples)}  # fmt: skip
+    w = SimulatedWearable(rec, speed=INF, faults=Faults(flip=0.2, seed=5))
+    got = [m for _, m in await _collect(w) if isinstance(m, Samples)]
+    assert w.stats["flipped"] > 20
+    rejected = sum(w.decoder_stats[r] for r in ("crc", "framing", "truncated", "payload",
+                                                "unknown_type", "version"))  # fmt: skip
+    assert rejected >= w.stats["flipped"]  # a flip to 0x00 splits a frame: two rejections
+    assert len(got) <= len(clean) - w.stats["flipped"] + 10
+    for m in got:
+        assert m == clean[(m.sensor_id, m.seq)]
+
+
+async def test_clock_drift_and_jump_are_recovered_from_time_sync(rec) -> None:  # type: ignore[no-untyped-def]
+    w = SimulatedWearable(rec, speed=INF, time_sync_period_s=1.0,
+                          faults=Faults(clock_drift_ppm=80.0))  # fmt: skip
+    cm = ClockMapper()
+    for t_hub, m in await _collect(w):
+        if isinstance(m, TimeSync):
+            assert m.t_hub_us == pytest.approx(t_hub * 1e6, abs=1)
+            cm.observe(m, t_hub)
+    assert cm.drift_ppm == pytest.approx(-80.0 / (1 + 80e-6), abs=0.5)  # device runs fast
+    assert w.hub_t0 is not None
+    assert cm.to_hub(w.device_time_us(30.0)) == pytest.approx(w.hub_t0 + 30.0, abs=1e-4)
+
+    w2 = SimulatedWearable(rec, speed=INF, time_sync_period_s=1.0,
+                           faults=Faults(clock_jump_at_s=20.0, clock_jump_us=-5_000_000))  # fmt: skip
+    cm2 = ClockMapper()
+    for t_hub, m in await _collect(w2):
+        if isinstance(m, TimeSync):
+            cm2.observe(m, t_hub)
+    assert cm2.stats["jumps"] == 1
+    assert w2.hub_t0 is not None
+    assert cm2.to_hub(w2.device_time_us(35.0)) == pytest.approx(w2.hub_t0 + 35.0, abs=1e-4)
+
+
+async def test_disconnect_stall_battery_and_contact(rec) -> None:  # type: ignore[no-untyped-def]
+    faults = Faults(disconnect_at_s=(12.0,), disconnect_s=3.0, stall_at_s=(25.0,), stall_s=2.0,
+                    battery_low_at_s=30.0, contact_lost_at_s=5.0, contact_lost_s=4.0)  # fmt: skip
+    w = SimulatedWearable(rec, speed=INF, faults=faults)
+    emissions = list(w.timeline())
+    events = [e.event for e in emissions]
+    assert events.count("disconnect") == 1 and events.count("reconnect") == 1
+    i = events.index("reconnect")
+    assert emissions[i].t == pytest.approx(15.0) and emissions[i + 1].message == w.hello
+    assert w.stats["lost_disconnected_samples"] > 0
+    # nothing was sent while the link was down
+    assert not [e for e in emissions if e.message is not None and 12.0 <= e.t < 15.0]
+    # the stall: nothing between 25 and 27 s, then the backlog at 27 s
+    ts = [e.t for e in emissions if e.message is not None]
+    assert not [t for t in ts if 25.0 <= t < 27.0]
+    assert sum(t == 27.0 for t in ts) >= 8 and w.stats["stalled"] >= 8
+
+    w2 = SimulatedWearable(rec, speed=INF, faults=faults)
+    msgs = [m for _, m in await _collect(w2)]
+    evs = [m for m in msgs if isinstance(m, Event)]
+    assert [e.value for e in evs if e.kind is EventKind.CONTACT] == [0, 1]
+    assert [e.value for e in evs if e.kind is EventKind.BATTERY][-1] == 5
+    eda = next(s for s in w2.hello.sensors if s.kind == "eda")
+    raw = np.concatenate([p.raw for p in _by_sensor(msgs)[eda.sensor_id]])[:, 0]
+    t = np.arange(len(raw)) / eda.rate_hz
+    assert (raw[(t >= 5.0) & (t < 9.0)] == 0).all()  # open electrodes
+    assert (raw[t < 5.0] > 0).all()
+
+
+async def test_loop_forever_continues_seq_and_clock(rec) -> None:  # type: ignore[no-untyped-def]
+    short = rec.crop(0.0, 5.0)
+    w = SimulatedWearable(short, speed=INF, loop_forever=True)
+    out: list[Samples] = []
+    async for _, m in w.messages():
+        if isinstance(m, Samples) and m.sensor_id == 1:
+            out.append(m)
+            if len(out) == 60:  # 15 s: three laps of a 5 s recording
+                break
+    assert [m.seq for m in out] == list(range(60))
+    t = [m.t_device_us for m in out]
+    assert all(b - a == 250_000 for a, b in zip(t, t[1:], strict=False))
+    assert np.array_equal(out[0].raw, out[20].raw)  # lap 2 replays the same samples
+    assert w.label_at(12.0) == w.label_at(2.0)
+
+
+def test_labels_are_the_recording_ground_truth(rec) -> None:  # type: ignore[no-untyped-def]
+    w = SimulatedWearable(rec, speed=INF)
+    codes = rec.labels.values[:, 0]
+    t = np.array([0.0, 11.9, 12.1, 20.0, 39.99])
+    np.testing.assert_array_equal(w.label_at(t), codes[(t * 700).astype(int)])
+    assert w.label_at(0.0) == 1 and w.label_at(15.0) == 2  # baseline, then stress
+    with pytest.raises(SimulatorError):
+        w.label_at_hub(1.0)  # not started
+
+
+def test_configuration_errors(rec) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SimulatorError):
+        Faults(drop=1.5)
+    with pytest.raises(SimulatorError):
+        SimulatedWearable(rec, speed=0)
+    with pytest.raises(SimulatorError, match="no signal 'ecg'"):
+        SimulatedWearable(rec, modalities=("ecg",))
+
+
+@pytest.mark.slow
+async def test_pty_end_to_end_at_10x_no_loss() -> None:
+    """The simulator writes a real pty; pyserial reads the other end; nothing is lost."""
+    rec = synthetic_recording(24.0, seed=9)
+    w = SimulatedWearable(rec, speed=10.0)
+    decoder = FrameDecoder()
+    received: list[Message] = []
+    stop = threading.Event()
+
+    def read(port: serial.Serial) -> None:
+        while not stop.is_set() or port.in_waiting:
+            data = port.read(port.in_waiting or 1)
+            if data:
+                received.extend(decoder.feed(data))
+
+    async with PtyLink() as link:
+        port = serial.Serial(link.path, baudrate=115200, timeout=0.05)
+        try:
+            reader = asyncio.create_task(asyncio.to_thread(read, port))
+            await link.play(w)
+            await asyncio.sleep(0.3)
+            stop.set()
+            await asyncio.wait_for(reader, timeout=10)
+        finally:
+            port.close()
+    assert link.stats["dropped_no_reader"] == 0
+    assert set(decoder.stats) <= {"bytes", "frames"}, decoder.stats
+    assert decoder.stats["bytes"] == link.stats["bytes"]
+    _check_every_sample_in_order(w, rec, received)
+    assert received[0] == w.hello
+
+
+async def test_tcp_transport_serves_the_stream(rec) -> None:  # type: ignore[no-untyped-def]
+    w = SimulatedWearable(rec.crop(0.0, 10.0), speed=20.0)
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(serve_tcp(w, on_ready=lambda h, p: ready.set_result(p)))
+    port = await asyncio.wait_for(ready, 5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    decoder = FrameDecoder()
+    got: list[Message] = []
+    while data := await asyncio.wait_for(reader.read(65536), 5):
+        got += decoder.feed(data)
+    writer.close()
+    stats = await asyncio.wait_for(server, 5)
+    assert stats["clients"] == 1
+    assert got and isinstance(got[0], Hello | TimeSync | Samples | Event)
+    assert sum(isinstance(m, Samples) for m in got) >= 150  # 10 s x 4 sensors x 4/s, minus connect lag
+    assert set(decoder.stats) <= {"bytes", "frames"}
+
+
+def test_cli_help_and_a_short_run(capsys: pytest.CaptureFixture[str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "firmware_bridge.sim.cli", "--help"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert "--speed" in out.stdout and "--drop" in out.stdout and "examples" in out.stdout
+    assert cli_main(["--synthetic-minutes", "0.2", "--speed", "inf", "--drop", "0.1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("/dev/pts/")
+    assert "dropped=" in captured.err
+    assert cli_main(["--recording", "/nonexistent.npz"]) == 2

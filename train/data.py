@@ -1,0 +1,551 @@
+"""Labelled windows for training: WESAD (real or synthetic) and the generic arrays format.
+
+Both loaders return a :class:`WindowedDataset`: per-modality ``(N, C, T)`` float32 windows,
+labels, subject groups, start times and the :class:`edge.contract.InputContract` that
+describes them, so a model trained on any subset of modalities carries its contract.
+
+WESAD (``load_wesad``): every ``S*/S*.pkl`` under ``root`` is read with
+:func:`edge.recording.load_wesad_subject` and windowed by :mod:`edge.preprocess` (the same
+code the hub runs): per-subject calibration from the first ``calibration_s`` seconds of the
+recording (``compute_calibration``, the hub's enrollment), then ``windows_from_streams``.
+Nothing here resamples, filters or normalizes a signal itself. A window's label is the task
+class covering >= 90 % of its 700 Hz label samples; other windows are dropped and counted in
+``info``.
+
+Arrays (``load_arrays``): one ``.npz`` with ``X`` (N, C, T) float32, ``y`` (N,) int or str,
+optional ``groups`` (N,), optional ``split`` (N,) of "train"/"test", ``channels`` (C,) and
+``sample_rate_hz``. It becomes one modality ``"signal"``. Its normalization is ``global``
+with *no* center/scale yet: the windows are raw, and the fit pipeline must call
+:func:`fit_global_normalization` with the training rows of each fold (never test rows), which
+computes per-channel median / robust spread on those rows only, applies them, and writes them
+into the contract that the exported model carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from edge.contract import (
+    WESAD_CHEST_MODALITIES,
+    WESAD_WRIST_MODALITIES,
+    InputContract,
+    Modality,
+    Normalization,
+)
+from edge.errors import EdgeError, RecordingError
+from edge.recording import CHEST_RATE_HZ, Recording, load_wesad_subject
+from train.errors import DataError
+
+__all__ = [
+    "LABEL_PURITY",
+    "TASK_CLASSES",
+    "WindowedDataset",
+    "fit_global_normalization",
+    "load_arrays",
+    "load_wesad",
+    "wesad_contract",
+]
+
+log = logging.getLogger(__name__)
+
+# A window is labelled only when one class covers this fraction of it: 60 s windows at a
+# 5 s hop would otherwise smear the response lag at condition boundaries into the labels.
+LABEL_PURITY: Final = 0.9
+
+# task -> (class names, {WESAD code: class index}); codes not listed are not in the task.
+TASK_CLASSES: Final[dict[str, tuple[tuple[str, ...], dict[int, int]]]] = {
+    "3class": (("baseline", "stress", "amusement"), {1: 0, 2: 1, 3: 2}),
+    "binary": (("non_stress", "stress"), {1: 0, 3: 0, 2: 1}),
+}
+
+ALL_WESAD_MODALITIES: Final = WESAD_WRIST_MODALITIES + WESAD_CHEST_MODALITIES
+
+# Extra seconds of signal kept around each labelled stretch when cropping, beyond the
+# window itself: more than any resampling margin edge.preprocess may read.
+CROP_MARGIN_S: Final = 10.0
+
+# Robust global normalization: a channel whose spread is below this (in its unit) would
+# blow up; the floor matches the idea of edge.preprocess's calibration floor.
+GLOBAL_SCALE_FLOOR: Final = 1e-6
+# Per-channel robust statistics need not see every sample: a strided subset this large
+# estimates a median to well under 1 % of the spread.
+GLOBAL_STAT_SAMPLES: Final = 2_000_000
+
+
+# -------------------------------------------------------------------------------------------
+# the dataset
+# -------------------------------------------------------------------------------------------
+@dataclass
+class WindowedDataset:
+    """Windows of several modalities with labels, subject groups and their contract."""
+
+    modalities: dict[str, np.ndarray]  # name -> (N, C, T) float32, normalized per contract
+    contract: InputContract  # covers every modality above, in this order
+    y: np.ndarray  # (N,) int64 class index into class_names
+    groups: np.ndarray  # (N,) str subject id
+    start: np.ndarray  # (N,) float64 seconds within the subject's recording
+    split: np.ndarray | None = None  # (N,) str "train"/"test" when the data set fixes one
+    class_names: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)  # counts, provenance
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            self.class_names = self.contract.class_names
+        n = self.y.shape[0]
+        for name, a in self.modalities.items():
+            if a.shape[0] != n:
+                raise ValueError(f"modality {name} has {a.shape[0]} windows, y has {n}")
+        for label, a in (("groups", self.groups), ("start", self.start), ("split", self.split)):
+            if a is not None and a.shape[0] != n:
+                raise ValueError(f"{label} has {a.shape[0]} rows, y has {n}")
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(self.modalities)
+
+    @property
+    def subjects(self) -> list[str]:
+        """Distinct subject ids in first-seen order."""
+        return list(dict.fromkeys(self.groups.tolist()))
+
+    def contract_for(self, names: Sequence[str]) -> InputContract:
+        """The contract of a model that sees only ``names`` (in that order)."""
+        return self.contract.subset(list(names))
+
+    def pack(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """``(N, L)`` float32 in the layout of ``contract_for(names)`` (``InputContract.pack``)."""
+        names = list(self.modality_names if names is None else names)
+        c = self.contract_for(names)  # validates the names
+        n = len(self)
+        parts = [self.modalities[s.modality.name].reshape(n, -1) for s in c.layout()]
+        return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+
+    def select(self, mask: np.ndarray | Sequence[int] | Sequence[bool]) -> WindowedDataset:
+        """Rows chosen by a boolean mask or an index array (a new dataset, arrays copied)."""
+        idx = np.asarray(mask)
+        if idx.dtype == np.bool_:
+            if idx.shape != (len(self),):
+                raise ValueError(f"mask shape {idx.shape} != ({len(self)},)")
+            idx = np.flatnonzero(idx)
+        return replace(
+            self,
+            modalities={k: v[idx] for k, v in self.modalities.items()},
+            y=self.y[idx],
+            groups=self.groups[idx],
+            start=self.start[idx],
+            split=None if self.split is None else self.split[idx],
+            info=dict(self.info),
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.y, minlength=len(self.class_names))
+        return {c: int(k) for c, k in zip(self.class_names, counts, strict=True)}
+
+
+# -------------------------------------------------------------------------------------------
+# WESAD
+# -------------------------------------------------------------------------------------------
+def wesad_contract(
+    task: str = "3class",
+    *,
+    window_s: float = 60.0,
+    hop_s: float = 5.0,
+    modalities: Sequence[str] | None = None,
+    normalization: Normalization | None = None,
+) -> InputContract:
+    """The contract of WESAD windows: wrist then chest modalities (or ``modalities``)."""
+    if task not in TASK_CLASSES:
+        raise ValueError(f"task must be one of {tuple(TASK_CLASSES)}, got {task!r}")
+    by_name = {m.name: m for m in ALL_WESAD_MODALITIES}
+    names = list(by_name) if modalities is None else list(modalities)
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown WESAD modalities {unknown}; known: {list(by_name)}")
+    return InputContract(
+        modalities=tuple(by_name[n] for n in names),
+        class_names=TASK_CLASSES[task][0],
+        window_s=window_s,
+        hop_s=hop_s,
+        normalization=normalization or Normalization(),
+    )
+
+
+def _subject_files(root: Path) -> list[Path]:
+    if not root.exists():
+        raise DataError(str(root), "WESAD directory not found")
+    if not root.is_dir():
+        raise DataError(str(root), "expected a directory holding S*/S*.pkl")
+    files = []
+    for d in root.iterdir():
+        if d.is_dir() and re.fullmatch(r"S\d+", d.name):
+            f = d / f"{d.name}.pkl"
+            if not f.exists():
+                raise DataError(str(f), f"subject directory {d.name} has no {d.name}.pkl")
+            files.append(f)
+    if not files:
+        raise DataError(str(root), "no subject files S*/S*.pkl found")
+    return sorted(files, key=lambda p: int(p.parent.name[1:]))
+
+
+def _crop_streams(
+    rec: Recording, names: Sequence[str], t0: float, t1: float
+) -> dict[str, Any]:
+    """``{name: Stream}`` of the samples in ``[t0, t1)`` (recording time)."""
+    from edge.preprocess import Stream
+
+    out = {}
+    for name in names:
+        sig = rec.signals[name]
+        i0 = max(0, math.ceil(t0 * sig.rate_hz - 1e-9))
+        i1 = min(sig.n_samples, math.ceil(t1 * sig.rate_hz - 1e-9))
+        t = np.arange(i0, i1, dtype=np.float64) / sig.rate_hz
+        out[name] = Stream(timestamps=t, values=sig.values[i0:i1], rate_hz=sig.rate_hz)
+    return out
+
+
+def _task_spans(cls_of: np.ndarray, window_s: float, total_s: float) -> list[tuple[float, float]]:
+    """Merged time spans around every run of task-labelled samples, padded by a window."""
+    in_task = cls_of >= 0
+    if not in_task.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.r_[0, in_task.astype(np.int8), 0]))
+    pad = window_s + CROP_MARGIN_S
+    spans: list[tuple[float, float]] = []
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        lo = max(0.0, a / CHEST_RATE_HZ - pad)
+        hi = min(total_s, b / CHEST_RATE_HZ + pad)
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+    return spans
+
+
+def _window_subject(
+    rec: Recording, contract: InputContract, task: str, info: dict[str, Any]
+) -> tuple[dict[str, list[np.ndarray]], list[int], list[float]]:
+    """Windows of one subject: (data per modality, class indices, start times)."""
+    from edge.preprocess import compute_calibration, windows_from_streams
+
+    names = contract.modality_names
+    missing = [n for n in names if n not in rec.signals]
+    if missing:
+        raise DataError(str(rec.meta.get("path", rec.subject)), f"has no signals {missing}")
+    class_of_code = TASK_CLASSES[task][1]
+    codes = rec.label_codes().astype(np.int64)
+    lut = np.full(max(int(codes.max(initial=0)), 7) + 1, -1, np.int64)
+    for code, k in class_of_code.items():
+        lut[code] = k
+    cls_of = lut[codes]  # (N,) class index per 700 Hz sample, -1 when not in the task
+    n_cls = len(TASK_CLASSES[task][0])
+    # cumulative counts per class make each window's purity an O(1) lookup
+    cum = np.zeros((n_cls, codes.shape[0] + 1), np.int64)
+    for k in range(n_cls):
+        np.cumsum(cls_of == k, out=cum[k, 1:])
+
+    cal_s = contract.normalization.calibration_s
+    calibration = None
+    if contract.normalization.needs_calibration:
+        calibration = compute_calibration(_crop_streams(rec, names, 0.0, cal_s + 1.0), contract)
+
+    data: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    ys: list[int] = []
+    starts: list[float] = []
+    seen: set[int] = set()
+    hop = contract.hop_s
+    total_s = rec.duration_s
+    invalid: Counter[str] = info["invalid"]
+    for lo, hi in _task_spans(cls_of, contract.window_s, total_s):
+        origin = math.floor(lo / hop + 1e-9) * hop  # windows stay on the global hop grid
+        streams = _crop_streams(rec, names, origin, hi)
+        for w in windows_from_streams(streams, contract, origin=origin, calibration=calibration):
+            k = round(w.start / hop)
+            if k in seen:
+                continue
+            a = round(w.start * CHEST_RATE_HZ)
+            b = min(round(w.end * CHEST_RATE_HZ), codes.shape[0])
+            if b - a < round(contract.window_s * CHEST_RATE_HZ * LABEL_PURITY):
+                continue  # runs past the end of the labels: not a window of this recording
+            counts = cum[:, b] - cum[:, a]
+            best = int(np.argmax(counts))
+            seen.add(k)
+            if counts.sum() == 0:  # all transition/meditation/questionnaire: not a task window
+                info["not_in_task"] += 1
+                continue
+            if counts[best] < LABEL_PURITY * (b - a):
+                info["mixed_label"] += 1
+                continue
+            if not w.valid:
+                invalid[str(getattr(w.reason, "value", w.reason))] += 1
+                continue
+            for n in names:
+                data[n].append(w.data[n])
+            ys.append(best)
+            starts.append(float(w.start))
+    return data, ys, starts
+
+
+def load_wesad(
+    root: str | Path,
+    task: str = "3class",
+    *,
+    window_s: float = 60.0,
+    hop_s: float = 5.0,
+    modalities: Sequence[str] | None = None,
+    progress: bool = True,
+    normalization: Normalization | None = None,
+) -> WindowedDataset:
+    """Every ``root/S*/S*.pkl`` (real or synthetic WESAD) as labelled windows.
+
+    ``task`` is ``"3class"`` (baseline / stress / amusement) or ``"binary"`` (stress vs
+    baseline + amusement). ``modalities`` defaults to all ten (wrist bvp, eda, temp, acc; chest
+    ecg, resp, emg, c_eda, c_temp, c_acc). ``info`` counts invalid windows by reason, windows
+    dropped for mixed labels and windows per subject.
+    """
+    root = Path(root)
+    if task not in TASK_CLASSES:
+        raise DataError(str(root), f"unknown task {task!r}; expected one of {tuple(TASK_CLASSES)}")
+    try:
+        contract = wesad_contract(task, window_s=window_s, hop_s=hop_s, modalities=modalities,
+                                  normalization=normalization)
+    except ValueError as e:
+        raise DataError(str(root), str(e)) from e
+    files = _subject_files(root)
+    names = contract.modality_names
+    info: dict[str, Any] = {
+        "source": "wesad",
+        "root": str(root),
+        "task": task,
+        "invalid": Counter(),
+        "mixed_label": 0,
+        "not_in_task": 0,
+        "per_subject": {},
+    }
+    all_data: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    ys: list[int] = []
+    groups: list[str] = []
+    starts: list[float] = []
+    t_start = time.perf_counter()
+    it: Any = files
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(files, desc="load WESAD", unit="subject")
+    for f in it:
+        try:
+            rec = load_wesad_subject(f)
+        except RecordingError as e:
+            reason = str(e).removeprefix(f"{e.path}: ")
+            raise DataError(e.path, reason) from e
+        sid = rec.subject or f.parent.name
+        try:
+            data, y, st = _window_subject(rec, contract, task, info)
+        except EdgeError as e:  # e.g. CalibrationError: too little data at the start
+            raise DataError(str(f), f"cannot window subject {sid}: {e}") from e
+        for n in names:
+            all_data[n].extend(data[n])
+        ys.extend(y)
+        starts.extend(st)
+        groups.extend([sid] * len(y))
+        info["per_subject"][sid] = len(y)
+        del rec
+    if not ys:
+        raise DataError(str(root), f"no valid labelled windows for task {task!r}")
+    info["invalid"] = dict(info["invalid"])
+    info["load_seconds"] = round(time.perf_counter() - t_start, 2)
+    modal = {n: np.stack(all_data[n]).astype(np.float32, copy=False) for n in names}
+    ds = WindowedDataset(
+        modalities=modal,
+        contract=contract,
+        y=np.asarray(ys, np.int64),
+        groups=np.asarray(groups, dtype=str),
+        start=np.asarray(starts, np.float64),
+        split=None,
+        info=info,
+    )
+    info["class_counts"] = ds.class_counts()
+    log.info("loaded %d windows from %d subjects in %.1f s", len(ds), len(files),
+             info["load_seconds"])
+    return ds
+
+
+# -------------------------------------------------------------------------------------------
+# generic arrays
+# -------------------------------------------------------------------------------------------
+def _require(z: Mapping[str, np.ndarray], key: str, path: str) -> np.ndarray:
+    if key not in z:
+        raise DataError(path, f"missing array {key!r} (have {sorted(z)})")
+    return z[key]
+
+
+def load_arrays(path: str | Path) -> WindowedDataset:
+    """A generic labelled-windows ``.npz`` as a one-modality (``"signal"``) dataset.
+
+    Windows are returned raw; see :func:`fit_global_normalization` (the contract's
+    normalization is ``global`` with center/scale to be fitted on training rows).
+    """
+    p = Path(path)
+    sp = str(p)
+    if not p.exists():
+        raise DataError(sp, "arrays file not found")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            z = {k: npz[k] for k in npz.files}
+    except ValueError as e:  # object arrays are refused: allow_pickle=False
+        raise DataError(sp, f"cannot read arrays (object arrays are not allowed): {e}") from e
+    except (OSError, EOFError) as e:
+        raise DataError(sp, f"not a readable .npz: {e}") from e
+    X = _require(z, "X", sp)
+    y_raw = _require(z, "y", sp)
+    channels = _require(z, "channels", sp)
+    rate = _require(z, "sample_rate_hz", sp)
+    if X.ndim != 3:
+        raise DataError(sp, f"X has shape {X.shape}, expected (N, C, T)")
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(sp, f"X has non-numeric dtype {X.dtype}")
+    n, c, t = X.shape
+    if n == 0 or t == 0:
+        raise DataError(sp, f"X has shape {X.shape}: no windows or no samples")
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        raise DataError(sp, "X contains NaN or infinite values")
+    if y_raw.shape != (n,):
+        raise DataError(sp, f"y has shape {y_raw.shape}, expected ({n},) to match X")
+    if channels.shape != (c,):
+        raise DataError(sp, f"channels has shape {channels.shape}, expected ({c},) to match X")
+    if rate.size != 1 or not np.issubdtype(rate.dtype, np.number):
+        raise DataError(sp, f"sample_rate_hz must be one number, got {rate!r}")
+    rate_hz = float(rate.reshape(()))
+    if not (rate_hz > 0 and math.isfinite(rate_hz)):
+        raise DataError(sp, f"sample_rate_hz must be positive, got {rate_hz}")
+
+    if np.issubdtype(y_raw.dtype, np.integer) or np.issubdtype(y_raw.dtype, np.str_):
+        uniq = np.unique(y_raw)
+    elif np.issubdtype(y_raw.dtype, np.floating) and (y_raw == np.round(y_raw)).all():
+        y_raw = y_raw.astype(np.int64)
+        uniq = np.unique(y_raw)
+    else:
+        raise DataError(sp, f"y must hold int or str labels, got dtype {y_raw.dtype}")
+    if uniq.size < 2:
+        raise DataError(sp, f"y has a single class {uniq.tolist()}; need at least two")
+    y = np.searchsorted(uniq, y_raw).astype(np.int64)
+    class_names = tuple(str(u) for u in uniq.tolist())
+
+    groups = z.get("groups")
+    if groups is None:
+        groups_arr = np.full(n, "all")  # one group: subject-wise CV is impossible
+    else:
+        if groups.shape != (n,):
+            raise DataError(sp, f"groups has shape {groups.shape}, expected ({n},)")
+        groups_arr = groups.astype(str)
+    split = z.get("split")
+    split_arr = None
+    if split is not None:
+        if split.shape != (n,):
+            raise DataError(sp, f"split has shape {split.shape}, expected ({n},)")
+        split_arr = np.char.lower(np.char.strip(split.astype(str)))
+        bad = sorted(set(np.unique(split_arr).tolist()) - {"train", "test"})
+        if bad:
+            raise DataError(sp, f"split values must be 'train' or 'test', found {bad}")
+        if not (split_arr == "train").any() or not (split_arr == "test").any():
+            raise DataError(sp, "split needs at least one 'train' and one 'test' row")
+
+    window_s = t / rate_hz
+    try:
+        modality = Modality("signal", "a.u.", rate_hz, tuple(str(ch) for ch in channels.tolist()))
+        contract = InputContract(
+            modalities=(modality,),
+            class_names=class_names,
+            window_s=window_s,
+            hop_s=window_s,  # windows come pre-cut; the hub would step a whole window
+            normalization=Normalization(kind="global"),
+        )
+    except EdgeError as e:
+        raise DataError(sp, f"cannot describe these arrays as an input contract: {e}") from e
+    starts = z.get("start")
+    start = (starts.astype(np.float64) if starts is not None and starts.shape == (n,)
+             else np.arange(n, dtype=np.float64) * window_s)
+    info = {
+        "source": "arrays",
+        "path": sp,
+        "normalized": False,
+        "invalid": {},
+        "mixed_label": 0,
+        "per_subject": {str(g): int(k) for g, k in zip(*np.unique(groups_arr, return_counts=True),
+                                                     strict=True)},
+    }
+    return WindowedDataset(
+        modalities={"signal": X},
+        contract=contract,
+        y=y,
+        groups=groups_arr,
+        start=start,
+        split=split_arr,
+        class_names=class_names,
+        info=info,
+    )
+
+
+def fit_global_normalization(
+    ds: WindowedDataset, train_mask: np.ndarray | Sequence[bool]
+) -> WindowedDataset:
+    """Per-channel center (median) and scale (IQR / 1.349, floored) from ``train_mask`` rows.
+
+    Returns a new dataset with every row (train and test) normalized by those statistics
+    and clipped to ±``clip``, and a contract whose ``global`` normalization carries them, so
+    the exported model and the hub apply exactly the same transform. Test rows never
+    influence the statistics.
+    """
+    if ds.contract.normalization.kind != "global":
+        raise ValueError(f"dataset normalization is {ds.contract.normalization.kind!r}, not global")
+    if ds.info.get("normalized"):
+        raise ValueError("dataset is already normalized; fit on the raw dataset")
+    mask = np.asarray(train_mask, dtype=bool)
+    if mask.shape != (len(ds),) or not mask.any():
+        raise ValueError("train_mask must be a (N,) boolean mask with at least one True")
+    clip = ds.contract.normalization.clip
+    centers: dict[str, tuple[float, ...]] = {}
+    scales: dict[str, tuple[float, ...]] = {}
+    out: dict[str, np.ndarray] = {}
+    for name, x in ds.modalities.items():  # (N, C, T)
+        tr = x[mask]
+        flat = np.moveaxis(tr, 1, 0).reshape(tr.shape[1], -1)  # (C, n*T)
+        step = max(1, flat.shape[1] // GLOBAL_STAT_SAMPLES)
+        sub = flat[:, ::step].astype(np.float64)
+        center = np.median(sub, axis=1)
+        q75, q25 = np.percentile(sub, [75, 25], axis=1)
+        scale = np.maximum((q75 - q25) / 1.349, GLOBAL_SCALE_FLOOR)
+        flat_sd = sub.std(axis=1)
+        # a channel that is mostly constant (IQR 0) but not flat: fall back to its SD
+        scale = np.where(scale <= GLOBAL_SCALE_FLOOR, np.maximum(flat_sd, GLOBAL_SCALE_FLOOR),
+                         scale)
+        centers[name] = tuple(float(v) for v in center)
+        scales[name] = tuple(float(v) for v in scale)
+        out[name] = _apply_global(x, center, scale, clip)
+    norm = replace(ds.contract.normalization, center=centers, scale=scales)
+    contract = replace(ds.contract, normalization=norm)
+    info = {**ds.info, "normalized": True, "normalization_rows": int(mask.sum())}
+    return replace(ds, modalities=out, contract=contract, info=info)
+
+
+def _apply_global(x: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: float) -> np.ndarray:
+    """(N, C, T) -> normalized, through edge.preprocess.normalize (the hub's own transform)."""
+    from edge.preprocess import normalize
+
+    out = np.empty(x.shape, np.float32)
+    for i in range(x.shape[0]):
+        out[i] = normalize(x[i], center, scale, clip)
+    return out

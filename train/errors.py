@@ -1,0 +1,28 @@
+"""Errors of the host-side training package: one base class, structured subclasses.
+
+Everything :mod:`train` raises on bad input derives from :class:`TrainError` (the CLI
+catches it together with :class:`edge.errors.EdgeError` and prints the message), so a
+caller can tell a bad data file or config from a programming error.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DataError", "TrainError"]
+
+
+class TrainError(Exception):
+    """Base class of every error raised by :mod:`train` on bad input."""
+
+
+class DataError(TrainError):
+    """A data set file or directory is missing or malformed.
+
+    ``path`` names the file (or directory) at fault and ``reason`` says what is wrong, in
+    words a user can act on (``"missing array 'y'"``, ``"X has shape (10, 3), expected
+    (N, C, T)"``).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

@@ -1,0 +1,521 @@
+"""Teachers and the distilled student, in one file (nanoGPT style).
+
+Every model takes ONE packed float32 input ``(B, L)`` laid out by an
+:class:`edge.contract.InputContract` (modalities in contract order, each channel-major) and
+slices it with constant offsets stored in its config, so a config alone (``model_args`` in a
+checkpoint) rebuilds the model: ``Student(StudentConfig(**ckpt["model_args"]))``.
+
+- :class:`Student`: a compact Transformer over the wrist modalities, made only of ops that
+  export to ONNX and TFLite with static shapes (constant slices, reshape, transpose, matmul,
+  softmax, layernorm, gelu, add, mean). Attention is written by hand so it exports as plain
+  matmuls and its maps can be read for the report.
+- :class:`ModalityTeacher` / :class:`FusionTeacher`: bigger 1-D CNN teachers over any group
+  of modalities (including chest signals the wearable never has); host-only, never exported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edge.contract import InputContract
+
+__all__ = [
+    "FUSIONS",
+    "POOLINGS",
+    "FusionTeacher",
+    "ModalityTeacher",
+    "Student",
+    "StudentConfig",
+    "StudentOutput",
+    "TeacherConfig",
+    "TeacherOutput",
+    "build_teacher",
+    "packed_columns",
+]
+
+POOLINGS: Final = ("mean", "cls")  # how the student fuses its tokens into one vector
+FUSIONS: Final = ("early", "mid", "late")  # where a teacher joins its modalities
+LATE_SPACES: Final = ("logit", "prob")  # what a late-fusion teacher averages
+ACTIVATIONS: Final = ("gelu", "relu")  # both are single ops in ONNX (opset 17+) and TFLite
+
+
+# -- layout shared by all configs -----------------------------------------------------------
+def _layout_fields(contract: InputContract, names: Sequence[str] | None) -> dict[str, Any]:
+    """The slice of ``contract``'s packed vector each chosen modality occupies (JSON-able)."""
+    by_name = {s.modality.name: s for s in contract.layout()}
+    chosen = list(contract.modality_names if names is None else names)
+    for n in chosen:
+        contract.modality(n)  # raises ContractError naming the unknown modality
+    return {
+        "modalities": tuple(chosen),
+        "offsets": tuple(by_name[n].offset for n in chosen),
+        "channels": tuple(by_name[n].modality.n_channels for n in chosen),
+        "samples": tuple(by_name[n].samples for n in chosen),
+        "rates_hz": tuple(float(by_name[n].modality.rate_hz) for n in chosen),
+        "input_length": contract.input_length,
+        "n_classes": contract.n_classes,
+    }
+
+
+def _check_layout(cfg: StudentConfig | TeacherConfig) -> None:
+    n = len(cfg.modalities)
+    if n == 0:
+        raise ValueError("a model needs at least one modality")
+    per_modality = (cfg.offsets, cfg.channels, cfg.samples, cfg.rates_hz)
+    if any(len(v) != n for v in per_modality):
+        raise ValueError("modalities, offsets, channels, samples and rates_hz differ in length")
+    for name, off, c, s in zip(cfg.modalities, cfg.offsets, cfg.channels, cfg.samples, strict=True):
+        if off < 0 or c < 1 or s < 1 or off + c * s > cfg.input_length:
+            raise ValueError(f"modality {name!r} does not fit in an input of {cfg.input_length}")
+    if cfg.n_classes < 2:
+        raise ValueError("need at least two classes")
+
+
+def _tuplify(cfg: Any) -> None:
+    # model_args that went through JSON come back as lists; keep configs hashable and equal
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, list):
+            object.__setattr__(cfg, f.name, tuple(v))
+
+
+def packed_columns(contract: InputContract, names: Sequence[str]) -> np.ndarray:
+    """Column indices that turn ``contract``'s packed ``(B, L)`` into ``contract.subset(names)``'s.
+
+    The training set packs every modality once (wrist + chest); the student and each teacher
+    see only theirs: ``X[:, packed_columns(full, wrist_names)]``.
+    """
+    by_name = {s.modality.name: s for s in contract.layout()}
+    return np.concatenate([np.arange(by_name[n].offset, by_name[n].stop) for n in names])
+
+
+def _slice(x: torch.Tensor, offset: int, channels: int, samples: int) -> torch.Tensor:
+    """(B, L) -> (B, C, T) for one modality; constant bounds, so it exports as a static Slice."""
+    return x[:, offset : offset + channels * samples].reshape(x.shape[0], channels, samples)
+
+
+# -- student --------------------------------------------------------------------------------
+@dataclass
+class StudentConfig:
+    """Hyperparameters and input layout of :class:`Student` (all fields JSON-able)."""
+
+    # input layout, filled by from_contract: one entry per modality, in packed order
+    modalities: tuple[str, ...] = ()
+    offsets: tuple[int, ...] = ()
+    channels: tuple[int, ...] = ()
+    samples: tuple[int, ...] = ()  # samples per channel in one window
+    rates_hz: tuple[float, ...] = ()
+    input_length: int = 0  # L of the packed vector
+    n_classes: int = 3  # baseline / stress / amusement
+    patch_s: float = 5.0  # 5 s holds several heartbeats and one SCR onset; 12 tokens per minute
+    d_model: int = 32  # width; 32 keeps the whole model near 50k parameters
+    n_heads: int = 4  # 8-dim heads: enough for time x modality routing at this width
+    n_layers: int = 2  # two layers: one to mix within a modality, one across
+    mlp_ratio: int = 2  # MLP hidden = 2 * d_model; the MLP dominates MACs, 4x buys little here
+    dropout: float = 0.1  # small data (WESAD has 15 people): regularise
+    pooling: str = "cls"  # "cls" (a learned query token; attention maps read off its row) or "mean"
+    activation: str = "gelu"  # "gelu" or "relu"
+    patch_hidden: int = 0  # >0: a 2-layer MLP patch embedding (Linear-act-Linear) instead of Linear
+
+    def __post_init__(self) -> None:
+        _tuplify(self)
+        _check_layout(self)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling {self.pooling!r} not in {POOLINGS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} not in {ACTIVATIONS}")
+        if self.d_model % self.n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+        if min(self.patch_counts) < 1:
+            raise ValueError(f"patch_s={self.patch_s} is longer than the window")
+
+    @classmethod
+    def from_contract(
+        cls, contract: InputContract, modalities: Sequence[str] | None = None, **overrides: Any
+    ) -> StudentConfig:
+        """Layout from ``contract`` (all its modalities unless ``modalities``), hyperparameters
+        from the defaults and ``overrides``. For deployment build it from the contract the
+        checkpoint carries (the wrist subset), so offsets index the hub's packed vector."""
+        return cls(**{**_layout_fields(contract, modalities), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """``model_args`` for a checkpoint (JSON-able)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @property
+    def patch_samples(self) -> tuple[int, ...]:
+        """Samples per channel in one patch, per modality (at least one)."""
+        return tuple(max(1, round(self.patch_s * r)) for r in self.rates_hz)
+
+    @property
+    def patch_counts(self) -> tuple[int, ...]:
+        """Tokens per modality; a tail shorter than one patch is dropped (static shapes)."""
+        return tuple(s // p for s, p in zip(self.samples, self.patch_samples, strict=True))
+
+    @property
+    def n_tokens(self) -> int:
+        """Sequence length the encoder sees (patch tokens plus the CLS token if any)."""
+        return sum(self.patch_counts) + (self.pooling == "cls")
+
+
+class StudentOutput(NamedTuple):
+    logits: torch.Tensor  # (B, K)
+    fused: torch.Tensor  # (B, D): what the classifier reads
+    per_modality: dict[str, torch.Tensor]  # name -> (B, D): mean of that modality's tokens
+    attention: torch.Tensor  # (B, nh, N, N) of the last layer; rows are queries
+
+
+def _act(name: str) -> nn.Module:
+    return nn.GELU() if name == "gelu" else nn.ReLU()
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention written out, so it exports as matmul + softmax and the
+    attention map is a plain tensor (no fused SDPA kernel, no mask, no dynamic shapes)."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, N, D = x.shape
+        hs = D // self.n_heads
+        q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, N, D)
+        q = q.reshape(B, N, self.n_heads, hs).transpose(1, 2)  # (B, nh, N, hs)
+        k = k.reshape(B, N, self.n_heads, hs).transpose(1, 2)  # (B, nh, N, hs)
+        v = v.reshape(B, N, self.n_heads, hs).transpose(1, 2)  # (B, nh, N, hs)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, N, N)
+        att = F.softmax(att, dim=-1)
+        y = self.drop(att) @ v  # (B, nh, N, hs)
+        y = y.transpose(1, 2).reshape(B, N, D)  # (B, N, D)
+        return self.drop(self.proj(y)), att
+
+
+class MLP(nn.Module):
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        hidden = config.mlp_ratio * config.d_model
+        self.fc = nn.Linear(config.d_model, hidden)
+        self.act = _act(config.activation)
+        self.out = nn.Linear(hidden, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.out(self.act(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm encoder layer."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.d_model)
+        self.attn = SelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.d_model)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, att = self.attn(self.ln_1(x))
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, att
+
+
+class PatchEmbed(nn.Module):
+    """One modality's (B, C, T) -> (B, P, D) patch tokens."""
+
+    def __init__(self, channels: int, patch: int, n_patches: int, config: StudentConfig) -> None:
+        super().__init__()
+        self.channels, self.patch, self.n_patches = channels, patch, n_patches
+        d_in = channels * patch
+        if config.patch_hidden > 0:
+            self.proj: nn.Module = nn.Sequential(
+                nn.Linear(d_in, config.patch_hidden),
+                _act(config.activation),
+                nn.Linear(config.patch_hidden, config.d_model),
+            )
+        else:
+            self.proj = nn.Linear(d_in, config.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        x = x[:, :, : self.n_patches * self.patch]  # (B, C, P*p) drop the tail (constant bound)
+        x = x.reshape(B, self.channels, self.n_patches, self.patch)  # (B, C, P, p)
+        x = x.transpose(1, 2).reshape(B, self.n_patches, self.channels * self.patch)  # (B, P, C*p)
+        return self.proj(x)  # (B, P, D)
+
+
+class Student(nn.Module):
+    """Per-modality patch tokens + modality and time embeddings -> pre-norm Transformer ->
+    CLS or mean pooling -> linear classifier. Patches have the same duration in every
+    modality, so token i of each modality covers the same seconds and shares a time embedding.
+    """
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.config = config
+        D = config.d_model
+        self.embed = nn.ModuleList(
+            PatchEmbed(c, p, n, config)
+            for c, p, n in zip(
+                config.channels, config.patch_samples, config.patch_counts, strict=True
+            )
+        )
+        self.modality_emb = nn.Parameter(torch.zeros(len(config.modalities), D))  # (M, D)
+        self.pos_emb = nn.Parameter(torch.zeros(max(config.patch_counts), D))  # (P_max, D)
+        self.cls = nn.Parameter(torch.zeros(1, 1, D)) if config.pooling == "cls" else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(D)
+        self.head = nn.Linear(D, config.n_classes)
+        self.apply(self._init_weights)
+        nn.init.normal_(self.modality_emb, std=0.02)
+        nn.init.normal_(self.pos_emb, std=0.02)
+        if self.cls is not None:
+            nn.init.normal_(self.cls, std=0.02)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    @property
+    def token_slices(self) -> dict[str, tuple[int, int]]:
+        """Modality -> [start, stop) of its tokens in the encoder sequence."""
+        out, start = {}, int(self.config.pooling == "cls")
+        for name, n in zip(self.config.modalities, self.config.patch_counts, strict=True):
+            out[name] = (start, start + n)
+            start += n
+        return out
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        toks = []
+        for i, emb in enumerate(self.embed):
+            xm = _slice(x, c.offsets[i], c.channels[i], c.samples[i])  # (B, C, T)
+            n = c.patch_counts[i]
+            toks.append(emb(xm) + self.modality_emb[i] + self.pos_emb[:n])  # (B, P_m, D)
+        if self.cls is not None:
+            toks.insert(0, self.cls.expand(x.shape[0], -1, -1))  # (B, 1, D)
+        h = self.drop(torch.cat(toks, dim=1))  # (B, N, D)
+        att = h.new_zeros(())
+        for block in self.blocks:
+            h, att = block(h)
+        return self.ln_f(h), att  # (B, N, D), (B, nh, N, N)
+
+    def _pool(self, h: torch.Tensor) -> torch.Tensor:
+        if self.cls is not None:
+            return h[:, 0]  # (B, D)
+        return h.mean(dim=1)  # (B, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) packed windows -> (B, K) logits. The export path."""
+        h, _ = self._encode(x)
+        return self.head(self._pool(h))
+
+    def forward_features(self, x: torch.Tensor) -> StudentOutput:
+        """Everything training and the report need: logits, fused and per-modality features
+        (for hints and ULGM auxiliary heads) and the last layer's attention."""
+        h, att = self._encode(x)
+        fused = self._pool(h)
+        per_modality = {name: h[:, a:b].mean(dim=1) for name, (a, b) in self.token_slices.items()}
+        return StudentOutput(self.head(fused), fused, per_modality, att)
+
+    @torch.no_grad()
+    def patch_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Modality -> (B, P_m): attention each patch token receives in the last layer,
+        averaged over heads; from the CLS query with CLS pooling, else averaged over all
+        queries (mean pooling weighs every token's output equally). Sums to 1 over all patches.
+        """
+        att = self.forward_features(x).attention.mean(dim=1)  # (B, N, N)
+        received = att[:, 0] if self.cls is not None else att.mean(dim=1)  # (B, N)
+        if self.cls is not None:
+            received = received[:, 1:] / received[:, 1:].sum(dim=1, keepdim=True).clamp_min(1e-12)
+            received = F.pad(received, (1, 0))  # keep token indices aligned with token_slices
+        return {name: received[:, a:b] for name, (a, b) in self.token_slices.items()}
+
+    @torch.no_grad()
+    def modality_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Modality -> (B,): share of last-layer attention its tokens receive (sums to 1)."""
+        return {name: p.sum(dim=1) for name, p in self.patch_importance(x).items()}
+
+
+# -- teachers -------------------------------------------------------------------------------
+@dataclass
+class TeacherConfig:
+    """Hyperparameters and input layout of a teacher (all fields JSON-able)."""
+
+    # input layout, filled by from_contract: one entry per modality the teacher sees
+    modalities: tuple[str, ...] = ()
+    offsets: tuple[int, ...] = ()
+    channels: tuple[int, ...] = ()
+    samples: tuple[int, ...] = ()
+    rates_hz: tuple[float, ...] = ()
+    input_length: int = 0  # L of the packed vector the teacher reads (may hold more modalities)
+    n_classes: int = 3
+    fusion: str = (
+        "mid"  # early: one encoder on stacked inputs; mid: joint head; late: mean of heads
+    )
+    late_space: str = "logit"  # late fusion averages logits or probabilities
+    width: int = 16  # conv channels; teachers train 10+ times in LOSO on 2 cores, keep them cheap
+    n_blocks: int = 3  # stride-2 conv blocks after the stem: 8 Hz -> 1 Hz features
+    kernel: int = 5  # taps of the block convs (5 at 4 Hz covers ~1 s, a heartbeat to an SCR rise)
+    stem_rate_hz: float = 8.0  # the stem strides every modality down to about this rate
+    common_rate_hz: float = 8.0  # early fusion resamples every modality to this rate
+    hidden: int = 64  # joint head width; also the hint feature size D_t for early/mid
+    dropout: float = 0.2  # teachers overfit the few subjects faster than the student
+
+    def __post_init__(self) -> None:
+        _tuplify(self)
+        _check_layout(self)
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion {self.fusion!r} not in {FUSIONS}")
+        if self.late_space not in LATE_SPACES:
+            raise ValueError(f"late_space {self.late_space!r} not in {LATE_SPACES}")
+
+    @classmethod
+    def from_contract(
+        cls, contract: InputContract, modalities: Sequence[str] | None = None, **overrides: Any
+    ) -> TeacherConfig:
+        """A teacher over ``modalities`` (default: all) of ``contract``'s packed vector; it may
+        be the full wrist+chest contract, the teacher slices out its own modalities."""
+        return cls(**{**_layout_fields(contract, modalities), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class TeacherOutput(NamedTuple):
+    logits: torch.Tensor  # (B, K)
+    features: torch.Tensor  # (B, D_t): penultimate representation, for hint distillation
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, T) at ``rate_hz`` -> (B, 2*width): strided stem to ~stem_rate_hz, stride-2
+    conv blocks, then mean and standard deviation over time (level and variability both
+    carry the arousal signal: tonic EDA vs. HRV)."""
+
+    def __init__(self, channels: int, rate_hz: float, config: TeacherConfig) -> None:
+        super().__init__()
+        stride = max(1, round(rate_hz / config.stem_rate_hz))
+        k = 2 * stride + 1  # odd, spans two output steps so no input sample is skipped
+        w = config.width
+        layers: list[nn.Module] = [
+            nn.Conv1d(channels, w, k, stride=stride, padding=k // 2),
+            nn.BatchNorm1d(w),
+            nn.GELU(),
+        ]
+        for _ in range(config.n_blocks):
+            layers += [
+                nn.Conv1d(w, w, config.kernel, stride=2, padding=config.kernel // 2),
+                nn.BatchNorm1d(w),
+                nn.GELU(),
+            ]
+        self.net = nn.Sequential(*layers)
+        self.out_dim = 2 * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.net(x)  # (B, w, T')
+        return torch.cat([h.mean(dim=2), h.std(dim=2, unbiased=False)], dim=1)  # (B, 2w)
+
+
+def _head(d_in: int, config: TeacherConfig) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Dropout(config.dropout),
+        nn.Linear(d_in, config.hidden),
+        nn.GELU(),
+    )
+
+
+class FusionTeacher(nn.Module):
+    """A teacher over any group of modalities with early, mid or late fusion.
+
+    - early: each modality resampled to ``common_rate_hz`` (mean-pooling down, linear
+      interpolation up), stacked channel-wise, one encoder.
+    - mid: one encoder per modality, features concatenated, one joint head.
+    - late: one encoder and classifier per modality; logits (or probabilities) averaged.
+      With ``late_space="prob"`` the returned logits are log mean-probabilities, so
+      ``softmax(logits)`` is the averaged distribution.
+    """
+
+    def __init__(self, config: TeacherConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        K = c.n_classes
+        if c.fusion == "early":
+            self.common_len = max(1, round(c.samples[0] / c.rates_hz[0] * c.common_rate_hz))
+            self.encoders = nn.ModuleList([ConvEncoder(sum(c.channels), c.common_rate_hz, c)])
+        else:
+            self.encoders = nn.ModuleList(
+                ConvEncoder(ch, r, c) for ch, r in zip(c.channels, c.rates_hz, strict=True)
+            )
+        d_enc = self.encoders[0].out_dim
+        if c.fusion == "late":
+            self.heads = nn.ModuleList(_head(d_enc, c) for _ in c.modalities)
+            self.classifiers = nn.ModuleList(nn.Linear(c.hidden, K) for _ in c.modalities)
+            self.feature_dim = c.hidden * len(c.modalities)
+        else:
+            n_in = 1 if c.fusion == "early" else len(c.modalities)
+            self.heads = nn.ModuleList([_head(d_enc * n_in, c)])
+            self.classifiers = nn.ModuleList([nn.Linear(c.hidden, K)])
+            self.feature_dim = c.hidden
+
+    def _inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        c = self.config
+        return [
+            _slice(x, o, ch, s) for o, ch, s in zip(c.offsets, c.channels, c.samples, strict=True)
+        ]  # each (B, C_m, T_m)
+
+    def _resample(self, xm: torch.Tensor) -> torch.Tensor:
+        if xm.shape[2] >= self.common_len:
+            return F.adaptive_avg_pool1d(xm, self.common_len)  # averaging is the anti-alias
+        return F.interpolate(xm, size=self.common_len, mode="linear", align_corners=False)
+
+    def forward_features(self, x: torch.Tensor) -> TeacherOutput:
+        xs = self._inputs(x)
+        if self.config.fusion == "early":
+            stacked = torch.cat([self._resample(xm) for xm in xs], dim=1)  # (B, ΣC, T_c)
+            h = self.heads[0](self.encoders[0](stacked))  # (B, hidden)
+            return TeacherOutput(self.classifiers[0](h), h)
+        feats = [enc(xm) for enc, xm in zip(self.encoders, xs, strict=True)]  # M x (B, 2w)
+        if self.config.fusion == "mid":
+            h = self.heads[0](torch.cat(feats, dim=1))  # (B, hidden)
+            return TeacherOutput(self.classifiers[0](h), h)
+        hs = [head(f) for head, f in zip(self.heads, feats, strict=True)]  # M x (B, hidden)
+        logits = torch.stack(
+            [clf(h) for clf, h in zip(self.classifiers, hs, strict=True)]
+        )  # (M, B, K)
+        if self.config.late_space == "prob":
+            fused = torch.logsumexp(F.log_softmax(logits, dim=-1), dim=0) - math.log(len(hs))
+        else:
+            fused = logits.mean(dim=0)
+        return TeacherOutput(fused, torch.cat(hs, dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) packed windows -> (B, K) logits."""
+        return self.forward_features(x).logits
+
+
+class ModalityTeacher(FusionTeacher):
+    """The teacher of one modality group (e.g. ``("ecg",)``, ``("resp",)``, or all wrist
+    modalities): per-modality encoders joined by mid fusion unless the config says otherwise.
+    Same module layout as :class:`FusionTeacher`, so either class loads the other's weights."""
+
+
+def build_teacher(model_args: dict[str, Any]) -> FusionTeacher:
+    """Rebuild a teacher from a checkpoint's ``model_args``."""
+    return FusionTeacher(TeacherConfig(**model_args))

@@ -1,0 +1,298 @@
+"""``RUN/report.md`` and ``RUN/plots/*.png`` from ``RUN/metrics.json``: the run for a person.
+
+Pure presentation: everything shown is read from the metrics dict ``train.fit`` wrote, so a
+report can be regenerated from metrics.json alone (:func:`write_report`). matplotlib runs on
+the Agg backend (no display), imported only here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["PLOT_FILES", "render_markdown", "write_plots", "write_report"]
+
+PLOT_FILES: Final = {
+    "ablation": "ablation.png",
+    "folds": "folds.png",
+    "confusion": "confusion.png",
+    "importance": "importance.png",
+}  # report section -> file under RUN/plots/
+DPI: Final = 110  # readable on a laptop screen, small in a repository
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str:
+    """The report text; ``plots`` maps a section to its PNG path relative to the run."""
+    m = metrics
+    models = m["models"]
+    lines = ["# Training report", ""]
+    ds = m.get("dataset", {})
+    timing = m.get("timing", {})
+    cv = m.get("cv", {})
+    lines += [
+        f"- data: {ds.get('kind', '?')} `{ds.get('path', '?')}`, task **{m.get('task')}**, "
+        f"{m.get('n_windows')} windows, {len(m.get('subjects', []))} subjects",
+        "- class counts: "
+        + ", ".join(f"{k} {v}" for k, v in m.get("class_counts", {}).items()),
+        f"- cross-validation: **{cv.get('kind')}**, {len(cv.get('folds', []))} folds "
+        f"(training windows thinned to every {cv.get('train_stride', 1)}. window; test windows all)",
+        f"- seed {m.get('seed')}; wall time {_fmt(timing.get('total_s'), 0)} s "
+        f"(load {_fmt(timing.get('load_s'), 0)} s, cross-validation {_fmt(timing.get('cv_s'), 0)} s, "
+        f"deployable student {_fmt(timing.get('deploy_s'), 0)} s)",
+        "",
+        "Scores are computed on the pooled test windows of all folds (every window is scored by "
+        "a model that never saw its subject under LOSO); *fold mean ± sd* is the macro-F1 "
+        "averaged over folds. AUC is one-vs-rest (binary: the positive class); ECE uses 15 bins.",
+        "",
+    ]
+    acc = m.get("acceptance", {})
+    if acc:
+        lines += ["## Acceptance (issue 2)", "", acc.get("verdict", ""), ""]
+        if "within_gap" in acc:
+            lines += _table(
+                ["check", "value", "required", "holds"],
+                [
+                    [
+                        f"{acc['best_distilled_student']} − {acc['best_wrist_teacher']}",
+                        f"{acc['gap_to_teacher']:+.3f}",
+                        f"≥ {-acc['required_gap']:.2f}",
+                        "yes" if acc["within_gap"] else "**no**",
+                    ],
+                    [
+                        f"{acc['best_distilled_student']} − student_alone",
+                        f"{acc['gain_over_alone']:+.3f}",
+                        "> 0",
+                        "yes" if acc["beats_alone"] else "**no**",
+                    ],
+                ],
+            )
+    lines += ["## Ablation", ""]
+    rows = []
+    for r in m.get("ablation", []):
+        rows.append(
+            [
+                r["model"],
+                r["role"],
+                "+".join(r["modalities"]) if len(r["modalities"]) < 7 else "all",
+                "yes" if r["wrist_only"] else "no",
+                r["macro_f1"],
+                f"{_fmt(r['macro_f1_fold_mean'])} ± {_fmt(r['macro_f1_fold_std'])}",
+                r["accuracy"],
+                r["auc"],
+                r["ece"],
+                None if r["delta_vs_student_alone"] is None else f"{r['delta_vs_student_alone']:+.3f}",
+            ]
+        )
+    lines += _table(
+        ["model", "role", "modalities", "wrist only", "macro-F1", "fold mean ± sd", "accuracy",
+         "AUC", "ECE", "Δ vs student alone"],
+        rows,
+    )
+    lines += [
+        "Teachers marked *no* under *wrist only* see chest signals the wearable does not have "
+        "(privileged information); `teacher_ensemble` is the equal-weight mixture the students "
+        "distil from. `kd_equal`/`kd_ca`: distillation with equal / confidence-adaptive (CA-MKD) "
+        "teacher weights; `_ulgm`: Self-MM unimodal label generation heads; `_hint`: feature hints.",
+        "",
+    ]
+    if "ablation" in plots:
+        lines += [f"![ablation]({plots['ablation']})", ""]
+
+    st = m.get("student", {})
+    if st:
+        lines += ["## Deployable student", ""]
+        lines += [
+            f"- variant **{st.get('variant')}** over {', '.join(st.get('modalities', []))} "
+            f"(input length {st.get('input_length')})",
+            f"- {st.get('params')} parameters (budget {st.get('param_budget')}), "
+            f"{st.get('macs')} MACs per window (budget {st.get('mac_budget')})",
+            f"- trained on {len(st.get('train_subjects', []))} subjects "
+            f"({st.get('n_train_windows')} windows); held out: "
+            f"{', '.join(st.get('holdout_subjects', []))} ({st.get('n_heldout_windows')} windows)",
+        ]
+        h = st.get("heldout", {})
+        if h:
+            lines.append(
+                f"- on the held-out windows: macro-F1 {_fmt(h.get('macro_f1'))}, accuracy "
+                f"{_fmt(h.get('accuracy'))}, AUC {_fmt(h.get('auc'))}, ECE {_fmt(h.get('ece'))}"
+            )
+        lines.append("")
+        imp = st.get("modality_importance", {})
+        if imp:
+            mods = list(next(iter(imp.values())).keys())
+            lines += [
+                "Share of the last layer's attention each modality's tokens receive "
+                "(held-out windows, by true class):",
+                "",
+            ]
+            lines += _table(["windows", *mods], [[k, *[v[x] for x in mods]] for k, v in imp.items()])
+        if "importance" in plots:
+            lines += [f"![attention]({plots['importance']})", ""]
+
+    lines += ["## Per-class scores", ""]
+    focus = [n for n in (f"student_{st.get('variant')}", "student_alone") if n in models]
+    if acc.get("best_wrist_teacher"):
+        focus.append(acc["best_wrist_teacher"])
+    focus += [n for n in ("teacher_ensemble",) if n in models]
+    for name in dict.fromkeys(focus):
+        pc = models[name]["per_class"]
+        lines += [f"**{name}**", ""]
+        lines += _table(
+            ["class", "precision", "recall", "F1", "AUC", "support"],
+            [[c, v["precision"], v["recall"], v["f1"], v["auc"], v["support"]] for c, v in pc.items()],
+        )
+    if "confusion" in plots:
+        lines += [f"![confusion matrices]({plots['confusion']})", ""]
+
+    lines += ["## Per-fold macro-F1", ""]
+    names = list(models)
+    folds = [f["fold"] for f in models[names[0]]["folds"]]
+    short = [n.replace("teacher_", "t_").replace("student_", "s_") for n in names]
+    rows = [[fold, *[models[n]["folds"][i]["macro_f1"] for n in names]] for i, fold in enumerate(folds)]
+    lines += _table(["fold", *short], rows)
+    if "folds" in plots:
+        lines += [f"![per-fold scores]({plots['folds']})", ""]
+
+    notes = m.get("notes", [])
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
+    """Write the PNGs; returns section -> path relative to ``run``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out_dir = run / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = metrics["models"]
+    names = list(models)
+    classes = metrics.get("class_names") or list(next(iter(models.values()))["per_class"])
+    written: dict[str, str] = {}
+
+    def colour(name: str) -> str:
+        role = models[name]["role"]
+        if role == "student":
+            return "tab:green"
+        if role == "ensemble":
+            return "tab:purple"
+        return "tab:blue" if models[name].get("wrist_only") else "tab:orange"
+
+    # ablation bars
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(names) + 1.5))
+    f1 = [models[n]["macro_f1"] or 0.0 for n in names]
+    sd = [models[n].get("macro_f1_fold_std") or 0.0 for n in names]
+    ypos = np.arange(len(names))[::-1]
+    ax.barh(ypos, f1, xerr=sd, color=[colour(n) for n in names], capsize=3)
+    ax.set_yticks(ypos, names)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("macro-F1 (pooled test windows; error bar: sd over folds)")
+    ax.set_title("Ablation  (blue: wrist teacher, orange: privileged, purple: ensemble, green: student)",
+                 fontsize=9)
+    for y, v in zip(ypos, f1, strict=True):
+        ax.text(v + 0.01, y, f"{v:.3f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / PLOT_FILES["ablation"], dpi=DPI)
+    plt.close(fig)
+    written["ablation"] = f"plots/{PLOT_FILES['ablation']}"
+
+    # per-fold scores
+    folds = [f["fold"] for f in models[names[0]]["folds"]]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(folds) + 3), 4))
+    x = np.arange(len(folds))
+    for n in names:
+        v = [f["macro_f1"] if f["macro_f1"] is not None else np.nan for f in models[n]["folds"]]
+        style = "-o" if models[n]["role"] == "student" else "--."
+        ax.plot(x, v, style, label=n, color=colour(n), alpha=0.9 if models[n]["role"] == "student" else 0.5)
+    ax.set_xticks(x, folds, rotation=45 if len(folds) > 6 else 0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("macro-F1")
+    ax.set_title("Per-fold macro-F1")
+    ax.legend(fontsize=6, ncol=2, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out_dir / PLOT_FILES["folds"], dpi=DPI)
+    plt.close(fig)
+    written["folds"] = f"plots/{PLOT_FILES['folds']}"
+
+    # confusion matrices (row-normalized), every model
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.9 * rows), squeeze=False)
+    for ax, n in zip(axes.flat, names, strict=False):
+        cm = np.asarray(models[n]["confusion"], float)
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(classes)), [c[:5] for c in classes], fontsize=7)
+        ax.set_yticks(range(len(classes)), [c[:5] for c in classes], fontsize=7)
+        ax.set_title(f"{n}\nF1 {models[n]['macro_f1'] or 0:.3f}", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.supxlabel("predicted", fontsize=8)
+    fig.supylabel("true", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / PLOT_FILES["confusion"], dpi=DPI)
+    plt.close(fig)
+    written["confusion"] = f"plots/{PLOT_FILES['confusion']}"
+
+    # attention: modality shares per class + the mean patch map
+    st = metrics.get("student", {})
+    imp, patch = st.get("modality_importance", {}), st.get("patch_importance", {})
+    if imp and patch:
+        mods = list(patch)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 2]})
+        groups = list(imp)
+        w = 0.8 / len(groups)
+        for gi, g in enumerate(groups):
+            a1.bar(np.arange(len(mods)) + gi * w, [imp[g][mm] for mm in mods], w, label=g)
+        a1.set_xticks(np.arange(len(mods)) + 0.4 - w / 2, mods)
+        a1.set_ylabel("attention share")
+        a1.set_title("Modality importance (held-out)", fontsize=9)
+        a1.legend(fontsize=7)
+        n_p = max(len(v) for v in patch.values())
+        grid = np.full((len(mods), n_p), np.nan)
+        for i, mm in enumerate(mods):
+            grid[i, : len(patch[mm])] = patch[mm]
+        im = a2.imshow(grid, aspect="auto", cmap="viridis")
+        a2.set_yticks(range(len(mods)), mods)
+        ps = st.get("patch_s", 1.0)
+        a2.set_xlabel(f"patch (× {ps:g} s into the window)")
+        a2.set_title("Mean attention each patch receives (last layer)", fontsize=9)
+        fig.colorbar(im, ax=a2)
+        fig.tight_layout()
+        fig.savefig(out_dir / PLOT_FILES["importance"], dpi=DPI)
+        plt.close(fig)
+        written["importance"] = f"plots/{PLOT_FILES['importance']}"
+    return written
+
+
+def write_report(run: str | Path, metrics: Mapping[str, Any], *, plots: bool = True) -> Path:
+    """Write ``RUN/report.md`` (and ``RUN/plots/*.png`` when ``plots``); returns the report."""
+    run = Path(run)
+    written = write_plots(run, metrics) if plots else {}
+    path = run / "report.md"
+    path.write_text(render_markdown(metrics, written), encoding="utf-8")
+    return path
