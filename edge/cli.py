@@ -78,8 +78,9 @@ samples never leave the hub and are written only to --record-raw, if you ask for
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("source")
-    src.add_argument("--device", choices=DEVICES,
-                     help="where data comes from (default: sim, a simulated wearable)")
+    src.add_argument("--device", type=_device_arg, metavar="{ble,serial,sim,replay}",
+                     help="where data comes from (default: sim, a simulated wearable); "
+                          "serial:PATH is short for --device serial --port PATH")
     src.add_argument("--port", help="serial port for --device serial (default /dev/ttyUSB0)")
     src.add_argument("--baud", type=int, help="serial baud rate (default 115200)")
     src.add_argument("--ble-device", action="append", metavar="ADDR|NAME",
@@ -129,6 +130,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                      help="health line in the log this often (default 60)")
     out.add_argument("--summary-json", metavar="FILE",
                      help="also write the end-of-run summary to FILE as JSON")
+
+
+def _device_arg(value: str) -> str:
+    kind = value.split(":", 1)[0]
+    if kind not in DEVICES or (":" in value and kind != "serial"):
+        raise argparse.ArgumentTypeError(
+            f"invalid device {value!r} (choose from {', '.join(DEVICES)}, or serial:PATH)"
+        )
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -191,6 +201,9 @@ def _config_from_args(args: argparse.Namespace) -> DaemonConfig:
             overrides[key] = getattr(args, dest)
     if getattr(args, "verbose", False):
         overrides["log_level"] = "debug"
+    device = overrides.get("device")
+    if device is not None and device.startswith("serial:"):
+        overrides["device"], overrides["serial.port"] = "serial", device.split(":", 1)[1]
     return apply_overrides(cfg, overrides)
 
 

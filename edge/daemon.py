@@ -40,7 +40,7 @@ from edge.bundle import Bundle, demo_bundle_path, load_bundle
 from edge.calibration_store import CalibrationStore
 from edge.config import DaemonConfig
 from edge.decisions import Decision, DecisionLogic, DeviceEvents, Event
-from edge.errors import ContractError, EdgeError
+from edge.errors import BundleError, ContractError, EdgeError
 from edge.inference import Engine, InferenceResult, InferenceWorker, Job
 from edge.ingest import DeviceIngest, ReadyWindow
 from edge.preprocess import Calibration
@@ -543,6 +543,10 @@ def open_daemon(
     from edge.engines import open_engine
 
     bundle_path = cfg.bundle or str(demo_bundle_path())
+    if not cfg.bundle and not (demo_bundle_path() / "manifest.json").is_file():
+        raise BundleError("the demo bundle is not installed; pass --bundle DIR (or build the "
+                          "demo bundle with `make demo-bundle`)", path=bundle_path,
+                          reason="not_found")
     bundle = load_bundle(bundle_path, trusted_keys=cfg.trusted_keys,
                          require_signature=bool(cfg.trusted_keys))
     precision = None if cfg.precision == "auto" else cfg.precision

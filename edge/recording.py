@@ -8,12 +8,14 @@ API (stable; other modules code against it):
 - ``Signal(rate_hz, values, unit, channels)``: ``values`` (N, C) float32 in ``unit``
   (after conversion: WESAD wrist ACC /64 -> g); ``timestamps(t0=0.0)`` -> (N,) float64.
   Integer arrays (the label codes) keep their integer dtype; everything else is float32.
+  ``crop(start_s, end_s)``; ``n_samples``; ``duration_s``.
 - ``Recording(subject, signals: dict[str, Signal], labels: Signal | None, meta: dict)``:
   ``signals`` keyed by modality name as in ``edge.contract`` (wrist: bvp, eda, temp, acc;
   chest: ecg, resp, emg, c_eda, c_temp, c_acc); ``labels`` the raw WESAD codes at 700 Hz
   (0 undefined, 1 baseline, 2 stress, 3 amusement, 4 meditation, 5-7 ignore), shape (N, 1).
   ``duration_s``; ``streams(names, t0=0.0) -> dict[str, (timestamps, values)]`` for
-  ``edge.preprocess``; ``wrist_only()``; ``crop(start_s, end_s)``.
+  ``edge.preprocess`` (a missing name raises ``RecordingError``); ``label_codes()`` -> (N,)
+  int codes; ``wrist_only()``; ``crop(start_s, end_s)``. ``meta["path"]`` is the source file.
 - ``load_wesad_subject(path) -> Recording``: reads ``S{n}.pkl`` (Python-2 latin-1 pickle)
   through a restricted unpickler that only admits numpy arrays and builtin containers (a
   pickle from the internet cannot run code on the hub). A missing/malformed file raises
@@ -420,7 +422,7 @@ def save_recording(
         "signals": {k: _sig_header(s) for k, s in rec.signals.items()},
         "labels": None if rec.labels is None else _sig_header(rec.labels),
     }
-    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header))}
+    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header, default=str))}
     for k, s in rec.signals.items():
         arrays[f"sig_{k}"] = s.values.astype(dtype)
     if rec.labels is not None:

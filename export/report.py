@@ -368,7 +368,7 @@ def _plots(out: Path, report: Mapping[str, Any]) -> list[str]:
     lo = min(min(f[k]["accuracy"] or 0, f[k]["macro_f1"] or 0) for k in keys)
     ax.set_ylim(max(0.0, lo - 0.1), 1.0)
     ax.set_title("Held-out accuracy per format")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=110)
     plt.close(fig)

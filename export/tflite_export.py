@@ -31,6 +31,7 @@ __all__ = [
     "tflite_op_summary",
 ]
 
+CALIB_BATCH: Final = 64  # windows per calibration call; observers see the same values either way
 TFLITE_QUANTIZER: Final = {
     "tool": "litert_torch PT2EQuantizer",
     "weights": "int8 per-channel symmetric",
@@ -76,13 +77,19 @@ def export_tflite_int8(model: nn.Module, input_length: int, calib_x: np.ndarray,
     sample = torch.zeros(1, input_length)
     try:
         with _no_litert_progress(), torch.no_grad():
-            graph = torch.export.export(model.eval(), (sample,)).module()
+            # a dynamic batch for calibration only: HistogramObserver costs ~0.3 s per call,
+            # so 500 single-window calls take minutes and 8 batches take seconds; the
+            # converter re-traces with the static (1, L) sample below
+            batch = torch.export.Dim("batch", min=1, max=CALIB_BATCH)
+            graph = torch.export.export(
+                model.eval(), (torch.zeros(2, input_length),), dynamic_shapes=({0: batch},)
+            ).module()
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
                 pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
             )
             prepared = prepare_pt2e(graph, quantizer)
-            for i in range(len(calib_x)):  # static batch 1, as exported
-                prepared(torch.from_numpy(calib_x[i : i + 1]))
+            for i in range(0, len(calib_x), CALIB_BATCH):
+                prepared(torch.from_numpy(calib_x[i : i + CALIB_BATCH]))
             converted = convert_pt2e(prepared, fold_quantize=False)
             move_exported_model_to_eval(converted)  # exported graphs ignore .eval()
             edge_model = litert_torch.convert(

@@ -10,6 +10,13 @@ import pytest
 from edge.contract import InputContract
 from edge.preprocess import compute_calibration, normalize, windows_from_streams
 from edge.recording import load_wesad_subject
+from tests.fakes.recordings import (
+    cached_synth_root,
+    malicious_pickle,
+    wesad_dict,
+    write_arrays_npz,
+    write_wesad_pickle,
+)
 from train.data import (
     LABEL_PURITY,
     WindowedDataset,
@@ -18,13 +25,6 @@ from train.data import (
     load_wesad,
 )
 from train.errors import DataError, TrainError
-from tests.fakes.recordings import (
-    cached_synth_root,
-    malicious_pickle,
-    wesad_dict,
-    write_arrays_npz,
-    write_wesad_pickle,
-)
 
 WRIST = ["bvp", "eda", "temp", "acc"]
 # baseline 330 s then stress 90 s, no gaps: windows (60 s, hop 5 s) start at 0, 5, ..., 360
@@ -146,7 +146,7 @@ def test_missing_root_and_empty_root(tmp_path: Path) -> None:
 
 def test_subject_dir_without_pickle(tmp_path: Path) -> None:
     (tmp_path / "S4").mkdir()
-    with pytest.raises(DataError, match="has no S4.pkl") as e:
+    with pytest.raises(DataError, match=r"has no S4\.pkl") as e:
         load_wesad(tmp_path, progress=False)
     assert e.value.path.endswith("S4.pkl")
 
@@ -272,3 +272,13 @@ def test_global_normalization_uses_train_rows_only(tmp_path: Path) -> None:
     assert InputContract.from_dict(fitted.contract.to_dict()) == fitted.contract
     with pytest.raises(ValueError, match="already normalized"):
         fit_global_normalization(fitted, train)
+
+
+def test_workers_give_the_same_result(fake_root: Path) -> None:
+    one = load_wesad(fake_root, modalities=["eda", "bvp"], progress=False)
+    two = load_wesad(fake_root, modalities=["eda", "bvp"], progress=False, workers=2)
+    for name in ("eda", "bvp"):
+        np.testing.assert_array_equal(one.modalities[name], two.modalities[name])
+    np.testing.assert_array_equal(one.y, two.y)
+    np.testing.assert_array_equal(one.groups, two.groups)
+    assert one.info["per_subject"] == two.info["per_subject"]

@@ -77,9 +77,12 @@ def test_tflite_int8_io_is_quantized_per_manifest(exported: Any) -> None:
 
 
 def test_wrong_input_shape_is_an_engine_error(exported: Any) -> None:
-    with load_bundle(exported.bundle_dir) as b, open_file(b, "onnx_fp32") as engine:
-        with pytest.raises(EngineError, match="input shape"):
-            engine.run(np.zeros((1, 3), np.float32))
+    with (
+        load_bundle(exported.bundle_dir) as b,
+        open_file(b, "onnx_fp32") as engine,
+        pytest.raises(EngineError, match="input shape"),
+    ):
+        engine.run(np.zeros((1, 3), np.float32))
 
 
 def test_closed_engine_refuses_to_run(exported: Any) -> None:

@@ -253,6 +253,11 @@ def test_decoder_rejects_samples_contradicting_the_hello() -> None:
     out = d.feed(b"".join(encode_frame(m) for m in (HELLO, wrong, right)))
     assert out == [HELLO, right]
     assert d.stats["payload"] == 1
+    # the same in one large read (the vectorised path)
+    d2 = FrameDecoder()
+    many = [HELLO, *([wrong, right] * 30)]
+    assert d2.feed(b"".join(encode_frame(m) for m in many)) == [HELLO, *([right] * 30)]
+    assert d2.stats["payload"] == 30
 
 
 def test_decoder_long_frames_and_mixed_sizes() -> None:

@@ -217,7 +217,7 @@ def test_npz_errors(tmp_path: Path) -> None:
         load_recording(q)
     with pytest.raises(RecordingError, match="file not found"):
         load_recording(tmp_path / "absent.npz")
-    with pytest.raises(RecordingError, match="unknown recording type '.csv'"):
+    with pytest.raises(RecordingError, match=r"unknown recording type '\.csv'"):
         load_recording(tmp_path / "x.csv")
 
 

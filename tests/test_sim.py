@@ -7,6 +7,7 @@ The recording is a small deterministic synthetic one built in-process
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import subprocess
 import sys
@@ -98,7 +99,8 @@ async def test_drop_duplicate_reorder_are_seen_by_the_sequence_tracker(rec) -> N
     assert w.stats["dropped_samples"] > 0 and w.stats["duplicated_samples"] > 0
     assert totals["duplicated"] == w.stats["duplicated_samples"]
     assert totals["reordered"] > 0
-    n_expected = {s.sensor_id: len(_by_sensor([m for _, m in await _collect(SimulatedWearable(rec, speed=INF))])[s.sensor_id]) for s in w.hello.sensors}  # noqa: E501
+    clean = _by_sensor([m for _, m in await _collect(SimulatedWearable(rec, speed=INF))])
+    n_expected = {s.sensor_id: len(clean[s.sensor_id]) for s in w.hello.sensors}
     missing = sum(n_expected[k] - len(v) for k, v in delivered.items())
     assert missing == w.stats["dropped_samples"]
     # a lost packet at a sensor's very end is never seen as a gap, so <=
@@ -183,7 +185,7 @@ async def test_loop_forever_continues_seq_and_clock(rec) -> None:  # type: ignor
                 break
     assert [m.seq for m in out] == list(range(60))
     t = [m.t_device_us for m in out]
-    assert all(b - a == 250_000 for a, b in zip(t, t[1:], strict=False))
+    assert all(b - a == 250_000 for a, b in itertools.pairwise(t))
     assert np.array_equal(out[0].raw, out[20].raw)  # lap 2 replays the same samples
     assert w.label_at(12.0) == w.label_at(2.0)
 
@@ -253,7 +255,9 @@ async def test_tcp_transport_serves_the_stream(rec) -> None:  # type: ignore[no-
     stats = await asyncio.wait_for(server, 5)
     assert stats["clients"] == 1
     assert got and isinstance(got[0], Hello | TimeSync | Samples | Event)
-    assert sum(isinstance(m, Samples) for m in got) >= 150  # 10 s x 4 sensors x 4/s, minus connect lag
+    expected = sum(isinstance(e.message, Samples) for e in SimulatedWearable(rec.crop(0.0, 10.0)).timeline())
+    # the server starts playing at once; the client may miss the first moments
+    assert 0.9 * expected <= sum(isinstance(m, Samples) for m in got) <= expected
     assert set(decoder.stats) <= {"bytes", "frames"}
 
 

@@ -11,6 +11,7 @@ import pytest
 from scipy.signal import find_peaks
 
 from edge.recording import load_recording, load_wesad_subject
+from tests.fakes.recordings import cached_synth_root
 from train.synth import (
     BASELINE_FLOOR_S,
     CONDITION_FLOOR_S,
@@ -19,7 +20,6 @@ from train.synth import (
     subject_ids,
     write_demo_recording,
 )
-from tests.fakes.recordings import cached_synth_root
 
 N_SUBJECTS = 3
 

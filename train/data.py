@@ -298,6 +298,42 @@ def _window_subject(
     return data, ys, starts
 
 
+@dataclass
+class _SubjectWindows:
+    """One subject's share of a WESAD data set (what a worker process sends back)."""
+
+    subject: str
+    data: dict[str, np.ndarray]  # name -> (n, C, T) float32
+    y: np.ndarray  # (n,) int64
+    start: np.ndarray  # (n,) float64
+    invalid: dict[str, int]
+    mixed_label: int
+    not_in_task: int
+
+
+def _load_subject(f: Path, contract: InputContract, task: str) -> _SubjectWindows:
+    try:
+        rec = load_wesad_subject(f)
+    except RecordingError as e:
+        raise DataError(e.path, str(e).removeprefix(f"{e.path}: ")) from e
+    sid = rec.subject or f.parent.name
+    info: dict[str, Any] = {"invalid": Counter(), "mixed_label": 0, "not_in_task": 0}
+    try:
+        data, ys, starts = _window_subject(rec, contract, task, info)
+    except EdgeError as e:  # e.g. CalibrationError: too little data at the start
+        raise DataError(str(f), f"cannot window subject {sid}: {e}") from e
+    shapes = {m.name: (0, m.n_channels, contract.samples(m.name)) for m in contract.modalities}
+    return _SubjectWindows(
+        subject=sid,
+        data={n: np.stack(v) if v else np.zeros(shapes[n], np.float32) for n, v in data.items()},
+        y=np.asarray(ys, np.int64),
+        start=np.asarray(starts, np.float64),
+        invalid=dict(info["invalid"]),
+        mixed_label=info["mixed_label"],
+        not_in_task=info["not_in_task"],
+    )
+
+
 def load_wesad(
     root: str | Path,
     task: str = "3class",
@@ -307,13 +343,16 @@ def load_wesad(
     modalities: Sequence[str] | None = None,
     progress: bool = True,
     normalization: Normalization | None = None,
+    workers: int = 1,
 ) -> WindowedDataset:
     """Every ``root/S*/S*.pkl`` (real or synthetic WESAD) as labelled windows.
 
     ``task`` is ``"3class"`` (baseline / stress / amusement) or ``"binary"`` (stress vs
     baseline + amusement). ``modalities`` defaults to all ten (wrist bvp, eda, temp, acc; chest
     ecg, resp, emg, c_eda, c_temp, c_acc). ``info`` counts invalid windows by reason, windows
-    dropped for mixed labels and windows per subject.
+    dropped for mixed labels (``mixed_label``), windows with no task label at all
+    (``not_in_task``, only those near task segments are examined) and windows per subject.
+    ``workers > 1`` windows subjects in that many processes (same result, same order).
     """
     root = Path(root)
     if task not in TASK_CLASSES:
@@ -325,54 +364,58 @@ def load_wesad(
         raise DataError(str(root), str(e)) from e
     files = _subject_files(root)
     names = contract.modality_names
+    t_start = time.perf_counter()
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), desc="load WESAD", unit="subject")
+    parts: list[_SubjectWindows] = []
+    try:
+        if workers <= 1 or len(files) == 1:
+            for f in files:
+                parts.append(_load_subject(f, contract, task))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the parent may hold torch threads, which fork would copy in a broken state
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx) as pool:
+                futures = [pool.submit(_load_subject, f, contract, task) for f in files]
+                for fut in futures:  # in file order: the result does not depend on workers
+                    parts.append(fut.result())
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    invalid: Counter[str] = Counter()
+    for part in parts:
+        invalid.update(part.invalid)
     info: dict[str, Any] = {
         "source": "wesad",
         "root": str(root),
         "task": task,
-        "invalid": Counter(),
-        "mixed_label": 0,
-        "not_in_task": 0,
-        "per_subject": {},
+        "invalid": dict(invalid),
+        "mixed_label": sum(p.mixed_label for p in parts),
+        "not_in_task": sum(p.not_in_task for p in parts),
+        "per_subject": {p.subject: len(p.y) for p in parts},
+        "load_seconds": round(time.perf_counter() - t_start, 2),
     }
-    all_data: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    ys: list[int] = []
-    groups: list[str] = []
-    starts: list[float] = []
-    t_start = time.perf_counter()
-    it: Any = files
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(files, desc="load WESAD", unit="subject")
-    for f in it:
-        try:
-            rec = load_wesad_subject(f)
-        except RecordingError as e:
-            reason = str(e).removeprefix(f"{e.path}: ")
-            raise DataError(e.path, reason) from e
-        sid = rec.subject or f.parent.name
-        try:
-            data, y, st = _window_subject(rec, contract, task, info)
-        except EdgeError as e:  # e.g. CalibrationError: too little data at the start
-            raise DataError(str(f), f"cannot window subject {sid}: {e}") from e
-        for n in names:
-            all_data[n].extend(data[n])
-        ys.extend(y)
-        starts.extend(st)
-        groups.extend([sid] * len(y))
-        info["per_subject"][sid] = len(y)
-        del rec
-    if not ys:
+    ys = np.concatenate([p.y for p in parts])
+    if ys.size == 0:
         raise DataError(str(root), f"no valid labelled windows for task {task!r}")
-    info["invalid"] = dict(info["invalid"])
-    info["load_seconds"] = round(time.perf_counter() - t_start, 2)
-    modal = {n: np.stack(all_data[n]).astype(np.float32, copy=False) for n in names}
+    modal = {n: np.concatenate([p.data[n] for p in parts]).astype(np.float32, copy=False)
+             for n in names}
     ds = WindowedDataset(
         modalities=modal,
         contract=contract,
-        y=np.asarray(ys, np.int64),
-        groups=np.asarray(groups, dtype=str),
-        start=np.asarray(starts, np.float64),
+        y=ys,
+        groups=np.concatenate([np.full(len(p.y), p.subject) for p in parts]).astype(str),
+        start=np.concatenate([p.start for p in parts]),
         split=None,
         info=info,
     )

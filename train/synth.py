@@ -44,10 +44,10 @@ condition      HR      HRV amp   resp     resp    EDA tonic SCR      wrist   EMG
                (bpm)   (x LF,HF) (br/min) depth   (uS, x)   (/min)   temp C  tone   (/min)
 =============  ======  ========  =======  ======  ========  =======  ======  =====  ========
 baseline (1)   0       1.0       0        1.0     0         1.0      0       1.0    0.4
-stress (2)     +14     0.45      +5       0.8     +1.2 ramp 4.0      -0.5    2.2    1.5
-amusement (3)  +4      0.9       +1.5     1.1     +0.25     2.0      -0.1    1.2    1.5 +laughs
+stress (2)     +14     0.45      +3.5     0.8     +2.0 ramp 5.0      -0.5    1.45   1.5
+amusement (3)  +4      0.9       +1.5     1.1     +0.25     2.0      -0.1    1.15   1.5 +laughs
 meditation (4) -3      1.35      -5       1.5     -0.3      0.5      +0.15   0.8    0.1
-transition (0) +5      0.8       +2       1.0     +0.1      1.5      0       1.3    4 (walking)
+transition (0) +5      0.8       +2       1.0     +0.1      1.5      0       1.2    4 (walking)
 =============  ======  ========  =======  ======  ========  =======  ======  =====  ========
 
 EDA tonic changes are multiples of the subject's chest EDA level / 4 (bigger sweaters rise
@@ -124,11 +124,11 @@ class ConditionEffect:
 
 CONDITION_EFFECTS: Final[dict[int, ConditionEffect]] = {
     1: ConditionEffect(0.0, 1.0, 0.0, 1.0, 0.0, False, 1.0, 0.0, 1.0, 0.4),
-    2: ConditionEffect(14.0, 0.45, 5.0, 0.8, 1.2, True, 4.0, -0.5, 2.2, 1.5,
+    2: ConditionEffect(14.0, 0.45, 3.5, 0.8, 2.0, True, 5.0, -0.5, 1.45, 1.5,
                        pulse_amp=0.75, standing=True),
-    3: ConditionEffect(4.0, 0.9, 1.5, 1.1, 0.25, False, 2.0, -0.1, 1.2, 1.5, laughs_per_min=1.0),
+    3: ConditionEffect(4.0, 0.9, 1.5, 1.1, 0.25, False, 2.0, -0.1, 1.15, 1.5, laughs_per_min=1.0),
     4: ConditionEffect(-3.0, 1.35, -5.0, 1.5, -0.3, False, 0.5, 0.15, 0.8, 0.1),
-    0: ConditionEffect(5.0, 0.8, 2.0, 1.0, 0.1, False, 1.5, 0.0, 1.3, 4.0, walking=True),
+    0: ConditionEffect(5.0, 0.8, 2.0, 1.0, 0.1, False, 1.5, 0.0, 1.2, 4.0, walking=True),
 }
 
 # Protocol segment lengths in minutes (WESAD paper: baseline ~20, amusement ~6.5, stress
@@ -291,6 +291,7 @@ def generate_subject(
     react = p.reactivity
 
     # ---- step targets of every state curve on the control grid ----------------------------
+    lab_ctrl = np.concatenate([np.full(d * CTRL_HZ, lab, np.int64) for lab, d in segs])
     fields = ("hr_bpm", "hrv", "resp_bpm", "resp_depth", "scr_per_min", "temp_wrist_c",
               "emg_tone", "moves_per_min", "laughs_per_min", "pulse_amp")
     tgt = {f: np.empty(n_ctrl) for f in fields}
@@ -315,7 +316,7 @@ def generate_subject(
     hrv_t = _lag(1.0 + (tgt["hrv"] - 1.0) * min(arousal * g_hrv, 1.6), CTRL_HZ, 30.0)
     hrv_t = np.clip(hrv_t, 0.15, None)
     rr_t = _lag(p.rr0 + tgt["resp_bpm"] * g_resp * min(arousal, 1.8), CTRL_HZ, 15.0)
-    rr_t = np.clip(rr_t + 0.8 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.002, 0.05), 5.0, 35.0)
+    rr_t = np.clip(rr_t + 1.3 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.002, 0.05), 5.0, 35.0)
     depth_t = _lag(1.0 + (tgt["resp_depth"] - 1.0) * g_resp, CTRL_HZ, 15.0)
     eda_tonic_t = _lag(eda_tgt * arousal * g_eda * p.eda_chest0 / 4.0, CTRL_HZ, 75.0)
     temp_w_t = _lag(tgt["temp_wrist_c"] * arousal * g_temp, CTRL_HZ, 150.0)
@@ -333,7 +334,10 @@ def generate_subject(
         respiratory_rate=rr_ref, method="breathmetrics", noise=0.0, random_state=_seed(rng),
     )
     rsp = (rsp - rsp.mean()) / (rsp.std() + 1e-9)
-    resp_ctrl = _warp(rsp, RSP_TEMPLATE_HZ, resp_phase_s) * depth_t  # (n_ctrl,)
+    # talking (the TSST speech) breaks the rhythm: slow random modulation of breath depth
+    talk = _lag((lab_ctrl == 2).astype(np.float64), CTRL_HZ, 5.0)
+    irregular = 1.0 + 0.35 * talk * _band_noise(rng, n_ctrl, CTRL_HZ, 0.05, 0.4)
+    resp_ctrl = _warp(rsp, RSP_TEMPLATE_HZ, resp_phase_s) * depth_t * irregular  # (n_ctrl,)
     laugh_on = _events(rng, tgt["laughs_per_min"] * p.movement ** 0.5, CTRL_HZ)
     laugh_env = _bursts(rng, laugh_on, n_ctrl, CTRL_HZ, (2.0, 6.0))
 
@@ -443,11 +447,11 @@ def generate_subject(
         sel[ev[kind == j]] = imp[ev[kind == j]]
         phasic += np.convolve(sel, kern / max(kern.max(), 1e-9), mode="full")[:n_eda]
     tonic = _upsample(eda_tonic_t, CTRL_HZ, n_eda, eda_fs)
-    drift_c = 0.08 * p.eda_chest0 * _band_noise(rng, n_eda, eda_fs, 0.0005, 0.01)
+    drift_c = 0.06 * p.eda_chest0 * _band_noise(rng, n_eda, eda_fs, 0.0003, 0.003)
     chest_eda8 = np.clip(p.eda_chest0 + tonic + phasic + drift_c, 0.05, None)
     c_eda = _upsample(chest_eda8, eda_fs, n_chest, CHEST_HZ) + rng.normal(0, 0.003, n_chest)
     ratio = p.eda_wrist0 / p.eda_chest0
-    drift_w = 0.15 * p.eda_wrist0 * _band_noise(rng, n_eda, eda_fs, 0.0005, 0.01)
+    drift_w = 0.15 * p.eda_wrist0 * _band_noise(rng, n_eda, eda_fs, 0.0003, 0.005)
     wrist_eda8 = p.eda_wrist0 + p.wrist_eda_coupling * ratio * (tonic + phasic) + drift_w
     n_w4 = total_s * WRIST_HZ["EDA"]
     w_eda = wrist_eda8[:: eda_fs // WRIST_HZ["EDA"]][:n_w4]
@@ -456,10 +460,10 @@ def generate_subject(
     w_eda = np.clip(w_eda, 0.0, None)
 
     # ---- skin temperature --------------------------------------------------------------------
-    slow_w = 0.25 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.0003, 0.005)
+    slow_w = 0.12 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.0002, 0.002)
     w_temp = p.temp_wrist0 + temp_w_t + slow_w
     w_temp = np.round((w_temp + rng.normal(0, 0.01, n_ctrl)) / 0.02) * 0.02  # E4 resolution
-    slow_c = 0.1 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.0003, 0.005)
+    slow_c = 0.06 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.0002, 0.002)
     c_temp = _upsample(p.temp_chest0 - 0.2 * temp_w_t + slow_c, CTRL_HZ, n_chest, CHEST_HZ)
     c_temp += rng.normal(0.0, 0.005, n_chest)
 
@@ -467,7 +471,7 @@ def generate_subject(
     emg = np.empty(n_chest)
     i0 = 0
     for lab, d in segs:
-        n_b = int(rng.poisson(d / 60.0 * (2.0 + 3.0 * (lab == 2))))
+        n_b = int(rng.poisson(d / 60.0 * (2.0 + 1.5 * (lab == 2)) * p.movement ** 0.5))
         n_b = min(n_b, int(d // 2))
         part = nk.emg_simulate(duration=d, sampling_rate=CHEST_HZ, burst_number=n_b,
                                burst_duration=float(rng.uniform(0.3, 1.0)), noise=0.0,
@@ -475,7 +479,10 @@ def generate_subject(
         emg[i0:i0 + d * CHEST_HZ] = part[: d * CHEST_HZ] - 0.08  # remove nk's DC offset
         i0 += d * CHEST_HZ
     carrier = rng.standard_normal(n_chest)
-    tone_chest = _upsample(tone_t, CTRL_HZ, n_chest, CHEST_HZ)
+    # posture shifts wander the tone; arm movement recruits the trapezius
+    tone_wander = np.exp(0.2 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.002, 0.02))
+    tone_ctrl = tone_t * tone_wander + 0.6 * move_env
+    tone_chest = _upsample(tone_ctrl, CTRL_HZ, n_chest, CHEST_HZ)
     emg = p.emg_tone * tone_chest * (3.0 * carrier + 4.0 * emg)
     emg += 0.2 * p.emg_tone * np.sin(2 * np.pi * MAINS_HZ * t_chest)
     emg += 0.004 * ecg  # cardiac crosstalk on the trapezius electrodes

@@ -32,8 +32,8 @@ compares decisions with).
 
 **Packets.** One sensor per recording signal (ids from 1, in the recording's order), int16
 (uint16 for EDA) with a scale per modality (:data:`MODALITY_SCALES`); one SAMPLES packet per
-sensor every ``packet_s`` (at least ``min_samples_per_packet`` samples); HELLO at start, after every reconnect and every
-``hello_period_s`` (a hub that joins mid-stream learns the sensors); TIME_SYNC every
+sensor every ``packet_s`` (at least ``min_samples_per_packet`` samples); HELLO at start,
+after every reconnect and every ``hello_period_s`` (a hub that joins mid-stream learns the sensors); TIME_SYNC every
 ``time_sync_period_s``; a BATTERY event every ``battery_period_s``.
 """
 

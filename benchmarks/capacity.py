@@ -1,0 +1,369 @@
+"""Inside the running daemon: window-complete -> decision latency, and hub capacity.
+
+One measurement (:func:`run_daemon_level`) runs the real daemon (``edge.daemon.open_daemon``:
+the bundle, the ``auto`` engine, the in-process simulator, the SQLite sink) with ``N``
+simulated wearables at real-time rate (speed 1), in a **fresh subprocess pinned to one CPU**
+(``sched_setaffinity``, what ``taskset -c`` does), and instruments it through its own
+methods (no daemon code changed):
+
+- ``t_complete``: the simulator's scheduled hub time of the packet that completed a window
+  (``SourceItem.received_at``: the real monotonic clock at speed 1). From then on, everything the
+  hub does counts: the source queue, the shared preprocessing that cuts the window, the
+  inference queue and engine, delivery back to the event loop and the decision logic.
+- ``t_decided``: when the daemon has handed the decision to its sinks. SQLite commits are
+  batched by design (``sinks.commit_interval_s``, kind to an SD card); that batching is
+  reported beside the figure, not hidden in it.
+- ``lag``: how late the daemon reads each packet against its schedule. The ``sim`` source is
+  not live (it waits for a busy daemon instead of dropping), so an overloaded hub shows up
+  as growing lag rather than as drops.
+
+A level is **sustained** when nothing is dropped or lost, every expected decision is made,
+p99 window-complete -> decision is at most :data:`TARGET_P99_MS` and no decision is later
+than one hop. CPU share per wearable is the process's CPU time over the measured wall time,
+divided by N; it includes the simulator (which runs in the same process and core), so it
+is an upper bound for the daemon alone.
+
+Enrollment is not part of the measurement: every simulated resident gets a stored baseline
+(computed from the recording it will play, exactly as enrollment would) before the run, so
+decisions start one window after the start instead of after the calibration period.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "TARGET_P99_MS",
+    "CapacityResult",
+    "DaemonLevel",
+    "DaemonLevelSpec",
+    "level_sustained",
+    "run_daemon_level",
+    "run_level_in_subprocess",
+    "search_capacity",
+]
+
+TARGET_P99_MS: Final = 50.0  # the issue's bound on p99 window-complete -> decision
+DEFAULT_LEVELS: Final = (50, 100, 200, 300, 400, 600)  # wearables; stops at the first failure
+# After the first window (window_s + the preprocessing margin), wait this long before
+# measuring: every device has cut a first window and the engine/sinks are warm.
+SETTLE_S: Final = 10.0
+DEFAULT_MEASURE_S: Final = 60.0  # 12 windows per device at a 5 s hop; 2400 decisions at N=200
+# Allowance for the windows at the edges of the measured span: one per device either side.
+EDGE_WINDOWS_PER_DEVICE: Final = 2
+LEVEL_TIMEOUT_SLACK_S: Final = 180.0  # a child gets its run time plus this, then is killed
+
+
+@dataclass
+class DaemonLevelSpec:
+    """One daemon run (what a child does)."""
+
+    bundle: str
+    devices: int
+    measure_s: float = DEFAULT_MEASURE_S
+    cpu: int | None = 0  # pin to this CPU; None: leave the affinity alone
+    backend: str = "auto"
+    precision: str = "auto"
+    threads: int = 1
+    sqlite: bool = True  # the real decisions database (a temp file), as on a hub
+    seed: int = 0
+
+
+@dataclass
+class DaemonLevel:
+    """What one daemon run measured."""
+
+    devices: int
+    cpu: int | None
+    measured_s: float = 0.0
+    decisions: int = 0  # decisions whose window completed inside the measured span
+    expected: int = 0  # devices x measured span / hop
+    e2e_ms: dict[str, float] = field(default_factory=dict)  # window-complete -> decided
+    preprocess_ms: dict[str, float] = field(default_factory=dict)  # handling the packet that cut it
+    source_wait_ms: dict[str, float] = field(default_factory=dict)  # completing packet: read - scheduled
+    worker_ms: dict[str, float] = field(default_factory=dict)  # daemon's own: queue + engine
+    delivery_ms: dict[str, float] = field(default_factory=dict)  # rest: back to the loop + decision
+    lag_ms: dict[str, float] = field(default_factory=dict)  # packet read vs its schedule
+    late: int = 0  # decisions later than one hop after their window completed
+    drops: dict[str, int] = field(default_factory=dict)  # every non-zero drop counter
+    cpu_s: float = 0.0
+    cpu_share: float = 0.0  # of one core, over the measured span
+    cpu_share_per_device: float = 0.0
+    peak_rss_mb: float | None = None
+    engine: str = ""
+    hop_s: float = 0.0
+    window_s: float = 0.0
+    commit_interval_s: float | None = None
+    sustained: bool = False
+    why_not: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class CapacityResult:
+    """The search: every level tried and the largest sustained."""
+
+    levels: list[DaemonLevel]
+    max_sustained: int | None
+    first_failed: int | None
+    target_p99_ms: float = TARGET_P99_MS
+
+
+def _pct(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    a = np.asarray(values, dtype=np.float64)
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"n": float(a.size), "p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "max": float(a.max()), "mean": float(a.mean())}
+
+
+def level_sustained(level: DaemonLevel, target_p99_ms: float = TARGET_P99_MS) -> list[str]:
+    """Why ``level`` is not sustained (empty list: it is). Pure; tested."""
+    why = []
+    if level.error:
+        return [f"error: {level.error}"]
+    dropped = {k: v for k, v in level.drops.items() if v}
+    if dropped:
+        why.append(f"dropped/lost: {dropped}")
+    if level.decisions < level.expected - EDGE_WINDOWS_PER_DEVICE * level.devices:
+        why.append(f"only {level.decisions} of ~{level.expected} expected decisions")
+    p99 = level.e2e_ms.get("p99")
+    if p99 is None or not math.isfinite(p99):
+        why.append("no decisions measured")
+    elif p99 > target_p99_ms:
+        why.append(f"p99 window->decision {p99:.1f} ms > {target_p99_ms:.0f} ms")
+    if level.late:
+        why.append(f"{level.late} decisions later than one hop")
+    return why
+
+
+# -- the child: one instrumented daemon run --------------------------------------------------
+def _seed_baselines(cfg: Any, contract: Any, recording: Any, residents: Sequence[str]) -> None:
+    """Store the baseline enrollment would compute, for every simulated resident."""
+    from edge.calibration_store import CalibrationStore
+    from edge.preprocess import compute_calibration
+
+    names = [m.name for m in contract.modalities]
+    cal = compute_calibration(recording.streams(names), contract, source="edge-bench seeded")
+    store = CalibrationStore(cfg.calibration_path)
+    for r in residents:
+        store.save(r, cal, contract)
+
+
+def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
+    """Run the daemon with ``spec.devices`` simulated wearables and measure it (in-process;
+    call from a fresh process pinned to one CPU, see :func:`run_level_in_subprocess`)."""
+    import asyncio
+    import logging
+
+    if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {spec.cpu})  # before any runtime starts its threads
+    logging.basicConfig(level=logging.WARNING)  # a hub logs state changes; not 200 of them here
+
+    from edge.bundle import load_bundle
+    from edge.config import DaemonConfig
+    from edge.daemon import open_daemon
+    from edge.sources.sim import load_sim_recording
+
+    level = DaemonLevel(spec.devices, spec.cpu)
+    bundle = load_bundle(spec.bundle)
+    contract = bundle.contract
+    level.hop_s, level.window_s = contract.hop_s, contract.window_s
+    start_measure = contract.window_s + 2 * contract.hop_s + SETTLE_S
+    duration = start_measure + spec.measure_s
+
+    with tempfile.TemporaryDirectory(prefix="edge-bench-daemon-") as tmp:
+        cfg = DaemonConfig(device="sim", bundle=spec.bundle, backend=spec.backend,
+                           precision=spec.precision, threads=spec.threads, state_dir=tmp,
+                           duration=duration, speed=1.0, log_level="warning")
+        cfg.sinks.sqlite = spec.sqlite
+        cfg.sinks.log_decisions = False
+        cfg.health.status_line = "off"
+        cfg.health.interval_s = 3600.0
+        cfg.sim.seed = spec.seed
+        cfg.validate()
+        # after validate(): the config caps sim.devices at a hub-sized 64; capacity goes past it
+        cfg.sim.devices = spec.devices
+        level.commit_interval_s = cfg.sinks.commit_interval_s if spec.sqlite else None
+        recording = load_sim_recording(cfg.sim.recording, Path(spec.bundle))
+        _seed_baselines(cfg, contract, recording, [f"sim-{i}" for i in range(spec.devices)])
+
+        daemon = open_daemon(cfg)
+        level.engine = daemon.engine_name
+        e2e: list[float] = []
+        pre: list[float] = []
+        worker: list[float] = []
+        lags: list[float] = []
+        state: dict[str, Any] = {"item": None}
+        pending: dict[int, tuple[float, float, float]] = {}
+        waits: list[float] = []
+        deliveries: list[float] = []
+        t_run0 = time.monotonic()
+        window_lo = t_run0 + start_measure
+        window_hi = t_run0 + duration
+        hop_s = contract.hop_s
+        late = 0
+
+        orig_on_item: Callable[[Any], None] = daemon._on_item
+        orig_dispatch: Callable[..., None] = daemon._dispatch
+        orig_on_result: Callable[[Any], None] = daemon.worker.on_result
+
+        def on_item(item: Any) -> None:
+            now = time.monotonic()
+            if window_lo <= now <= window_hi:
+                lags.append((now - item.received_at) * 1e3)
+            state["item"] = (item.received_at, now)
+            orig_on_item(item)
+            state["item"] = None
+
+        def dispatch(key: str, dev: Any, windows: list[Any], events: list[Any]) -> None:
+            cur = state["item"]
+            if cur is not None:
+                done = time.monotonic()
+                for rw in windows:
+                    pending[id(rw)] = (cur[0], cur[1] - cur[0], done - cur[1])
+            orig_dispatch(key, dev, windows, events)
+
+        def on_result(r: Any) -> None:
+            nonlocal late
+            orig_on_result(r)
+            now = time.monotonic()
+            got = pending.pop(id(r.job.meta), None)
+            if got is None or r.probabilities is None:
+                return
+            t_complete, wait_s, pre_s = got
+            if not window_lo <= t_complete <= window_hi:
+                return
+            dt = now - t_complete
+            e2e.append(dt * 1e3)
+            waits.append(wait_s * 1e3)
+            pre.append(pre_s * 1e3)
+            worker.append(r.latency_ms)
+            deliveries.append(dt * 1e3 - (wait_s + pre_s) * 1e3 - r.latency_ms)
+            late += dt > hop_s
+
+        daemon._on_item = on_item  # type: ignore[method-assign]
+        daemon._dispatch = dispatch  # type: ignore[method-assign]
+        daemon.worker.on_result = on_result
+
+        cpu_marks: dict[str, float] = {}
+
+        async def mark_cpu() -> None:
+            await asyncio.sleep(max(0.0, window_lo - time.monotonic()))
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_marks["t0"], cpu_marks["c0"] = time.monotonic(), ru.ru_utime + ru.ru_stime
+            await asyncio.sleep(max(0.0, window_hi - time.monotonic()))
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_marks["t1"], cpu_marks["c1"] = time.monotonic(), ru.ru_utime + ru.ru_stime
+
+        async def main() -> dict[str, Any]:
+            marker = asyncio.create_task(mark_cpu())
+            try:
+                return await daemon.run()
+            finally:
+                if not marker.done():
+                    marker.cancel()
+
+        summary = asyncio.run(main())
+
+    level.measured_s = spec.measure_s
+    level.decisions = len(e2e)
+    level.expected = int(spec.devices * spec.measure_s / hop_s)
+    level.e2e_ms, level.preprocess_ms = _pct(e2e), _pct(pre)
+    level.worker_ms, level.lag_ms = _pct(worker), _pct(lags)
+    level.source_wait_ms, level.delivery_ms = _pct(waits), _pct(deliveries)
+    level.late = late
+    level.drops = {k: int(v) for k, v in summary.get("drops", {}).items() if v}
+    if "c1" in cpu_marks:
+        level.cpu_s = cpu_marks["c1"] - cpu_marks["c0"]
+        wall = cpu_marks["t1"] - cpu_marks["t0"]
+        level.cpu_share = level.cpu_s / wall if wall > 0 else math.nan
+        level.cpu_share_per_device = level.cpu_share / spec.devices
+    level.peak_rss_mb = summary.get("peak_rss_mb")
+    level.why_not = level_sustained(level)
+    level.sustained = not level.why_not
+    return level
+
+
+def _child_main(argv: Sequence[str]) -> int:
+    spec = DaemonLevelSpec(**json.loads(argv[0]))
+    try:
+        level = run_daemon_level(spec)
+    except Exception as e:  # noqa: BLE001  (process boundary: any failure becomes data)
+        level = DaemonLevel(spec.devices, spec.cpu, error=f"{type(e).__name__}: {e}")
+        level.why_not = level_sustained(level)
+    sys.stdout.write("\n" + json.dumps(asdict(level)) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+# -- the parent: levels in subprocesses, and the search ------------------------------------
+def run_level_in_subprocess(spec: DaemonLevelSpec, *, python: str | None = None) -> DaemonLevel:
+    """One level in a fresh interpreter (honest RSS and CPU time, one CPU)."""
+    cmd = [python or sys.executable, "-m", "benchmarks.capacity", json.dumps(asdict(spec))]
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = repo_root + os.pathsep + env.get("PYTHONPATH", "")
+    # window + settle + measure, plus time to start, seed baselines and drain
+    timeout = 600.0 + spec.measure_s + LEVEL_TIMEOUT_SLACK_S
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        level = DaemonLevel(spec.devices, spec.cpu, error=f"timed out after {timeout:.0f} s")
+        level.why_not = level_sustained(level)
+        return level
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        level = DaemonLevel(spec.devices, spec.cpu,
+                            error=f"child exited {proc.returncode}: {' | '.join(tail)}")
+        level.why_not = level_sustained(level)
+        return level
+    return DaemonLevel(**json.loads(lines[-1]))
+
+
+def search_capacity(
+    base: DaemonLevelSpec,
+    levels: Sequence[int] = DEFAULT_LEVELS,
+    *,
+    progress: Callable[[str], None] | None = None,
+    runner: Callable[[DaemonLevelSpec], DaemonLevel] = run_level_in_subprocess,
+) -> CapacityResult:
+    """Try ``levels`` upwards (fresh process each); stop after the first that fails."""
+    from dataclasses import replace
+
+    results: list[DaemonLevel] = []
+    best: int | None = None
+    failed: int | None = None
+    for n in sorted(levels):
+        if progress is not None:
+            progress(f"capacity: {n} wearables")
+        level = runner(replace(base, devices=n))
+        results.append(level)
+        if level.sustained:
+            best = n
+        else:
+            failed = n
+            break
+    return CapacityResult(results, best, failed)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main(sys.argv[1:]))

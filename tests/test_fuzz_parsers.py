@@ -1,0 +1,914 @@
+"""Property-based fuzzing of every parser that reads bytes or files from outside the hub.
+
+The rule each test enforces (issue 7): malformed input ends in a typed error of the parser's
+package (:class:`firmware_bridge.errors.ProtocolError` / ``BridgeError``, or
+:class:`edge.errors.EdgeError`), or, for streaming decoders, in a counted rejection. Never
+another exception, never a hang, never memory out of proportion to the input.
+
+Inputs are built three ways, because random bytes alone rarely get past a CRC or a JSON
+parser: arbitrary bytes; valid inputs with a few bytes (or one JSON value) changed; and
+inputs built from the format's own pieces (a packet with a correct CRC around a random body,
+a tar of hostile members, a TOML file of known keys with values of the wrong type). Where a
+second implementation exists (the streaming frame decoder and ``decode_frame``) they must
+agree frame by frame.
+
+The coverage-guided (atheris) harnesses for longer runs live in ``tests/fuzz/``; the
+minimal inputs they or these tests found are the ``test_regression_*`` tests at the end.
+Budget: the whole file runs in well under a minute (``max_examples`` per test below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import pickle
+import shutil
+import tarfile
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from edge.bundle import MANIFEST_NAME, load_bundle
+from edge.calibration_store import CalibrationStore, contract_fingerprint
+from edge.config import DaemonConfig, apply_overrides, load_config
+from edge.contract import InputContract, Modality, Normalization
+from edge.errors import BundleError, CalibrationError, ConfigError, ContractError, RecordingError
+from edge.preprocess import Calibration
+from edge.recording import load_recording
+from firmware_bridge.errors import ProtocolError
+from firmware_bridge.framing import (
+    MAX_FRAME_LEN,
+    MAX_PACKET_LEN,
+    FrameDecoder,
+    cobs_encode,
+    crc16,
+    decode_frame,
+    decode_packet,
+    encode_frame,
+    encode_packet,
+)
+from firmware_bridge.gatt import (
+    Fragmenter,
+    NotificationDecoder,
+    Reassembler,
+    decode_ieee11073_float,
+    parse_battery_level,
+    parse_device_info_string,
+    parse_heart_rate_measurement,
+    parse_temperature_measurement,
+)
+from firmware_bridge.protocol import (
+    PROTOCOL_VERSION,
+    Event,
+    EventKind,
+    Hello,
+    Message,
+    SampleFormat,
+    Samples,
+    SensorInfo,
+    TimeSync,
+    decode_message,
+    encode_message,
+)
+
+# One budget for the whole file: each test's max_examples is a multiple of this.
+_FAST: Final = 60  # parsers that run in microseconds per input
+_SLOW: Final = 25  # parsers that touch the file system (bundles, archives, config, recordings)
+
+
+def fuzz(n: int) -> Callable[[Any], Any]:
+    """Hypothesis settings for a fuzz test: ``n`` inputs, no per-input deadline."""
+    return settings(
+        max_examples=n,
+        deadline=None,  # a shared 2-core CI box: timing is not what these tests measure
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+# -- generic building blocks ----------------------------------------------------------------
+# JSON-like values, including what JSON parsers really produce from hostile text: huge ints,
+# inf/nan (Python's json reads Infinity/NaN), unicode, nesting.
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([10**400, -(10**400), 0, -1, 2**63, 2**64]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+json_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path (tuple of keys / indices) into a JSON-like value, the root included."""
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _paths(v, (*prefix, i))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: Any, n_max: int = 3) -> Any:
+    """``base`` (a JSON-like value) with 1..n_max of its values replaced, deleted or added."""
+    obj = json.loads(json.dumps(base))  # a private deep copy
+    for _ in range(draw(st.integers(1, n_max))):
+        paths = list(_paths(obj))
+        path = draw(st.sampled_from(paths))
+        if not path:
+            return draw(json_values)
+        parent = obj
+        for k in path[:-1]:
+            parent = parent[k]
+        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+        if action == "replace":
+            parent[path[-1]] = draw(json_values)
+        elif action == "delete":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[draw(st.text(max_size=8))] = draw(json_values)
+        else:
+            parent.append(draw(json_values))
+    return obj
+
+
+@st.composite
+def byte_mutated(draw: st.DrawFn, data: bytes, n_max: int = 4) -> bytes:
+    """``data`` with a few bytes flipped, deleted, inserted, or cut short."""
+    b = bytearray(data)
+    for _ in range(draw(st.integers(1, n_max))):
+        op = draw(st.sampled_from(["flip", "flip", "delete", "insert", "truncate"]))
+        if not b:
+            b += draw(st.binary(min_size=1, max_size=4))
+            continue
+        i = draw(st.integers(0, len(b) - 1))
+        if op == "flip":
+            b[i] ^= draw(st.integers(1, 255))
+        elif op == "delete":
+            del b[i]
+        elif op == "insert":
+            b[i:i] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del b[i:]
+    return bytes(b)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # module-scoped: hypothesis re-runs the test body, a function-scoped tmp_path would not reset
+    return tmp_path_factory.mktemp("fuzz")
+
+
+# ===========================================================================================
+# firmware_bridge: packets, frames, GATT
+# ===========================================================================================
+_kinds = st.sampled_from(["bvp", "eda", "temp", "acc", "hr", "rr", "ecg", "resp"])
+_finite32 = st.floats(-1e6, 1e6, allow_nan=False, width=32)
+
+
+@st.composite
+def sensor_infos(draw: st.DrawFn, sensor_id: int) -> SensorInfo:
+    return SensorInfo(
+        sensor_id=sensor_id,
+        kind=draw(_kinds),
+        unit=draw(st.text(max_size=8)),
+        rate_hz=draw(st.floats(0.5, 1000.0, width=32)),
+        channels=draw(st.integers(1, 4)),
+        sample_format=draw(st.sampled_from(list(SampleFormat))),
+        scale=draw(_finite32.filter(lambda v: v != 0)),
+        offset=draw(_finite32),
+    )
+
+
+@st.composite
+def hellos(draw: st.DrawFn) -> Hello:
+    ids = draw(st.lists(st.integers(0, 255), unique=True, max_size=4))
+    return Hello(
+        device_id=draw(st.text(max_size=20)),
+        firmware_version=draw(st.text(max_size=10)),
+        protocol_version=PROTOCOL_VERSION,
+        sensors=tuple(draw(sensor_infos(i)) for i in ids),
+    )
+
+
+@st.composite
+def samples_msgs(draw: st.DrawFn) -> Samples:
+    fmt = draw(st.sampled_from(list(SampleFormat)))
+    raw = draw(
+        hnp.arrays(fmt.dtype, st.tuples(st.integers(0, 12), st.integers(1, 3)))
+    )
+    return Samples(
+        sensor_id=draw(st.integers(0, 255)),
+        seq=draw(st.integers(0, 0xFFFF)),
+        t_device_us=draw(st.integers(0, 2**64 - 1)),
+        raw=raw,
+    )
+
+
+messages = st.one_of(
+    hellos(),
+    samples_msgs(),
+    st.builds(
+        Event,
+        kind=st.sampled_from(list(EventKind)),
+        seq=st.integers(0, 0xFFFF),
+        t_device_us=st.integers(0, 2**64 - 1),
+        value=st.integers(-(2**31), 2**31 - 1),
+    ),
+    st.builds(
+        TimeSync,
+        seq=st.integers(0, 0xFFFF),
+        t_device_us=st.integers(0, 2**64 - 1),
+        t_hub_us=st.integers(0, 2**64 - 1),
+    ),
+)
+
+# A packet body that decode_message will actually look at: version 1, a known (or unknown)
+# type, then anything.
+packets = st.builds(
+    lambda v, t, body: bytes((v, t)) + body,
+    st.sampled_from([PROTOCOL_VERSION, PROTOCOL_VERSION, PROTOCOL_VERSION, 0, 2, 255]),
+    st.sampled_from([1, 2, 3, 4, 1, 2, 0, 5, 255]),
+    st.binary(max_size=300),
+)
+
+
+def _frame_with_valid_crc(packet: bytes) -> bytes:
+    """Frame ``packet`` (any length, even over the limit) with a correct CRC."""
+    return cobs_encode(packet + crc16(packet).to_bytes(2, "big")) + b"\x00"
+
+
+def _decode_or_reason(fn: Callable[[], Message]) -> Message | str:
+    try:
+        return fn()
+    except ProtocolError as e:
+        return e.reason
+
+
+@fuzz(4 * _FAST)
+@given(packets)
+def test_decode_message_raises_only_protocol_errors(packet: bytes) -> None:
+    _decode_or_reason(lambda: decode_message(packet))
+
+
+@fuzz(4 * _FAST)
+@given(st.data())
+def test_decode_message_of_mutated_valid_packets(data: st.DataObject) -> None:
+    msg = data.draw(messages)
+    packet = encode_message(msg)
+    assert decode_message(packet) == msg  # the unmutated packet is the oracle's anchor
+    bad = data.draw(byte_mutated(packet))
+    sensors = msg.sensor_map() if isinstance(msg, Hello) else None
+    got = _decode_or_reason(lambda: decode_message(bad, sensors))
+    if not isinstance(got, str):
+        # anything accepted must survive its own round trip (no half-parsed message)
+        assert decode_message(encode_message(got)) == got
+
+
+@fuzz(4 * _FAST)
+@given(st.one_of(st.binary(max_size=400), packets.map(_frame_with_valid_crc)))
+def test_decode_frame_raises_only_protocol_errors(frame: bytes) -> None:
+    _decode_or_reason(lambda: decode_frame(frame))
+
+
+@fuzz(2 * _FAST)
+@given(st.data())
+def test_decode_frame_of_mutated_valid_frames(data: st.DataObject) -> None:
+    frame = encode_frame(data.draw(messages))
+    bad = data.draw(byte_mutated(frame))
+    _decode_or_reason(lambda: decode_frame(bad))
+
+
+# Pieces of a serial stream: valid frames, corrupted ones, CRC-valid frames around random
+# packets, frames at the length limits, garbage with and without delimiters.
+_stream_parts = st.one_of(
+    messages.map(encode_frame),
+    messages.map(encode_frame).flatmap(byte_mutated),
+    packets.map(_frame_with_valid_crc),
+    st.integers(MAX_PACKET_LEN - 4, MAX_PACKET_LEN + 8).map(
+        lambda n: _frame_with_valid_crc(bytes((PROTOCOL_VERSION, 2)) + b"\x01" * (n - 4))
+    ),
+    st.integers(MAX_FRAME_LEN - 2, MAX_FRAME_LEN + 300).map(lambda n: b"\x07" * n),
+    st.binary(max_size=60),
+    st.just(b"\x00"),
+)
+
+
+def _reference_decode(stream: bytes) -> tuple[list[Message], Counter[str]]:
+    """What FrameDecoder must produce: ``decode_frame`` on each 0x00-delimited frame."""
+    *complete, trailing = stream.split(b"\x00")
+    msgs: list[Message] = []
+    stats: Counter[str] = Counter()
+    sensors: dict[int, SensorInfo] = {}
+    for frame in complete:
+        if not frame:
+            stats["empty"] += 1
+            continue
+        if len(frame) > MAX_FRAME_LEN:
+            stats["oversize"] += 1
+            continue
+        got = _decode_or_reason(lambda f=frame, s=sensors: decode_frame(f, s))  # type: ignore[misc]
+        if isinstance(got, str):
+            stats[got] += 1
+            continue
+        if isinstance(got, Hello):
+            sensors = got.sensor_map()
+        msgs.append(got)
+    if len(trailing) > MAX_FRAME_LEN:
+        stats["oversize"] += 1  # counted when it outgrows the buffer, before its delimiter
+    return msgs, stats
+
+
+@fuzz(3 * _FAST)
+@given(st.lists(_stream_parts, max_size=12), st.lists(st.integers(0, 40_000), max_size=12))
+def test_frame_decoder_agrees_with_decode_frame_in_any_chunking(
+    parts: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(parts)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    dec = FrameDecoder()
+    got: list[Message] = []
+    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
+        got += dec.feed(stream[a:b])
+        assert dec.buffered <= MAX_FRAME_LEN  # bounded whatever arrives
+    want, want_stats = _reference_decode(stream)
+    assert got == want
+    rejected = {k: v for k, v in dec.stats.items() if k not in ("bytes", "frames")}
+    assert rejected == {k: v for k, v in want_stats.items() if v}
+    assert dec.stats["frames"] == len(want)
+    assert dec.stats["bytes"] == len(stream)
+
+
+# -- GATT -----------------------------------------------------------------------------------
+_GATT_PARSERS: Final = {
+    "heart_rate": parse_heart_rate_measurement,
+    "battery": parse_battery_level,
+    "temperature": parse_temperature_measurement,
+    "device_info": parse_device_info_string,
+    "ieee11073_float": decode_ieee11073_float,
+    "packet": decode_packet,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_GATT_PARSERS))
+@fuzz(2 * _FAST)
+@given(data=st.one_of(st.binary(max_size=40), st.binary(min_size=1, max_size=3).map(lambda b: b * 9)))
+def test_gatt_value_parsers_raise_only_protocol_errors(name: str, data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        _GATT_PARSERS[name](data)
+
+
+@fuzz(3 * _FAST)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=25),
+            st.builds(lambda h, b: bytes((h,)) + b, st.integers(0, 255), st.binary(max_size=24)),
+        ),
+        max_size=40,
+    ),
+    st.lists(messages, min_size=1, max_size=4),
+    st.integers(2, 60),
+)
+def test_notification_decoder_counts_garbage_then_resynchronises(
+    garbage: list[bytes], msgs: list[Message], att_payload: int
+) -> None:
+    dec = NotificationDecoder()
+    for g in garbage:
+        for m in dec.feed(g):  # garbage that happens to be a valid packet is a message
+            assert isinstance(m, Hello | Samples | Event | TimeSync)
+    assert all(count >= 0 for count in dec.stats.values())
+    # after any garbage, well-formed notifications decode again: nothing is stuck
+    frag = Fragmenter(att_payload)
+    sensors = dict(dec.sensors)
+    got: list[Message] = []
+    want: list[Message] = []
+    for m in msgs:
+        packet = encode_packet(m)
+        expected = _decode_or_reason(lambda p=packet, s=sensors: decode_packet(p, s))  # type: ignore[misc]
+        if not isinstance(expected, str):
+            want.append(expected)
+            if isinstance(expected, Hello):
+                sensors = expected.sensor_map()
+        for f in frag.fragment(packet):
+            got += dec.feed(f)
+    assert got == want
+
+
+@fuzz(3 * _FAST)
+@given(st.lists(st.binary(max_size=30), max_size=60))
+def test_reassembler_bounds_packets_and_never_raises(fragments: list[bytes]) -> None:
+    r = Reassembler()
+    for f in fragments:
+        packet = r.feed(f)
+        assert packet is None or len(packet) <= MAX_PACKET_LEN
+    assert sum(1 for f in fragments if not f) == r.stats["empty_fragments"]
+
+
+# ===========================================================================================
+# edge: contract, calibration, bundle, config, recordings
+# ===========================================================================================
+def _small_contract() -> InputContract:
+    return InputContract(
+        modalities=(
+            Modality("bvp", "a.u.", 8.0, ("bvp",)),
+            Modality("acc", "g", 4.0, ("x", "y", "z"), valid_range=(-8.0, 8.0)),
+        ),
+        class_names=("baseline", "stress", "amusement"),
+        window_s=4.0,
+        hop_s=1.0,
+        normalization=Normalization(calibration_s=10.0),
+    )
+
+
+_CONTRACT_DICT: Final = _small_contract().to_dict()
+
+
+@fuzz(4 * _FAST)
+@given(st.one_of(mutated(_CONTRACT_DICT), json_values))
+def test_contract_from_dict_raises_only_contract_errors(d: Any) -> None:
+    try:
+        c = InputContract.from_dict(d)
+    except ContractError:
+        return
+    assert InputContract.from_dict(c.to_dict()) == c
+
+
+_CALIBRATION_DICT: Final = Calibration(
+    center={"bvp": [0.0], "acc": [0.1, 0.2, 0.9]}, scale={"bvp": [1.0], "acc": [0.1, 0.1, 0.1]},
+    source="fuzz",
+).to_dict()
+
+
+@fuzz(4 * _FAST)
+@given(st.one_of(mutated(_CALIBRATION_DICT), json_values))
+def test_calibration_from_dict_raises_only_calibration_errors(d: Any) -> None:
+    with contextlib.suppress(CalibrationError):
+        Calibration.from_dict(d)
+
+
+def _store_doc(calibration: Any) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "resident": "r1",
+        "created": "2025-01-01T00:00:00+0000",
+        "fingerprint": contract_fingerprint(_small_contract()),
+        "calibration": calibration,
+    }
+
+
+@fuzz(2 * _FAST)
+@given(
+    st.one_of(
+        mutated(_store_doc(_CALIBRATION_DICT)).map(lambda d: json.dumps(d).encode()),
+        st.binary(max_size=200),
+        st.integers(1, 20_000).map(lambda n: b"[" * n),
+    )
+)
+def test_calibration_store_treats_any_file_as_a_baseline_or_none(workdir: Path, raw: bytes) -> None:
+    store = CalibrationStore(workdir / "calibration")
+    store.directory.mkdir(exist_ok=True)
+    store.path_for("r1").write_bytes(raw)
+    got = store.load("r1", _small_contract())
+    assert got is None or isinstance(got, Calibration)
+
+
+# -- bundles --------------------------------------------------------------------------------
+_MODEL_FILES: Final = {
+    "onnx_fp32": "model_fp32.onnx",
+    "onnx_int8": "model_int8.onnx",
+    "tflite_fp32": "model_fp32.tflite",
+    "tflite_int8": "model_int8.tflite",
+}
+
+
+def _write_bundle(root: Path) -> dict[str, Any]:
+    """A valid bundle whose model files are random bytes (the loader never parses them)."""
+    import hashlib
+
+    contract = _small_contract()
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    files = {}
+    for key, name in _MODEL_FILES.items():
+        data = rng.integers(0, 256, 512, dtype=np.uint8).tobytes()
+        (root / name).write_bytes(data)
+        fmt, precision = key.split("_")
+        tensor_in: dict[str, Any] = {"name": "x", "shape": [1, contract.input_length], "dtype": "float32"}
+        if key.endswith("int8"):
+            tensor_in = {**tensor_in, "dtype": "int8", "scale": 0.05, "zero_point": 0}
+        files[key] = {
+            "path": name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "format": fmt,
+            "precision": precision,
+            "input": tensor_in,
+            "output": {"name": "logits", "shape": [1, contract.n_classes], "dtype": "float32"},
+            "accuracy": {"acceptable": True},
+        }
+    manifest = {
+        "schema_version": 1,
+        "model_id": "fuzz",
+        "model_version": "0",
+        "class_names": list(contract.class_names),
+        "contract": contract.to_dict(),
+        "calibration_required": True,
+        "files": files,
+        "recommended": "tflite_int8",
+    }
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def fuzz_bundle(workdir: Path) -> tuple[Path, dict[str, Any]]:
+    root = workdir / "bundle"
+    manifest = _write_bundle(root)
+    load_bundle(root).close()  # the base is valid: every failure below is the mutation's
+    return root, manifest
+
+
+def _exercise_bundle(path: Path) -> None:
+    """Load ``path``; a loaded bundle's accessors must not raise either."""
+    try:
+        b = load_bundle(path)
+    except BundleError:
+        return
+    with b:
+        _ = (b.model_id, b.model_version, b.class_names, b.calibration_required, b.recommended)
+        _ = repr(b)
+        for key in b.files:
+            assert b.path_of(key).is_file()
+            b.read_verified(key)
+
+
+@fuzz(3 * _FAST)
+@given(data=st.data())
+def test_load_bundle_with_mutated_manifest(
+    fuzz_bundle: tuple[Path, dict[str, Any]], data: st.DataObject
+) -> None:
+    root, manifest = fuzz_bundle
+    where = data.draw(st.sampled_from(["anywhere", "contract", "files", "tensor"]))
+    if where == "anywhere":
+        m = data.draw(mutated(manifest))
+    elif where == "contract":
+        m = {**manifest, "contract": data.draw(mutated(manifest["contract"]))}
+    elif where == "files":
+        m = {**manifest, "files": data.draw(mutated(manifest["files"]))}
+    else:
+        key = data.draw(st.sampled_from(sorted(_MODEL_FILES)))
+        entry = data.draw(mutated(manifest["files"][key]))
+        m = {**manifest, "files": {**manifest["files"], key: entry}}
+    raw = json.dumps(m).encode()
+    if data.draw(st.booleans()):
+        raw = data.draw(byte_mutated(raw))
+    try:
+        (root / MANIFEST_NAME).write_bytes(raw)
+        _exercise_bundle(root)
+    finally:
+        (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+
+
+# A tar member: (name, kind, payload). Kinds cover what an attacker can put in a tar.
+_member_names = st.one_of(
+    st.sampled_from([
+        "manifest.json", "bundle/manifest.json", "model_fp32.onnx", "../evil", "/abs/evil",
+        "bundle/../../evil", "a/b/../../../evil", "./manifest.json", "", ".", "..",
+        "bundle", "dir/", "x" * 200,
+    ]),
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+)
+_member_kinds = st.sampled_from(
+    [tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
+     tarfile.CHRTYPE, tarfile.FIFOTYPE]
+)
+
+
+@contextlib.contextmanager
+def _private_tempdir(path: Path) -> Iterator[Path]:
+    """Point ``tempfile`` (where load_bundle extracts archives) at an empty ``path``."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(path)
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = saved
+
+
+def _tar_bytes(members: list[tuple[str, bytes, bytes, str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, payload, link in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.REGTYPE:
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+            else:
+                info.linkname = link
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+@fuzz(2 * _SLOW)
+@given(
+    st.lists(
+        st.tuples(
+            _member_names,
+            _member_kinds,
+            st.binary(max_size=64),
+            st.sampled_from(["/etc/passwd", "../../x", "manifest.json", "model_fp32.onnx"]),
+        ),
+        max_size=6,
+    )
+)
+def test_load_bundle_archive_of_hostile_members(
+    workdir: Path, members: list[tuple[str, bytes, bytes, str]]
+) -> None:
+    archive = workdir / "hostile.tar"
+    try:
+        archive.write_bytes(_tar_bytes(members))
+    except (ValueError, UnicodeError, tarfile.TarError):
+        assume(False)  # tarfile itself cannot write this member list
+    with _private_tempdir(workdir / "tmp") as tmp:
+        _exercise_bundle(archive)
+        # nothing escaped the bundle's private directory, and that directory is gone
+        assert list(tmp.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def bundle_tar(fuzz_bundle: tuple[Path, dict[str, Any]], workdir: Path) -> bytes:
+    root, _ = fuzz_bundle
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(root, arcname="bundle")
+    path = workdir / "good.tar"
+    path.write_bytes(buf.getvalue())
+    load_bundle(path).close()
+    return buf.getvalue()
+
+
+@fuzz(2 * _SLOW)
+@given(data=st.data())
+def test_load_bundle_archive_with_mutated_bytes(
+    bundle_tar: bytes, workdir: Path, data: st.DataObject
+) -> None:
+    raw = data.draw(byte_mutated(bundle_tar, n_max=6))
+    archive = workdir / "mutated.tar"
+    archive.write_bytes(raw)
+    _exercise_bundle(archive)
+
+
+# -- daemon config --------------------------------------------------------------------------
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a TOML basic string (lone surrogates aside)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return '"?"'  # None has no TOML form
+
+
+def _toml(doc: dict[str, Any]) -> str:
+    return "\n".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in doc.items()) + "\n"
+
+
+def _config_keys() -> dict[str, Any]:
+    """Every key of the config file with its default (sections as nested dicts)."""
+    from dataclasses import asdict
+
+    return asdict(DaemonConfig())
+
+
+_CONFIG_DEFAULTS: Final = _config_keys()
+_toml_scalars = st.one_of(
+    st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=10)
+)
+_toml_values = st.recursive(
+    _toml_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def config_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """A config of known keys (some with values of the wrong type or range) and a stray key."""
+    doc: dict[str, Any] = {}
+    for _ in range(draw(st.integers(1, 6))):
+        key = draw(st.sampled_from(sorted(_CONFIG_DEFAULTS)))
+        default = _CONFIG_DEFAULTS[key]
+        if isinstance(default, dict) and default and draw(st.booleans()):
+            sub = draw(st.sampled_from(sorted(default)))
+            doc.setdefault(key, {})
+            if isinstance(doc[key], dict):
+                doc[key][sub] = draw(_toml_values)
+        else:
+            doc[key] = draw(_toml_values)
+    if draw(st.integers(0, 9)) == 0:
+        doc[draw(st.text(max_size=6))] = draw(_toml_values)
+    return doc
+
+
+@fuzz(3 * _FAST)
+@given(
+    st.one_of(
+        config_docs().map(lambda d: _toml(d).encode("utf-8", "surrogatepass")),
+        config_docs().map(lambda d: _toml(d).encode("utf-8", "surrogatepass")).flatmap(byte_mutated),
+        st.binary(max_size=200),
+        st.integers(1, 5000).map(lambda n: b"a = " + b"[" * n),
+    )
+)
+def test_load_config_raises_only_config_errors(workdir: Path, raw: bytes) -> None:
+    path = workdir / "edge.toml"
+    path.write_bytes(raw)
+    try:
+        cfg = load_config(path)
+    except ConfigError:
+        return
+    assert isinstance(cfg, DaemonConfig)
+
+
+@fuzz(2 * _FAST)
+@given(
+    st.dictionaries(
+        st.one_of(
+            st.sampled_from(sorted(_CONFIG_DEFAULTS)),
+            st.sampled_from(
+                sorted(f"{k}.{s}" for k, v in _CONFIG_DEFAULTS.items() if isinstance(v, dict)
+                       for s in v)
+            ),
+            st.text(max_size=10),
+        ),
+        st.one_of(st.none(), _toml_values),
+        max_size=5,
+    )
+)
+def test_apply_overrides_raises_only_config_errors(overrides: dict[str, Any]) -> None:
+    with contextlib.suppress(ConfigError):
+        apply_overrides(DaemonConfig(), overrides)
+
+
+# -- recordings -----------------------------------------------------------------------------
+def _npz_bytes(arrays: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+_NPZ_HEADER: Final = {
+    "format": "wearable-edge-recording",
+    "version": 1,
+    "subject": "S0",
+    "meta": {"source": "fuzz"},
+    "signals": {
+        "bvp": {"rate_hz": 8.0, "unit": "a.u.", "channels": ["bvp"]},
+        "acc": {"rate_hz": 4.0, "unit": "g", "channels": ["x", "y", "z"]},
+    },
+    "labels": {"rate_hz": 4.0, "unit": "code", "channels": ["label"]},
+}
+_npz_arrays = hnp.arrays(
+    st.sampled_from([np.float32, np.float16, np.int8, np.int64, np.bool_, np.uint8]),
+    hnp.array_shapes(min_dims=0, max_dims=3, max_side=5),
+)
+
+
+@fuzz(2 * _SLOW)
+@given(
+    header=st.one_of(mutated(_NPZ_HEADER), json_values),
+    arrays=st.dictionaries(
+        st.sampled_from(["sig_bvp", "sig_acc", "labels", "sig_x"]), _npz_arrays, max_size=4
+    ),
+    header_kind=st.sampled_from(["json", "json", "number", "vector"]),
+)
+def test_load_recording_npz_raises_only_recording_errors(
+    workdir: Path, header: Any, arrays: dict[str, np.ndarray], header_kind: str
+) -> None:
+    text = json.dumps(header)
+    hdr = {"json": np.array(text), "number": np.array(3.0), "vector": np.array([text, text])}
+    path = workdir / "rec.npz"
+    path.write_bytes(_npz_bytes({"header": hdr[header_kind], **arrays}))
+    with contextlib.suppress(RecordingError):
+        load_recording(path)
+
+
+@fuzz(2 * _SLOW)
+@given(data=st.data())
+def test_load_recording_npz_with_mutated_bytes(workdir: Path, data: st.DataObject) -> None:
+    good = _npz_bytes({
+        "header": np.array(json.dumps(_NPZ_HEADER)),
+        "sig_bvp": np.zeros((8, 1), np.float32),
+        "sig_acc": np.zeros((4, 3), np.float32),
+        "labels": np.ones((4, 1), np.int8),
+    })
+    path = workdir / "mut.npz"
+    path.write_bytes(data.draw(byte_mutated(good, n_max=6)))
+    with contextlib.suppress(RecordingError):
+        load_recording(path)
+
+
+def _tiny_wesad(dtype: Any = np.float32) -> dict[str, Any]:
+    """The smallest dict that load_wesad_subject accepts: 1 s of every WESAD stream."""
+    chest = {k: np.zeros((700, c), dtype) for k, c in
+             (("ACC", 3), ("ECG", 1), ("EMG", 1), ("EDA", 1), ("Temp", 1), ("Resp", 1))}
+    wrist = {"ACC": np.zeros((32, 3), dtype), "BVP": np.zeros((64, 1), dtype),
+             "EDA": np.zeros((4, 1), dtype), "TEMP": np.zeros((4, 1), dtype)}
+    return {"subject": "S2", "signal": {"chest": chest, "wrist": wrist},
+            "label": np.ones(700, np.int32)}
+
+
+_pickle_leaves = st.one_of(
+    st.none(), st.integers(-(2**40), 2**40), st.floats(), st.text(max_size=6),
+    st.binary(max_size=6), _npz_arrays,
+)
+_pickle_values = st.recursive(
+    _pickle_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.binary(max_size=4)), inner, max_size=3),
+    ),
+    max_leaves=10,
+)
+
+
+@st.composite
+def wesad_like(draw: st.DrawFn) -> dict[str, Any]:
+    """The WESAD layout with some entries replaced by arbitrary values or arrays."""
+    d = _tiny_wesad(draw(st.sampled_from([np.float32, np.float64, np.int16])))
+    groups = [d, d["signal"], d["signal"]["chest"], d["signal"]["wrist"]]
+    for _ in range(draw(st.integers(1, 3))):
+        g = draw(st.sampled_from(groups))
+        if not g:
+            continue
+        key = draw(st.sampled_from(sorted(g)))
+        if draw(st.booleans()):
+            g[key] = draw(_pickle_values)
+        else:
+            del g[key]
+    return d
+
+
+@fuzz(2 * _SLOW)
+@given(
+    obj=st.one_of(wesad_like(), _pickle_values),
+    protocol=st.integers(0, 5),
+)
+def test_load_recording_pkl_raises_only_recording_errors(
+    workdir: Path, obj: Any, protocol: int
+) -> None:
+    path = workdir / "S0.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    with contextlib.suppress(RecordingError):
+        load_recording(path)
+
+
+@pytest.fixture(scope="module")
+def wesad_pickle() -> bytes:
+    return pickle.dumps(_tiny_wesad(), protocol=2)
+
+
+@fuzz(2 * _SLOW)
+@given(data=st.data())
+def test_load_recording_pkl_with_mutated_bytes(
+    workdir: Path, wesad_pickle: bytes, data: st.DataObject
+) -> None:
+    path = workdir / "S1.pkl"
+    path.write_bytes(data.draw(byte_mutated(wesad_pickle, n_max=6)))
+    with contextlib.suppress(RecordingError):
+        load_recording(path)
+
+
+# ===========================================================================================
+# Regressions: minimal inputs found by these tests and by the atheris harnesses
+# ===========================================================================================
