@@ -45,5 +45,12 @@ demo-bundle: $(VENV)/.host
 bench: $(VENV)/.host
 	$(BIN)/edge-bench --bundle edge/demo_bundle --out benchmarks/results/$$(hostname)-$$(uname -m)
 
+# Coverage-guided fuzzing of every parser (tests/fuzz/README.md): FUZZ_SECONDS per harness,
+# or FUZZ_RUNS inputs each; FUZZ_TARGETS="frames config" for some. Prints the inputs tried.
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.hub
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) -e '.[fuzz]'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) PY=$(BIN)/python tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

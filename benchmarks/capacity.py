@@ -75,6 +75,7 @@ class DaemonLevelSpec:
     bundle: str
     devices: int
     measure_s: float = DEFAULT_MEASURE_S
+    settle_s: float = SETTLE_S  # wait after the first window before measuring
     cpu: int | None = 0  # pin to this CPU; None: leave the affinity alone
     backend: str = "auto"
     precision: str = "auto"
@@ -184,7 +185,7 @@ def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
     bundle = load_bundle(spec.bundle)
     contract = bundle.contract
     level.hop_s, level.window_s = contract.hop_s, contract.window_s
-    start_measure = contract.window_s + 2 * contract.hop_s + SETTLE_S
+    start_measure = contract.window_s + 2 * contract.hop_s + spec.settle_s
     duration = start_measure + spec.measure_s
 
     with tempfile.TemporaryDirectory(prefix="edge-bench-daemon-") as tmp:

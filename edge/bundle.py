@@ -50,6 +50,7 @@ import logging
 import os
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,11 @@ from typing import Any, Final
 
 from edge.contract import InputContract
 from edge.errors import BundleError, ContractError
+
+try:  # tarfile lets the decompressors' own errors through for a corrupt .tar.gz/.bz2/.xz
+    from lzma import LZMAError
+except ImportError:  # pragma: no cover - a Python without liblzma cannot open .xz either
+    LZMAError = OSError  # type: ignore[misc,assignment]
 
 __all__ = [
     "FORMAT_KEYS",
@@ -84,6 +90,11 @@ _FORMATS: Final = ("onnx", "tflite")
 _MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 # Hash in 1 MiB blocks: bounded memory on a Pi for any model size.
 _HASH_BLOCK: Final = 1 << 20
+# An exported bundle is ~10 files of a few MB. An archive beyond these limits is refused before
+# extraction: a compressed archive can inflate far beyond its own size (a "bomb") and must not
+# fill the hub's SD card or its RAM-backed /tmp.
+_MAX_ARCHIVE_BYTES: Final = 256 * 1024 * 1024
+_MAX_ARCHIVE_MEMBERS: Final = 1000
 _REQUIRED_KEYS: Final = ("schema_version", "model_id", "class_names", "contract", "files")
 
 
@@ -113,8 +124,10 @@ class TensorSpec:
                 scale=None if scale is None else float(scale),
                 zero_point=None if zp is None else int(zp),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise BundleError(f"malformed tensor spec: {e!r}", path=where, reason="manifest") from e
+        if not spec.shape:
+            raise BundleError("tensor shape is empty", path=where, reason="manifest")
         if spec.dtype in ("int8", "uint8") and (spec.scale is None or spec.zero_point is None):
             raise BundleError(
                 f"{spec.dtype} tensor {spec.name!r} needs scale and zero_point",
@@ -198,7 +211,7 @@ class Bundle:
     @property
     def recommended(self) -> str | None:
         rec = self.manifest.get("recommended")
-        return str(rec) if rec in self.files else None
+        return rec if isinstance(rec, str) and rec in self.files else None
 
     def path_of(self, key: str) -> Path:
         """Absolute path of model file ``key`` (e.g. ``"tflite_int8"``)."""
@@ -341,7 +354,8 @@ def _load_dir(
 def _parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
     try:
         manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    # ValueError: also the int digit limit; RecursionError: "[[[[..." nesting
+    except (ValueError, RecursionError) as e:
         raise BundleError(f"not valid JSON: {e}", path=where, reason="manifest") from e
     if not isinstance(manifest, dict):
         raise BundleError("top level is not an object", path=where, reason="manifest")
@@ -371,12 +385,16 @@ def _check_file(root: Path, key: str, entry: Any, manifest_path: Path) -> FileEn
         size = int(entry["size"])
         fmt = str(entry["format"])
         precision = str(entry["precision"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise BundleError(f"malformed file entry: {e!r}", path=where, reason="manifest") from e
     if fmt not in _FORMATS:
         raise BundleError(f"unknown format {fmt!r}", path=where, reason="manifest")
     target = _inside(root, rel, where)
-    if not target.is_file():
+    try:
+        found = target.is_file()
+    except OSError as e:  # is_file hides only "not found" kinds of error, not ENAMETOOLONG
+        raise BundleError(f"cannot check: {e.strerror}", path=where, reason="missing_file") from e
+    if not found:
         raise BundleError(
             f"listed in the manifest as {key!r} but missing", path=str(target), reason="missing_file"
         )
@@ -395,6 +413,8 @@ def _check_file(root: Path, key: str, entry: Any, manifest_path: Path) -> FileEn
             reason="hash_mismatch",
         )
     accuracy = entry.get("accuracy") or {}
+    if not isinstance(accuracy, dict):
+        raise BundleError("'accuracy' is not an object", path=where, reason="manifest")
     return FileEntry(
         key=key,
         path=rel,
@@ -421,8 +441,13 @@ def _extract_archive(archive: Path, dest: Path) -> Path:
     """Extract a bundle ``.tar`` safely: regular files and directories only, nothing outside."""
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
+            members: list[tarfile.TarInfo] = []
+            total = 0
+            for m in tar:  # header by header: a bomb is refused before it is inflated whole
+                if len(members) >= _MAX_ARCHIVE_MEMBERS:
+                    raise BundleError(
+                        f"more than {_MAX_ARCHIVE_MEMBERS} members", path=str(archive), reason="archive"
+                    )
                 name = Path(m.name)
                 if name.is_absolute() or ".." in name.parts:
                     raise BundleError(
@@ -432,12 +457,20 @@ def _extract_archive(archive: Path, dest: Path) -> Path:
                     raise BundleError(
                         f"archive member {m.name!r} is a link or device", path=str(archive), reason="archive"
                     )
+                total += m.size
+                if total > _MAX_ARCHIVE_BYTES:
+                    raise BundleError(
+                        f"members add up to more than {_MAX_ARCHIVE_BYTES >> 20} MiB",
+                        path=str(archive),
+                        reason="archive",
+                    )
+                members.append(m)
             # filter="data" (Python >= 3.11.4) repeats these checks inside tarfile itself.
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, members=members, filter="data")
             else:  # pragma: no cover - old 3.11 patch releases; members were checked above
                 tar.extractall(dest, members=members)
-    except (tarfile.TarError, OSError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, LZMAError) as e:
         raise BundleError(f"not a readable archive: {e}", path=str(archive), reason="archive") from e
     if (dest / MANIFEST_NAME).is_file():
         return dest
@@ -478,7 +511,7 @@ def _check_signature(
             raise ValueError(f"unsupported alg {sig.get('alg')!r}")
         signature = base64.b64decode(sig["signature"], validate=True)
         claimed = str(sig.get("key_id", ""))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise BundleError(f"malformed signature file: {e}", path=str(sig_path), reason="signature") from e
     return verify_manifest_signature(manifest_bytes, signature, claimed, keys, where=str(sig_path))
 

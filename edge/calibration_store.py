@@ -65,7 +65,7 @@ class CalibrationStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: "[[[[..." nesting
             log.warning("calibration of %s at %s is unreadable (%s); enrolling again",
                         resident, path, e)
             return None

@@ -333,7 +333,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
         raise ConfigError(f"file {p} does not exist", key="config") from None
     except OSError as e:
         raise ConfigError(f"cannot read {p}: {e.strerror}", key="config") from None
-    except tomllib.TOMLDecodeError as e:
+    # tomllib decodes the bytes itself (UnicodeDecodeError) and recurses per nesting level
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{p} is not valid TOML: {e}", key="config") from None
     return _merge(cfg, data, "").validate()
 
@@ -351,6 +352,8 @@ def apply_overrides(cfg: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonCo
         d = nested
         for p in parts[:-1]:
             d = d.setdefault(p, {})
+            if not isinstance(d, dict):  # {"health": False, "health.interval_s": 5}
+                raise ConfigError("is given both as a value and as a table", key=dotted)
         d[parts[-1]] = value
     return _merge(cfg, nested, "").validate()
 

@@ -282,15 +282,16 @@ class InputContract:
                 min_coverage=float(d.get("min_coverage", 0.9)),
                 version=int(d.get("version", CONTRACT_VERSION)),
             )
+            if "input_length" in d and int(d["input_length"]) != c.input_length:
+                raise ContractError(
+                    f"declared input_length {d['input_length']} != computed {c.input_length}",
+                    field="input_length",
+                )
         except ContractError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # OverflowError: JSON allows 1e999 (inf) and 400-digit ints, which float()/int() refuse
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise ContractError(f"malformed contract: {e!r}", field="contract") from e
-        if "input_length" in d and int(d["input_length"]) != c.input_length:
-            raise ContractError(
-                f"declared input_length {d['input_length']} != computed {c.input_length}",
-                field="input_length",
-            )
         return c
 
 

@@ -424,12 +424,7 @@ class Daemon:
         return dict(d)
 
     def _data_s(self) -> float:
-        spans = []
-        for dev in self.devices.values():
-            o = dev.ingest.origin
-            if o is not None and math.isfinite(dev.ingest._max_t):
-                spans.append(dev.ingest._max_t - o)
-        return max(spans, default=0.0)
+        return max((d.ingest.data_span_s for d in self.devices.values()), default=0.0)
 
     def health(self) -> dict[str, Any]:
         src = self.source.health()

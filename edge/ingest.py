@@ -451,6 +451,13 @@ class DeviceIngest:
         self._lost_reported = lost
 
     # -- reporting ------------------------------------------------------------------------
+    @property
+    def data_span_s(self) -> float:
+        """Seconds of data (device clock) from this session's window origin to the latest sample."""
+        if self.origin is None or not math.isfinite(self._max_t):
+            return 0.0
+        return self._max_t - self.origin
+
     def enrollment_progress(self) -> float:
         return 1.0 if self._enroll is None else self._enroll.progress()
 

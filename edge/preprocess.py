@@ -504,7 +504,8 @@ class Calibration:
             )
         except CalibrationError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # OverflowError: JSON allows 1e999 (inf) and 400-digit ints, which float()/int() refuse
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise CalibrationError(f"malformed calibration: {e!r}") from e
 
 

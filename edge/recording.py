@@ -40,6 +40,8 @@ import io
 import json
 import math
 import pickle
+import pickletools
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,6 +104,11 @@ LABEL_NAMES: Final = {
 # the E4 rounds its stream ends to whole packets.
 MAX_DEVICE_MISMATCH_S: Final = 5.0
 MAX_DEVICE_MISMATCH_FRAC: Final = 0.01
+
+# A WESAD pickle is a few hundred opcodes (a dozen arrays, each one opcode of data). A file
+# with far more is not a recording, and its nesting could overflow the C stack while the
+# unpickler hashes a dict key (a crash, not an exception), so it is refused before loading.
+MAX_PICKLE_OPCODES: Final = 10_000
 
 NPZ_FORMAT: Final = "wearable-edge-recording"
 NPZ_VERSION: Final = 1  # bump when the layout changes; the loader refuses unknown versions
@@ -234,21 +241,39 @@ def _latin1_encode(obj: str, encoding: str = "latin1") -> bytes:
 def _numpy_globals() -> dict[tuple[str, str], Any]:
     # Take the reconstruction functions from numpy's own reducers so the same code works on
     # numpy 1.x (numpy.core) and 2.x (numpy._core) without importing deprecated aliases.
-    reconstruct = np.zeros(1).__reduce__()[0]
+    reconstruct: Any = np.zeros(1).__reduce__()[0]
     frombuffer = np.zeros(1).__reduce_ex__(5)[0]
     scalar = np.float64(0).__reduce__()[0]
+    ndarray_token = object()  # numpy.ndarray as an argument, never callable by the pickle
+
+    def reconstruct_empty(subtype: Any, shape: Any, dtype: Any) -> Any:
+        # numpy pickles an array as an *empty* one (shape (0,)) plus its bytes; a pickle asking
+        # for a big uninitialised array, or calling ndarray itself, wants memory it does not carry
+        if subtype is not ndarray_token or shape != (0,):
+            raise pickle.UnpicklingError("an array must carry its data (refused _reconstruct)")
+        return reconstruct(np.ndarray, shape, dtype)
+
+    def no_size_arg(tp: type) -> Any:
+        def make(*args: Any) -> Any:
+            if args and isinstance(args[0], int):  # bytes(10**10): gigabytes from a few bytes
+                raise pickle.UnpicklingError(f"{tp.__name__}(size) is refused")
+            return tp(*args)
+
+        return make
+
     allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): ndarray_token,
         ("numpy", "dtype"): np.dtype,
     }
     for core in ("numpy.core", "numpy._core"):
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct_empty
         allowed[(f"{core}.multiarray", "scalar")] = scalar
         allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
     for mod in ("builtins", "__builtin__"):  # Python 3 / Python 2 names
         for name, obj in (
             ("dict", dict), ("list", list), ("tuple", tuple), ("set", set),
-            ("frozenset", frozenset), ("bytearray", bytearray), ("bytes", bytes),
+            ("frozenset", frozenset), ("bytearray", no_size_arg(bytearray)),
+            ("bytes", no_size_arg(bytes)),
             ("str", str), ("int", int), ("float", float), ("complex", complex),
             ("bool", bool), ("unicode", str), ("long", int),
         ):
@@ -276,6 +301,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _restricted_load(raw: bytes) -> Any:
+    for i, _ in enumerate(pickletools.genops(raw)):  # ValueError if not a pickle at all
+        if i >= MAX_PICKLE_OPCODES:
+            raise pickle.UnpicklingError(f"more than {MAX_PICKLE_OPCODES} opcodes: not a recording")
     return _RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
 
 
@@ -283,7 +311,10 @@ def _restricted_load(raw: bytes) -> Any:
 # WESAD
 # -------------------------------------------------------------------------------------------
 def _text(v: Any) -> str:
-    return v.decode("latin1") if isinstance(v, bytes) else str(v)
+    if isinstance(v, bytes):
+        return v.decode("latin1")
+    # str() of a deeply nested container raises RecursionError; names are strings or numbers
+    return str(v) if isinstance(v, str | int | float | np.generic) else type(v).__name__
 
 
 def _get(d: Any, key: str, where: str, path: str) -> Any:
@@ -338,7 +369,7 @@ def load_wesad_subject(path: str | Path) -> Recording:
     except pickle.UnpicklingError as e:
         raise RecordingError(f"refused or corrupt pickle: {e}", path=sp) from e
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, OverflowError, MemoryError) as e:
+            UnicodeDecodeError, OverflowError, MemoryError, RecursionError) as e:
         raise RecordingError(f"not a readable pickle: {type(e).__name__}: {e}", path=sp) from e
 
     signal = _get(data, "signal", "", sp)
@@ -439,11 +470,14 @@ def save_recording(
 def _load_npz(p: Path) -> Recording:
     sp = str(p)
     try:
-        with np.load(p, allow_pickle=False) as z:
+        # our own file object: np.load leaks the one it opens when the zip is corrupt
+        with p.open("rb") as f, np.load(f, allow_pickle=False) as z:
             files = set(z.files)
             if "header" not in files:
                 raise RecordingError("not a wearable-edge recording (no 'header')", path=sp)
             header = json.loads(str(z["header"][()]))
+            if not isinstance(header, dict):
+                raise RecordingError("header is not a JSON object", path=sp)
             if header.get("format") != NPZ_FORMAT:
                 raise RecordingError(f"unknown format {header.get('format')!r}", path=sp)
             if header.get("version") != NPZ_VERSION:
@@ -467,16 +501,20 @@ def _load_npz(p: Path) -> Recording:
                 h = header["labels"]
                 labels = Signal(float(h["rate_hz"]), z["labels"], str(h["unit"]),
                                 tuple(h["channels"]))
+            meta = dict(header.get("meta") or {})
+            subject = str(header.get("subject", ""))
     except FileNotFoundError:
         raise RecordingError("file not found", path=sp) from None
     except RecordingError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-        # ValueError also covers a refused object array (allow_pickle=False) and bad shapes
+    # ValueError also covers a refused object array (allow_pickle=False) and bad shapes;
+    # MemoryError a shape no file could hold; RuntimeError JSON nested past the recursion
+    # limit, and zipfile's encrypted or unsupported members (NotImplementedError)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError, OverflowError,
+            MemoryError, RuntimeError, zipfile.BadZipFile) as e:
         raise RecordingError(f"malformed recording: {type(e).__name__}: {e}", path=sp) from e
-    meta = dict(header.get("meta") or {})
     meta["path"] = sp
-    return Recording(str(header.get("subject", "")), signals, labels, meta)
+    return Recording(subject, signals, labels, meta)
 
 
 def load_recording(path: str | Path) -> Recording:

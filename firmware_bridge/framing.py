@@ -352,6 +352,9 @@ class FrameDecoder:
             if de - ds < min_len:
                 stats[TruncatedError.reason] += 1
                 continue
+            if de - ds > MAX_PACKET_LEN:  # a frame under MAX_FRAME_LEN can still decode to more
+                stats[FrameTooLongError.reason] += 1
+                continue
             if crc(mv[ds:de], CRC_INIT):
                 stats[CrcError.reason] += 1
                 continue

@@ -34,7 +34,7 @@ def _lines(stdout: str) -> list[dict]:
 
 
 def _majority_label(codes: np.ndarray, start_s: float, end_s: float) -> int:
-    seg = codes[int(round(start_s * 700)):int(round(end_s * 700))]
+    seg = codes[round(start_s * 700):round(end_s * 700)]
     values, counts = np.unique(seg, return_counts=True)
     return int(values[counts.argmax()])
 

@@ -63,9 +63,10 @@ class _Lines:
         return "".join(self.lines)
 
 
-async def _wait(pred: object, timeout: float, what: str) -> None:
+async def _wait(pred: object, limit_s: float, what: str) -> None:
+    """Poll ``pred`` (a subprocess's log: nothing to await on) for up to ``limit_s``."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit_s
     while not pred():  # type: ignore[operator]
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -113,7 +114,7 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
         await link.play(wearable)
         # let the daemon finish the last packets before SIGTERM (data time = 1/SPEED wall)
         await asyncio.sleep(1.5)
-        out, _ = await asyncio.to_thread(stop_cli, proc)
+        await asyncio.to_thread(stop_cli, proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -174,8 +175,8 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
     assert summary["stop_reason"] == "SIGTERM received"
 
 
-async def _next_item(it: object, timeout: float = 10.0) -> object:
-    return await asyncio.wait_for(it.__anext__(), timeout)  # type: ignore[attr-defined]
+async def _next_item(it: object) -> object:
+    return await asyncio.wait_for(it.__anext__(), 10.0)  # type: ignore[attr-defined]
 
 
 async def test_serial_source_reopens_when_the_port_vanishes_and_returns(tmp_path: Path) -> None:

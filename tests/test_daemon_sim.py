@@ -131,7 +131,7 @@ battery_low_at_s = 90.0
     rows = db_rows(db)
     b = load_bundle(bundle)
     contract = b.contract
-    ((hello, streams),) = received_streams(raw).values()
+    ((_, streams),) = received_streams(raw).values()
     origin = rows[0]["window_start"] - rows[0]["window_index"] * contract.hop_s
     cal = compute_calibration(streams, contract)
     windows = {w.index: w for w in windows_from_streams(streams, contract, origin=origin,
@@ -178,3 +178,65 @@ def test_help_explains_the_devices() -> None:
         assert word in p.stdout
     p = run_cli(["run", "--help"])
     assert "--record-raw" in p.stdout and "--speed" in p.stdout and "--port" in p.stdout
+
+
+def test_calibrate_command_records_a_fresh_baseline_and_exits(bundle: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    args = ["calibrate", "--device", "sim", "--bundle", str(bundle), "--speed", "200",
+            "--resident", "bob", "--state-dir", str(state), "--status", "off"]
+    p = run_cli(args)
+    assert p.returncode == 0, p.stderr
+    path = state / "calibration" / "bob.json"
+    first = json.loads(path.read_text())
+    assert set(first["calibration"]["center"]) == set(load_bundle(bundle).contract.modality_names)
+    assert "every device has a baseline" in p.stderr
+    assert not (state / "edge.db").exists()  # calibrate stores the baseline, no decisions
+    again = run_cli([*args, "--recording", str(_other_recording(tmp_path))])
+    assert again.returncode == 0, again.stderr
+    second = json.loads(path.read_text())
+    assert second["calibration"]["center"] != first["calibration"]["center"]  # replaced
+
+
+def _other_recording(tmp_path: Path) -> Path:
+    from edge.recording import save_recording
+    from firmware_bridge.sim.synthetic import synthetic_recording
+
+    return save_recording(synthetic_recording(200.0, seed=77), tmp_path / "other.npz")
+
+
+def test_systemd_notify_ready_watchdog_status_stopping(bundle: Path, tmp_path: Path) -> None:
+    """The daemon under Type=notify: READY=1, WATCHDOG=1 pings, STATUS=, STOPPING=1."""
+    import socket
+    import threading
+
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(0.2)
+    messages: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:  # like systemd: read as they come (the socket queue is short)
+        while not done.is_set():
+            try:
+                messages.append(s.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        p = run_cli(["--device", "sim", "--bundle", str(bundle), "--speed", "100", "--duration",
+                     "3", "--health-interval", "1", "--state-dir", str(tmp_path / "s"),
+                     "--status", "off"],
+                    env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"})
+        assert p.returncode == 0, p.stderr
+    finally:
+        done.set()
+        reader.join(5)
+        s.close()
+    assert messages[0].startswith("READY=1\nSTATUS=deciding with ")
+    assert messages.count("WATCHDOG=1") >= 5  # every 0.2 s for ~3 s
+    assert any(m.startswith("STATUS=1 devices") for m in messages)
+    stopping = [m for m in messages if m.startswith("STOPPING=1")]
+    assert len(stopping) == 1 and "draining" in stopping[0]

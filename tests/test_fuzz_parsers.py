@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import edge.bundle as bundle_mod
 from edge.bundle import MANIFEST_NAME, load_bundle
 from edge.calibration_store import CalibrationStore, contract_fingerprint
 from edge.config import DaemonConfig, apply_overrides, load_config
@@ -338,7 +339,11 @@ def _reference_decode(stream: bytes) -> tuple[list[Message], Counter[str]]:
 
 
 @fuzz(3 * _FAST)
-@given(st.lists(_stream_parts, max_size=12), st.lists(st.integers(0, 40_000), max_size=12))
+@given(
+    # up to 24 parts: a read completing 16+ frames takes the decoder's vectorised path
+    st.lists(st.one_of(_stream_parts, st.just(b"\x00" * 16)), max_size=24),
+    st.lists(st.integers(0, 60_000), max_size=12),
+)
 def test_frame_decoder_agrees_with_decode_frame_in_any_chunking(
     parts: list[bytes], cuts: list[int]
 ) -> None:
@@ -912,3 +917,330 @@ def test_load_recording_pkl_with_mutated_bytes(
 # ===========================================================================================
 # Regressions: minimal inputs found by these tests and by the atheris harnesses
 # ===========================================================================================
+def _oversize_packet_frame() -> bytes:
+    """A CRC-valid SAMPLES frame whose packet is 2054 bytes: over MAX_PACKET_LEN, under
+    MAX_FRAME_LEN (zeros cost no COBS overhead), so only a packet-length check catches it."""
+    raw = np.zeros((MAX_PACKET_LEN - 11, 1), np.uint8)  # 13-byte header + data + CRC = 2054
+    return _frame_with_valid_crc(encode_message(Samples(1, 0, 0, raw)))
+
+
+@pytest.mark.parametrize("idle_fill", [0, 20])  # 20 delimiters: the vectorised decode path
+def test_regression_frame_decoder_rejects_packets_over_the_limit(idle_fill: int) -> None:
+    frame = _oversize_packet_frame()
+    with pytest.raises(ProtocolError) as e:
+        decode_frame(frame)
+    assert e.value.reason == "oversize"
+    dec = FrameDecoder()
+    assert dec.feed(frame + b"\x00" * idle_fill) == []
+    assert dec.stats["oversize"] == 1 and dec.stats["frames"] == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"window_s": math.inf},  # round(inf) raised OverflowError
+        {"version": math.inf},  # int(inf) raised OverflowError
+        {"input_length": "eighty"},  # was checked outside the try: ValueError
+        {"input_length": [80]},
+        {"normalization": {"center": {"bvp": [10**400]}}},  # float(huge int): OverflowError
+    ],
+)
+def test_regression_contract_from_dict_overflow_and_input_length(change: dict[str, Any]) -> None:
+    with pytest.raises(ContractError):
+        InputContract.from_dict({**_CONTRACT_DICT, **change})
+
+
+def test_regression_contract_from_dict_huge_rate() -> None:
+    d = json.loads(json.dumps(_CONTRACT_DICT))
+    d["modalities"][0]["rate_hz"] = 10**400
+    with pytest.raises(ContractError):
+        InputContract.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        {**_CALIBRATION_DICT, "center": {"bvp": 10**400, "acc": [0.1, 0.2, 0.9]}},
+        {**_CALIBRATION_DICT, "schema": math.inf},
+    ],
+)
+def test_regression_calibration_from_dict_overflow(d: dict[str, Any]) -> None:
+    with pytest.raises(CalibrationError):
+        Calibration.from_dict(d)
+
+
+def test_regression_calibration_store_deeply_nested_file(tmp_path: Path) -> None:
+    store = CalibrationStore(tmp_path)
+    store.path_for("r1").write_bytes(b"[" * 100_000)  # json's C scanner: RecursionError
+    assert store.load("r1", _small_contract()) is None
+
+
+def _write_manifest(root: Path, manifest: Any) -> None:
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def _with_entry(manifest: dict[str, Any], key: str, **change: Any) -> dict[str, Any]:
+    files = json.loads(json.dumps(manifest["files"]))
+    files[key].update(change)
+    return {**manifest, "files": files}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["deep", "long_int", "output_not_object", "size_inf", "long_path", "empty_shape",
+     "accuracy_list", "window_inf"],
+)
+def test_regression_manifest_malformations_are_bundle_errors(tmp_path: Path, case: str) -> None:
+    root = tmp_path / "b"
+    manifest = _write_bundle(root)
+    raw: bytes | None = None
+    if case == "deep":
+        raw = b"[" * 100_000  # RecursionError from json
+    elif case == "long_int":
+        raw = b'{"schema_version": 1' + b"0" * 5000 + b"}"  # int digit limit: plain ValueError
+    elif case == "output_not_object":
+        manifest = _with_entry(manifest, "onnx_int8", output=True)  # .get on a bool
+    elif case == "size_inf":
+        manifest = _with_entry(manifest, "onnx_fp32", size=math.inf)  # int(inf)
+    elif case == "long_path":
+        manifest = _with_entry(manifest, "onnx_fp32", path="1" * 400)  # ENAMETOOLONG from is_file
+    elif case == "empty_shape":
+        manifest = _with_entry(manifest, "onnx_fp32", input={"name": "x", "shape": [], "dtype": "float32"})
+    elif case == "accuracy_list":
+        manifest = _with_entry(manifest, "onnx_fp32", accuracy=[1])
+    else:
+        manifest = {**manifest, "contract": {**manifest["contract"], "window_s": math.inf}}
+    if raw is None:
+        _write_manifest(root, manifest)
+    else:
+        (root / MANIFEST_NAME).write_bytes(raw)
+    with pytest.raises(BundleError) as e:
+        load_bundle(root)
+    assert e.value.reason in ("manifest", "schema", "contract", "missing_file")
+
+
+def test_regression_recommended_of_unhashable_value_is_none(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    _write_manifest(root, {**_write_bundle(root), "recommended": ["tflite_int8"]})
+    with load_bundle(root) as b:
+        assert b.recommended is None
+
+
+def test_regression_signature_file_deeply_nested(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    _write_bundle(root)
+    (root / "manifest.sig").write_bytes(b"{\"a\": " * 50_000)
+    key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+    with pytest.raises(BundleError) as e:
+        load_bundle(root, trusted_keys=[key])
+    assert e.value.reason == "signature"
+
+
+def test_regression_archive_larger_than_the_limit_is_refused_before_extraction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a compressed archive inflates to far more than its own size: refuse by declared size
+    root = tmp_path / "b"
+    _write_bundle(root)
+    (root / "plots").mkdir()
+    (root / "plots" / "big.png").write_bytes(b"\0" * (3 << 20))
+    archive = tmp_path / "b.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="b")
+    assert archive.stat().st_size < (1 << 20)
+    load_bundle(archive).close()  # under the real limit it loads
+    monkeypatch.setattr(bundle_mod, "_MAX_ARCHIVE_BYTES", 2 << 20)
+    with _private_tempdir(tmp_path / "tmp") as tmp, pytest.raises(BundleError) as e:
+        load_bundle(archive)
+    assert e.value.reason == "archive"
+    assert list(tmp.iterdir()) == []
+
+
+def test_regression_archive_with_too_many_members_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = [(f"b/empty{i}", tarfile.REGTYPE, b"", "") for i in range(50)]
+    archive = tmp_path / "many.tar"
+    archive.write_bytes(_tar_bytes(members))
+    monkeypatch.setattr(bundle_mod, "_MAX_ARCHIVE_MEMBERS", 20)
+    with pytest.raises(BundleError) as e:
+        load_bundle(archive)
+    assert e.value.reason == "archive" and "members" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe = 1\n", b"a = " + b"[" * 10_000, b"a = " + b"{b = " * 10_000],
+    ids=["not_utf8", "deep_array", "deep_inline_table"],
+)
+def test_regression_config_file_not_utf8_or_deeply_nested(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.key == "config"
+
+
+def test_regression_overrides_of_a_section_and_its_key() -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(DaemonConfig(), {"health": False, "health.interval_s": False})
+    assert e.value.key.startswith("health")
+
+
+def _zip_npz(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def _npy_header_only(shape: tuple[int, ...]) -> bytes:
+    from numpy.lib import format as npformat
+
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buf.getvalue() + b"\0" * 64
+
+
+@pytest.mark.parametrize(
+    "case", ["header_null", "header_number", "meta_list", "huge_rate", "deep_header", "huge_shape"]
+)
+def test_regression_npz_malformations_are_recording_errors(tmp_path: Path, case: str) -> None:
+    header: Any = json.loads(json.dumps(_NPZ_HEADER))
+    arrays = {"sig_bvp": _npy(np.zeros((8, 1), np.float32)),
+              "sig_acc": _npy(np.zeros((4, 3), np.float32)),
+              "labels": _npy(np.ones((4, 1), np.int8))}
+    header_npy: bytes | None = None
+    if case == "header_null":
+        header = None  # header.get on None
+    elif case == "header_number":
+        header_npy = _npy(np.array(3.0))
+    elif case == "meta_list":
+        header["meta"] = [1, 2]  # dict([1, 2]) ran outside the try
+    elif case == "huge_rate":
+        header["signals"]["bvp"]["rate_hz"] = 10**400
+    elif case == "deep_header":
+        header_npy = _npy(np.array("[" * 100_000))
+    else:
+        arrays["sig_bvp"] = _npy_header_only((2**40, 1))  # MemoryError allocating 4 TiB
+    if header_npy is None:
+        header_npy = _npy(np.array(json.dumps(header)))
+    path = _zip_npz(tmp_path / "r.npz", {"header.npy": header_npy,
+                                         **{f"{k}.npy": v for k, v in arrays.items()}})
+    with pytest.raises(RecordingError):
+        load_recording(path)
+
+
+@pytest.mark.parametrize("cut", [10, 200, -30])
+def test_regression_broken_zip_is_a_recording_error_and_closes_the_file(
+    tmp_path: Path, cut: int
+) -> None:
+    import gc
+    import warnings
+
+    good = _npz_bytes({"header": np.array(json.dumps(_NPZ_HEADER)),
+                       "sig_bvp": np.zeros((8, 1), np.float32)})
+    path = tmp_path / "r.npz"
+    path.write_bytes(good[:cut] if cut > 0 else good[:cut] + b"\x01" * 30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(RecordingError):
+            load_recording(path)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def _wesad_with(**top: Any) -> bytes:
+    d = _tiny_wesad()
+    d.update(top)
+    return pickle.dumps(d, protocol=2)
+
+
+# Hand-written protocol-2 pickles: what a hostile "WESAD file" can do with the admitted globals.
+_PKL_BYTEARRAY_HUGE: Final = (
+    b"\x80\x02c__builtin__\nbytearray\n\x8a\x08" + (2**62).to_bytes(8, "little") + b"\x85R."
+)
+_PKL_NDARRAY_HUGE: Final = (
+    b"\x80\x02cnumpy\nndarray\n\x8a\x06" + (2**42).to_bytes(6, "little") + b"\x85\x85R."
+)
+_PKL_RECONSTRUCT_HUGE: Final = (
+    b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x06"
+    + (2**42).to_bytes(6, "little") + b"\x85C\x01b\x87R."
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [_PKL_BYTEARRAY_HUGE, _PKL_NDARRAY_HUGE, _PKL_RECONSTRUCT_HUGE],
+    ids=["bytearray(2**62)", "ndarray((2**42,))", "_reconstruct(ndarray, (2**42,))"],
+)
+def test_regression_pickle_cannot_make_memory_out_of_nothing(tmp_path: Path, raw: bytes) -> None:
+    # 2**42 elements fail at once with MemoryError; what matters is that they are refused
+    # before any allocation (the same pickle with 10**9 elements would take gigabytes).
+    path = tmp_path / "S9.pkl"
+    path.write_bytes(raw)
+    with pytest.raises(RecordingError) as e:
+        load_recording(path)
+    # refused (UnpicklingError; TypeError: ndarray is not callable from a pickle), not tried
+    assert isinstance(e.value.__cause__, pickle.UnpicklingError | TypeError), e.value
+
+
+def test_regression_pickle_with_deeply_nested_key(tmp_path: Path) -> None:
+    # str() of a 5000-deep tuple (listing the dict's keys in the error) hit RecursionError
+    path = tmp_path / "S9.pkl"
+    path.write_bytes(b"\x80\x02}" + b")" + b"\x85" * 5000 + b"K\x01s.")
+    with pytest.raises(RecordingError):
+        load_recording(path)
+
+
+def test_regression_pickle_nested_past_the_c_stack_does_not_crash(tmp_path: Path) -> None:
+    # 200k nested tuples as a dict key: hashing it overflowed the C stack (SIGSEGV) inside
+    # the unpickler. Run in a child process so a regression fails this test, not the run.
+    import subprocess
+    import sys
+
+    path = tmp_path / "S9.pkl"
+    path.write_bytes(b"\x80\x02}" + b")" + b"\x85" * 200_000 + b"K\x01s.")
+    code = (
+        "import sys\nfrom edge.errors import RecordingError\nfrom edge.recording import load_recording\n"
+        "try:\n    load_recording(sys.argv[1])\nexcept RecordingError as e:\n    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("refused:")
+
+
+def test_regression_real_wesad_pickles_still_load(tmp_path: Path) -> None:
+    # the pickle limits above must not refuse what numpy itself writes, in any protocol
+    for protocol in range(6):
+        path = tmp_path / f"S{protocol}.pkl"
+        path.write_bytes(pickle.dumps(_tiny_wesad(np.float64), protocol=protocol))
+        rec = load_recording(path)
+        assert rec.signals["acc"].values.shape == (32, 3)
+        assert rec.label_codes().shape == (700,)
+
+
+@pytest.mark.parametrize("flag", [0x01, 0x20, 0x40], ids=["encrypted", "patched", "strong_crypto"])
+def test_regression_npz_with_unsupported_zip_features(tmp_path: Path, flag: int) -> None:
+    # zipfile raises RuntimeError (encrypted) or NotImplementedError for these flag bits
+    good = _npz_bytes({"header": np.array(json.dumps(_NPZ_HEADER)),
+                       "sig_bvp": np.zeros((8, 1), np.float32)})
+    raw = bytearray(good)
+    for sig, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = raw.find(sig)
+        while i >= 0:
+            raw[i + offset] |= flag
+            i = raw.find(sig, i + 1)
+    path = tmp_path / "r.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RecordingError):
+        load_recording(path)

@@ -124,9 +124,13 @@ def _rmssd_ms(x: np.ndarray, rate: float) -> float:
 
 
 def _resp_rate(x: np.ndarray, rate: float) -> float:
-    x = x - x.mean()
-    up = np.flatnonzero((x[:-1] < 0) & (x[1:] >= 0))
-    return len(up) / (len(x) / rate) * 60.0
+    """Breaths/min at the spectral peak (zero crossings would count sensor noise)."""
+    step = int(rate // 20)  # 20 Hz is plenty for breathing
+    xs = x[::step] - x[::step].mean()
+    spec = np.abs(np.fft.rfft(xs))
+    f = np.fft.rfftfreq(xs.size, step / rate)
+    band = (f > 0.08) & (f < 0.8)
+    return float(f[band][spec[band].argmax()] * 60.0)
 
 
 def test_stress_is_physiologically_visible(raw_subjects: list[dict[str, Any]]) -> None:

@@ -166,7 +166,12 @@ class RunConfig:
     """One training run."""
 
     seed: int = 0  # every random draw derives from this; same seed -> identical metrics
-    threads: int = 2  # torch intra-op threads; fixed so results and timings are repeatable
+    # processes that train whole folds (and load subjects) side by side: one per core. The
+    # metrics do not depend on it (each fold is seeded by its own name).
+    workers: int = 2
+    # torch (and BLAS) threads per process. 1: these models are too small to split across
+    # threads, and spinning OpenMP threads on a shared CPU made steps 10-30x slower
+    threads: int = 1
     deterministic: bool = True  # torch.use_deterministic_algorithms
     data: DataConfig = field(default_factory=DataConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -195,6 +200,7 @@ class RunConfig:
                 raise ConfigError(f"must be positive, got {value!r}", key=key)
         for key, ivalue, lo in (
             ("threads", self.threads, 1),
+            ("workers", self.workers, 1),
             ("data.train_stride", self.data.train_stride, 1),
             ("cv.max_folds", self.cv.max_folds, 0),
             ("cv.n_splits", self.cv.n_splits, 1),

@@ -352,7 +352,9 @@ def load_wesad(
     ecg, resp, emg, c_eda, c_temp, c_acc). ``info`` counts invalid windows by reason, windows
     dropped for mixed labels (``mixed_label``), windows with no task label at all
     (``not_in_task``, only those near task segments are examined) and windows per subject.
-    ``workers > 1`` windows subjects in that many processes (same result, same order).
+    ``workers > 1`` windows subjects in that many processes (same result, same order; when
+    torch is already imported the processes are spawned, so a calling script needs the usual
+    ``if __name__ == "__main__":`` guard).
     """
     root = Path(root)
     if task not in TASK_CLASSES:
@@ -379,10 +381,12 @@ def load_wesad(
                     bar.update(1)
         else:
             import multiprocessing
+            import sys
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: the parent may hold torch threads, which fork would copy in a broken state
-            ctx = multiprocessing.get_context("spawn")
+            # fork is cheap and needs no `if __name__ == "__main__"` guard in the caller's
+            # script, but copies torch's thread pools in a broken state: spawn once torch is in
+            ctx = multiprocessing.get_context("spawn" if "torch" in sys.modules else "fork")
             with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx) as pool:
                 futures = [pool.submit(_load_subject, f, contract, task) for f in files]
                 for fut in futures:  # in file order: the result does not depend on workers

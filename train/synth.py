@@ -41,19 +41,20 @@ multiplied by a per-subject reactivity ~ LogNormal(0, 0.45) and a per-effect fac
 
 =============  ======  ========  =======  ======  ========  =======  ======  =====  ========
 condition      HR      HRV amp   resp     resp    EDA tonic SCR      wrist   EMG    movement
-               (bpm)   (x LF,HF) (br/min) depth   (uS, x)   (/min)   temp C  tone   (/min)
+               (bpm)   (x LF,HF) (br/min) depth   (x L/4)   (/min)   temp C  tone   (/min)
 =============  ======  ========  =======  ======  ========  =======  ======  =====  ========
 baseline (1)   0       1.0       0        1.0     0         1.0      0       1.0    0.4
-stress (2)     +14     0.45      +3.5     0.8     +2.0 ramp 5.0      -0.5    1.45   1.5
-amusement (3)  +4      0.9       +1.5     1.1     +0.25     2.0      -0.1    1.15   1.5 +laughs
-meditation (4) -3      1.35      -5       1.5     -0.3      0.5      +0.15   0.8    0.1
+stress (2)     +14     0.6       +3       0.8     +4.0 ramp 5.0      -0.5    1.45   1.5
+amusement (3)  +4      0.9       +1.5     1.1     +0.5      2.0      -0.1    1.15   1.5 +laughs
+meditation (4) -3      1.35      -5       1.5     -0.5      0.5      +0.15   0.8    0.1
 transition (0) +5      0.8       +2       1.0     +0.1      1.5      0       1.2    4 (walking)
 =============  ======  ========  =======  ======  ========  =======  ======  =====  ========
 
-EDA tonic changes are multiples of the subject's chest EDA level / 4 (bigger sweaters rise
-more); the stress rise is a ramp over the segment. Stress also narrows the BVP pulse
+EDA tonic changes are multiples of the subject's chest EDA level L / 4 (bigger sweaters rise
+more); the stress rise is a ramp over the segment (fast first, then levelling off:
+sqrt-shaped, mean 2/3 of the end value). Stress also narrows the BVP pulse
 amplitude (vasoconstriction, x0.75) and tilts the chest (standing for the talk; chest ACC
-posture rotates 4-20 deg). Amusement adds laughter: 2-6 s bursts (~1/min) of fast shallow
+posture rotates 2-8 deg). Amusement adds laughter: 2-6 s bursts (~1/min) of fast shallow
 respiratory flutter with wrist/chest movement.
 
 What the chest knows that the wrist hardly does (so privileged teachers can teach): clean
@@ -124,10 +125,10 @@ class ConditionEffect:
 
 CONDITION_EFFECTS: Final[dict[int, ConditionEffect]] = {
     1: ConditionEffect(0.0, 1.0, 0.0, 1.0, 0.0, False, 1.0, 0.0, 1.0, 0.4),
-    2: ConditionEffect(14.0, 0.45, 3.5, 0.8, 2.0, True, 5.0, -0.5, 1.45, 1.5,
+    2: ConditionEffect(14.0, 0.6, 3.0, 0.8, 4.0, True, 5.0, -0.5, 1.45, 1.5,
                        pulse_amp=0.75, standing=True),
-    3: ConditionEffect(4.0, 0.9, 1.5, 1.1, 0.25, False, 2.0, -0.1, 1.15, 1.5, laughs_per_min=1.0),
-    4: ConditionEffect(-3.0, 1.35, -5.0, 1.5, -0.3, False, 0.5, 0.15, 0.8, 0.1),
+    3: ConditionEffect(4.0, 0.9, 1.5, 1.1, 0.5, False, 2.0, -0.1, 1.15, 1.5, laughs_per_min=1.0),
+    4: ConditionEffect(-3.0, 1.35, -5.0, 1.5, -0.5, False, 0.5, 0.15, 0.8, 0.1),
     0: ConditionEffect(5.0, 0.8, 2.0, 1.0, 0.1, False, 1.5, 0.0, 1.2, 4.0, walking=True),
 }
 
@@ -215,7 +216,7 @@ class SubjectParams:
             emg_tone=float(rng.lognormal(math.log(0.01), 0.3)),
             movement=float(rng.lognormal(0.0, 0.5)),
             ptt_s=float(rng.uniform(0.18, 0.32)),
-            posture_tilt_deg=float(rng.uniform(4.0, 20.0)),
+            posture_tilt_deg=float(rng.uniform(2.0, 8.0)),
             order=ORDERS[int(rng.integers(len(ORDERS)))],
         )
 
@@ -306,7 +307,7 @@ def generate_subject(
             tgt[f][sl] = getattr(eff, f)
         if k == 0:  # preparation: sitting still, being wired up
             tgt["hr_bpm"][sl], tgt["moves_per_min"][sl] = 2.0, 2.0
-        ramp = np.linspace(0.0, 1.0, d * CTRL_HZ) if eff.eda_ramp else 1.0
+        ramp = np.sqrt(np.linspace(0.0, 1.0, d * CTRL_HZ)) if eff.eda_ramp else 1.0
         eda_tgt[sl] = eff.eda_tonic * ramp
         standing[sl] = float(eff.standing)
         walking[sl] = float(eff.walking and k > 0)
@@ -314,7 +315,7 @@ def generate_subject(
     arousal = react  # multiplier on effects that grow with arousal
     hr_t = _lag(p.hr0 + tgt["hr_bpm"] * arousal * g_hr, CTRL_HZ, 20.0)
     hrv_t = _lag(1.0 + (tgt["hrv"] - 1.0) * min(arousal * g_hrv, 1.6), CTRL_HZ, 30.0)
-    hrv_t = np.clip(hrv_t, 0.15, None)
+    hrv_t = np.clip(hrv_t, 0.3, None)  # even a strong responder keeps some variability
     rr_t = _lag(p.rr0 + tgt["resp_bpm"] * g_resp * min(arousal, 1.8), CTRL_HZ, 15.0)
     rr_t = np.clip(rr_t + 1.3 * _band_noise(rng, n_ctrl, CTRL_HZ, 0.002, 0.05), 5.0, 35.0)
     depth_t = _lag(1.0 + (tgt["resp_depth"] - 1.0) * g_resp, CTRL_HZ, 15.0)
@@ -369,7 +370,7 @@ def generate_subject(
     resp = p.resp_amp * resp_chest
     flutter = _band_noise(rng, n_chest // 7, CHEST_HZ / 7, 3.0, 6.0)  # 100 Hz is plenty
     flutter = _upsample(flutter, CHEST_HZ / 7, n_chest, CHEST_HZ)
-    resp += 0.35 * p.resp_amp * flutter * _upsample(laugh_env, CTRL_HZ, n_chest, CHEST_HZ)
+    resp += 0.25 * p.resp_amp * flutter * _upsample(laugh_env, CTRL_HZ, n_chest, CHEST_HZ)
     resp += rng.normal(0.0, 0.02 * p.resp_amp, n_chest)
 
     # ---- movement: wrist bursts (ACC + BVP artefacts), walking in transitions --------------
@@ -399,7 +400,10 @@ def generate_subject(
     tilt = math.radians(p.posture_tilt_deg)
     stand = np.array([math.cos(tilt) * 0.95 + 0.3 * math.sin(tilt), -0.05,
                       -0.30 * math.cos(tilt) + 0.95 * math.sin(tilt)])
-    post = sit[None, :] + stand_t[:, None] * (stand - sit)[None, :]
+    # people shift in the chair at each movement burst: small posture jumps in every condition
+    fidget = np.vstack([np.zeros(3), rng.normal(0.0, 0.04, (move_on.size, 3))])
+    shift = np.stack([_lag(fidget[pose_idx, c], CTRL_HZ, 1.0) for c in range(3)], 1)
+    post = sit[None, :] + stand_t[:, None] * (stand - sit)[None, :] + shift
     post /= np.linalg.norm(post, axis=1, keepdims=True)
     c_acc = np.stack([_upsample(post[:, c], CTRL_HZ, n_chest, CHEST_HZ) for c in range(3)], 1)
     c_dyn = np.stack([_upsample(0.2 * w_dyn[:, c], WRIST_HZ["ACC"], n_chest, CHEST_HZ)
@@ -451,7 +455,7 @@ def generate_subject(
     chest_eda8 = np.clip(p.eda_chest0 + tonic + phasic + drift_c, 0.05, None)
     c_eda = _upsample(chest_eda8, eda_fs, n_chest, CHEST_HZ) + rng.normal(0, 0.003, n_chest)
     ratio = p.eda_wrist0 / p.eda_chest0
-    drift_w = 0.15 * p.eda_wrist0 * _band_noise(rng, n_eda, eda_fs, 0.0003, 0.005)
+    drift_w = 0.10 * p.eda_wrist0 * _band_noise(rng, n_eda, eda_fs, 0.0003, 0.005)
     wrist_eda8 = p.eda_wrist0 + p.wrist_eda_coupling * ratio * (tonic + phasic) + drift_w
     n_w4 = total_s * WRIST_HZ["EDA"]
     w_eda = wrist_eda8[:: eda_fs // WRIST_HZ["EDA"]][:n_w4]

@@ -1,0 +1,1 @@
+"""Opt-in aarch64 emulation check (see README.md here)."""
