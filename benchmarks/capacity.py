@@ -81,6 +81,11 @@ class DaemonLevelSpec:
     precision: str = "auto"
     threads: int = 1
     sqlite: bool = True  # the real decisions database (a temp file), as on a hub
+    # start wearable i at i/N of a hop: real wearables are switched on at random times, so
+    # their windows complete (and their packets arrive) spread over the hop; the simulator
+    # starts every device at the same instant, so all N windows would be cut in the same
+    # few milliseconds and the last would wait for the other N-1 (a burst no hub sees)
+    stagger: bool = True
     seed: int = 0
 
 
@@ -166,6 +171,24 @@ def _seed_baselines(cfg: Any, contract: Any, recording: Any, residents: Sequence
         store.save(r, cal, contract)
 
 
+def _stagger(wearables: Sequence[Any], hop_s: float) -> None:
+    """Delay wearable i's start by i/N of a hop (see ``DaemonLevelSpec.stagger``)."""
+    import asyncio
+
+    n = len(wearables)
+    for i, w in enumerate(wearables):
+        delay = hop_s * i / n
+        original = w.messages
+
+        async def messages(*args: Any, _orig: Any = original, _delay: float = delay,
+                           **kwargs: Any) -> Any:
+            await asyncio.sleep(_delay)
+            async for item in _orig(*args, **kwargs):
+                yield item
+
+        w.messages = messages
+
+
 def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
     """Run the daemon with ``spec.devices`` simulated wearables and measure it (in-process;
     call from a fresh process pinned to one CPU, see :func:`run_level_in_subprocess`)."""
@@ -205,6 +228,8 @@ def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
         _seed_baselines(cfg, contract, recording, [f"sim-{i}" for i in range(spec.devices)])
 
         daemon = open_daemon(cfg)
+        if spec.stagger:
+            _stagger(daemon.source.wearables, contract.hop_s)
         level.engine = daemon.engine_name
         e2e: list[float] = []
         pre: list[float] = []

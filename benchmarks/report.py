@@ -147,6 +147,7 @@ def evaluate_targets(doc: Mapping[str, Any]) -> dict[str, Any]:
         "target": TARGETS["capacity_wearables"],
         "p99_ms_at_target": _get(at_target, "e2e_ms", "p99") if at_target else None,
         "p99_target_ms": TARGETS["capacity_p99_ms"],
+        "first_failed": cap.get("first_failed"),
         # PASS once a level at or above the target held; FAIL once a level at or below it
         # failed; otherwise the search never reached the target (a --quick run)
         "ok": _capacity_ok(best, cap.get("first_failed")),
@@ -232,7 +233,9 @@ def write_markdown(doc: Mapping[str, Any], path: str | Path) -> None:
              f"{_f(s['value'])}×", f"≥ {s['target']:.0f}×", _verdict(s["ok"])],
             ["p50 as a multiple of the measured floor", f"{_f(fl['value'])}×",
              f"≤ {fl['target']:.0f}×", _verdict(fl["ok"])],
-            ["wearables one daemon sustains on one core", _f(cap["value"]),
+            ["wearables one daemon sustains on one core",
+             _f(cap["value"]) if cap["value"] is not None or cap.get("first_failed") is None
+             else f"< {cap['first_failed']}",
              f"≥ {cap['target']}", _verdict(cap["ok"])],
             [f"p99 window→decision at {cap['target']} wearables",
              f"{_f(cap['p99_ms_at_target'])} ms", f"≤ {cap['p99_target_ms']:.0f} ms", "–"],

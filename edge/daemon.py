@@ -487,6 +487,10 @@ class Daemon:
             "decisions_per_state": dict(t.decisions_per_state),
             "windows": dict(self._windows()),
             "drops": self._drops(),
+            # the source's own counters (frames rejected by reason, reconnections, queue
+            # drops): with the ingest's, they account for every packet the devices sent
+            "source": self.source.health(),
+            "per_device": {d.ingest.resident: d.ingest.health() for d in self.devices.values()},
             "events": dict(t.events),
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,

@@ -182,7 +182,13 @@ class DeviceIngest:
         self._pending: list[tuple[str, np.ndarray, np.ndarray]] = []  # enrollment raw chunks
         self._enroll_t0: float | None = None
         self._max_t = -math.inf  # latest device second seen this session
-        self._relink = True  # the next HELLO starts from fresh sequence state
+        self._relink = True  # the next HELLO (re)states the sensors
+        # Sequence numbers across a reconnection: packets the device numbered while the link
+        # was down are lost and must be counted, so the tracker keeps its state; the first
+        # packet of each sensor after the link returns decides whether the numbering
+        # continued (a gap: counted lost) or restarted (a reboot: counted as a restart).
+        self._last_seq: dict[int, int] = {}  # sensor id -> its most advanced sequence number
+        self._relinked: set[int] = set()  # sensors whose next packet follows a reconnection
         self._gap_event_t: float | None = None
         self._lost_reported = 0  # packets lost up to the last data_gap event
         self.state_note = "waiting for HELLO"
@@ -233,7 +239,10 @@ class DeviceIngest:
         self.device_id = msg.device_id
         self._sensors = msg.sensor_map()
         self._relink = False
-        self.seq.reset()
+        if changed:  # another device or other sensors: earlier numbering says nothing
+            self.seq.reset()
+            self._last_seq.clear()
+            self._relinked.clear()
         if first:
             self.resident = self._resolve_resident(self.key, msg.device_id)
             self.events.resident = self.resident
@@ -278,7 +287,29 @@ class DeviceIngest:
         if info is None:
             self.counters["samples_before_hello"] += n
             return
-        status = self.seq.observe(msg.sensor_id, msg.seq)
+        t0 = msg.t_device_us * 1e-6
+        if n and t0 < self._max_t - CLOCK_REGRESSION_S:
+            # before the sequence check: a rebooted device numbers its packets from the
+            # start again, and those numbers must not pass for duplicates of its old life
+            self.counters["clock_regressions"] += 1
+            log.warning("%s: device clock went back %.1f s (reboot?); starting a new session",
+                        self.key, self._max_t - t0)
+            self.seq.reset()
+            self._last_seq.clear()
+            self._relinked.clear()
+            self._end_session(out)
+            self._start_session()
+        sid = msg.sensor_id
+        if sid in self._relinked:
+            self._relinked.discard(sid)
+            last = self._last_seq.get(sid)
+            ahead = None if last is None else (msg.seq - last) % self.seq.modulo
+            if ahead is not None and ahead > self.seq.max_gap:  # numbering restarted
+                self.seq.reset(sid)
+                self.counters["sequence_restarts"] += 1
+        status = self.seq.observe(sid, msg.seq)
+        if status in (SeqStatus.FIRST, SeqStatus.IN_ORDER, SeqStatus.GAP, SeqStatus.RESTART):
+            self._last_seq[sid] = msg.seq
         if status is SeqStatus.DUPLICATE:
             self.counters["duplicate_packets"] += 1
             return
@@ -287,14 +318,7 @@ class DeviceIngest:
             self._note_gap(info, lost_now, out)
         if n == 0:
             return
-        t0 = msg.t_device_us * 1e-6
         t = t0 + np.arange(n, dtype=np.float64) / info.rate_hz  # (N,) device seconds
-        if t0 < self._max_t - CLOCK_REGRESSION_S and status is not SeqStatus.REORDERED:
-            self.counters["clock_regressions"] += 1
-            log.warning("%s: device clock went back %.1f s (reboot?); starting a new session",
-                        self.key, self._max_t - t0)
-            self._end_session(out)
-            self._start_session()
         self._max_t = max(self._max_t, float(t[-1]))
         self.time.observe_samples(float(t[-1]), received_at)
         m = self._route.get(msg.sensor_id)
@@ -325,9 +349,10 @@ class DeviceIngest:
         out.events.extend(self.events.on_link(now, msg.connected, msg.reason))
         self.counters["connects" if msg.connected else "disconnects"] += 1
         if msg.connected:
-            # the device may have rebooted: fresh sequence state at its next HELLO
+            # the device may have rebooted: its HELLO is taken as news, and each sensor's
+            # next packet tells a continued numbering (losses) from a restarted one
             self._relink = True
-            self.seq.reset()
+            self._relinked = set(self._last_seq)
 
     # -- sessions, enrollment, windows ----------------------------------------------------
     def _start_session(self) -> None:

@@ -15,6 +15,7 @@ from train.cv import (
     forward_chaining_folds,
     loso_folds,
     make_folds,
+    subject_key,
 )
 
 
@@ -35,6 +36,12 @@ def test_loso_one_fold_per_subject_without_leakage() -> None:
         assert f.name not in set(groups[f.train])
         assert len(f.train) + len(f.test) == len(groups)
         assert f.test_subjects == (f.name,)
+
+
+def test_loso_orders_subjects_naturally() -> None:
+    groups = np.array(["S10", "S2", "S11", "S9", "S2"])
+    assert [f.name for f in loso_folds(groups)] == ["S2", "S9", "S10", "S11"]
+    assert sorted(["S10", "S2", "P1b", "P1a"], key=subject_key) == ["P1a", "P1b", "S2", "S10"]
 
 
 def test_loso_needs_two_subjects() -> None:

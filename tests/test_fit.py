@@ -249,7 +249,9 @@ def test_cli_bad_override_names_the_key(tmp_path: Path, capsys: pytest.CaptureFi
     assert "teachers.epochs" in err and "integer" in err
 
 
-def test_cli_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_missing_data_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(
         ["fit", "--dataset", "wesad", "--data", str(tmp_path / "nothing"), "--out",
          str(tmp_path / "run"), "--quick", "--no-progress"]
@@ -300,9 +302,7 @@ def test_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         # the pooled accuracy is the support-weighted mean of the per-fold accuracies
         acc = sum(f["accuracy"] * f["n"] for f in mm["folds"]) / n_test
         assert acc == pytest.approx(mm["accuracy"])
-        assert mm["wrist_only"] == (
-            mm["role"] == "student" or set(mm["modalities"]) <= set(WRIST)
-        )
+        assert mm["wrist_only"] == (mm["role"] == "student" or set(mm["modalities"]) <= set(WRIST))
     st = m["student"]
     assert 0 < st["params"] <= 100_000 and 0 < st["macs"] <= 10_000_000
     assert st["variant"] in {"alone", "kd_equal", "kd_ca", "kd_ca_ulgm", "alone_ulgm"}

@@ -1,5 +1,6 @@
 """The student's op set exports: ONNX (dynamo exporter) run in ONNX Runtime and TFLite
-(litert_torch) run in the LiteRT interpreter both match PyTorch. This proves the
+(litert_torch) run in the LiteRT interpreter both match PyTorch, for the default conv
+tokenizer (Conv1d stem, mean/std per patch) and the linear one. This proves the
 architecture; export/ builds the deployable bundles on top of it."""
 
 from __future__ import annotations
@@ -22,14 +23,20 @@ pytestmark = [
 CONTRACT = InputContract(WESAD_WRIST_MODALITIES, ("baseline", "stress", "amusement"))
 TOL = 1e-4  # fp32 re-association across runtimes stays orders of magnitude below this
 ALLOWED_ONNX_OPS = {
-    "Add", "Concat", "Div", "Erf", "Gather", "Gemm", "LayerNormalization", "MatMul", "Mul",
-    "ReduceMean", "Relu", "Reshape", "Slice", "Softmax", "Split", "Sub", "Transpose",
+    "Add", "Concat", "Conv", "Div", "Erf", "Gather", "Gemm", "LayerNormalization", "MatMul",
+    "Mul", "ReduceMean", "Relu", "Reshape", "Slice", "Softmax", "Split", "Sqrt", "Sub",
+    "Transpose",
 }  # fmt: skip
 
 
-def _model(pooling: str) -> Student:
+# (pooling, tokenizer): both poolings with the default conv tokenizer, and the linear one
+VARIANTS = [("cls", "conv"), ("mean", "conv"), ("cls", "linear")]
+
+
+def _model(pooling: str, tokenizer: str) -> Student:
     torch.manual_seed(0)
-    return Student(StudentConfig.from_contract(CONTRACT, pooling=pooling)).eval()
+    cfg = StudentConfig.from_contract(CONTRACT, pooling=pooling, tokenizer=tokenizer)
+    return Student(cfg).eval()
 
 
 def _inputs(n: int = 3) -> list[np.ndarray]:
@@ -37,12 +44,12 @@ def _inputs(n: int = 3) -> list[np.ndarray]:
     return [rng.standard_normal((1, CONTRACT.input_length)).astype(np.float32) for _ in range(n)]
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_student_exports_to_onnx(pooling: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("pooling", "tokenizer"), VARIANTS)
+def test_student_exports_to_onnx(pooling: str, tokenizer: str, tmp_path: Path) -> None:
     import onnx
     import onnxruntime as ort
 
-    model = _model(pooling)
+    model = _model(pooling, tokenizer)
     sample = torch.from_numpy(_inputs(1)[0])
     path = tmp_path / "student.onnx"
     program = torch.onnx.export(model, (sample,), dynamo=True, opset_version=18, verbose=False)
@@ -64,12 +71,12 @@ def test_student_exports_to_onnx(pooling: str, tmp_path: Path) -> None:
         assert float(np.abs(got - want).max()) < TOL
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_student_exports_to_tflite(pooling: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("pooling", "tokenizer"), VARIANTS)
+def test_student_exports_to_tflite(pooling: str, tokenizer: str, tmp_path: Path) -> None:
     import litert_torch
     from ai_edge_litert.interpreter import Interpreter
 
-    model = _model(pooling)
+    model = _model(pooling, tokenizer)
     sample = torch.from_numpy(_inputs(1)[0])
     path = tmp_path / "student.tflite"
     litert_torch.convert(model, (sample,)).export(str(path))

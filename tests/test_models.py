@@ -62,19 +62,56 @@ def test_student_budget_default_wrist_contract() -> None:
     assert 20_000 < params < 80_000  # well inside the budget, not trivially small
 
 
-def test_count_macs_matches_analytic_student() -> None:
-    cfg = StudentConfig.from_contract(WRIST)
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _tokenizer_macs(cfg: StudentConfig) -> int:
+    """MACs of the patch tokenizers, written out from the architecture (not from the code)."""
+    D, w = cfg.d_model, cfg.stem_channels
+    total = 0
+    for n, c, p, r in zip(
+        cfg.patch_counts, cfg.channels, cfg.patch_samples, cfg.rates_hz, strict=True
+    ):
+        if cfg.tokenizer == "linear":
+            total += n * c * p * D
+            continue
+        stride = max(1, min(p, round(r / cfg.stem_rate_hz)))
+        length = _ceil_div(p, stride)  # odd kernel, "same" padding: ceil(p / stride) outputs
+        total += n * length * c * w * (2 * stride + 1)
+        for _ in range(cfg.stem_layers):
+            length = _ceil_div(length, 2)
+            total += n * length * w * w * cfg.stem_kernel
+        total += n * w * (2 if cfg.stem_pool == "meanstd" else 1) * D
+    return total
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"tokenizer": "linear"},
+        {"stem_pool": "mean", "stem_layers": 3, "stem_channels": 8, "stem_kernel": 3},
+    ],
+)
+def test_count_macs_matches_analytic_student(overrides: dict[str, object]) -> None:
+    cfg = StudentConfig.from_contract(WRIST, **overrides)
     D, N, H = cfg.d_model, cfg.n_tokens, cfg.mlp_ratio * cfg.d_model
-    patch = (
-        sum(
-            n * c * p
-            for n, c, p in zip(cfg.patch_counts, cfg.channels, cfg.patch_samples, strict=True)
-        )
-        * D
-    )
     per_layer = N * D * 3 * D + 2 * N * N * D + N * D * D + 2 * N * D * H
-    expected = patch + cfg.n_layers * per_layer + D * cfg.n_classes
+    expected = _tokenizer_macs(cfg) + cfg.n_layers * per_layer + D * cfg.n_classes
     assert count_macs(Student(cfg), WRIST.input_length) == expected
+
+
+def test_conv_tokenizer_strides_bvp_to_the_stem_rate() -> None:
+    # bvp 64 Hz, 5 s patches: the first conv strides by 8 (to 8 Hz), two stride-2 layers
+    # follow, so a patch of 320 samples ends as 10 feature steps at 2 Hz
+    model = Student(StudentConfig.from_contract(WRIST)).eval()
+    bvp = model.embed[0]
+    first = bvp.net[0]
+    assert isinstance(first, torch.nn.Conv1d)
+    assert (first.stride[0], first.kernel_size[0], first.in_channels) == (8, 17, 1)
+    h = bvp.net(torch.zeros(12, 1, 320))
+    assert h.shape == (12, model.config.stem_channels, 10)
 
 
 def test_count_macs_counts_convolutions_and_keeps_train_mode() -> None:
@@ -91,8 +128,17 @@ def test_count_params_counts_every_parameter() -> None:
     assert count_params(lin) == 7 * 5 + 5
 
 
-def test_rebuild_from_json_model_args_gives_identical_outputs() -> None:
-    cfg = StudentConfig.from_contract(WRIST, d_model=24, n_heads=3, patch_hidden=16)
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"d_model": 24, "n_heads": 3, "stem_channels": 8, "stem_pool": "mean"},
+        {"d_model": 24, "n_heads": 3, "tokenizer": "linear", "patch_hidden": 16},
+    ],
+)
+def test_rebuild_from_json_model_args_gives_identical_outputs(
+    overrides: dict[str, object],
+) -> None:
+    cfg = StudentConfig.from_contract(WRIST, **overrides)
     model = Student(cfg).eval()
     ckpt = {"model_args": json.loads(json.dumps(cfg.to_dict())), "state_dict": model.state_dict()}
     rebuilt = Student(StudentConfig(**ckpt["model_args"])).eval()
@@ -102,10 +148,14 @@ def test_rebuild_from_json_model_args_gives_identical_outputs() -> None:
     torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
 
 
-def test_patch_tokens_follow_contract_layout() -> None:
-    # no encoder layers: token t depends only on its own patch, so a perturbation must land
-    # in exactly the token covering that modality, channel and second
-    cfg = StudentConfig.from_contract(WRIST, n_layers=0, pooling="mean", dropout=0.0)
+@pytest.mark.parametrize("tokenizer", ["conv", "linear"])
+def test_patch_tokens_follow_contract_layout(tokenizer: str) -> None:
+    # no encoder layers: token t depends only on its own patch (the conv stem pads at patch
+    # edges instead of reading its neighbours), so a perturbation must land in exactly the
+    # token covering that modality, channel and second; 4.9 s and 59.9 s sit at patch edges
+    cfg = StudentConfig.from_contract(
+        WRIST, n_layers=0, pooling="mean", dropout=0.0, tokenizer=tokenizer
+    )
     model = Student(cfg).eval()
     slots = model.token_slices
     lay = {s.modality.name: s for s in WRIST.layout()}
@@ -158,6 +208,12 @@ def test_student_config_rejects_bad_values() -> None:
         StudentConfig.from_contract(WRIST, d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="longer than the window"):
         StudentConfig.from_contract(WRIST, patch_s=120.0)
+    with pytest.raises(ValueError, match="tokenizer"):
+        StudentConfig.from_contract(WRIST, tokenizer="fft")
+    with pytest.raises(ValueError, match="stem_pool"):
+        StudentConfig.from_contract(WRIST, stem_pool="max")
+    with pytest.raises(ValueError, match="odd"):
+        StudentConfig.from_contract(WRIST, stem_kernel=4)
 
 
 @pytest.mark.parametrize("fusion", ["early", "mid", "late"])

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             "them exactly like the real data set. Deterministic for a seed."
         ),
     )
-    s.add_argument("--subjects", type=int, default=10, metavar="N", help="number of subjects (default 10)")
+    s.add_argument(
+        "--subjects", type=int, default=10, metavar="N", help="number of subjects (default 10)"
+    )
     s.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     s.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     s.add_argument(
@@ -87,13 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     f.add_argument(
-        "--dataset", choices=("wesad", "arrays"), required=True, help="wesad: a directory of "
-        "S*/S*.pkl (real or synthetic); arrays: one .npz with X, y[, groups, split]"
+        "--dataset",
+        choices=("wesad", "arrays"),
+        required=True,
+        help="wesad: a directory of "
+        "S*/S*.pkl (real or synthetic); arrays: one .npz with X, y[, groups, split]",
     )
-    f.add_argument("--data", type=Path, required=True, metavar="PATH", help="data directory or .npz")
+    f.add_argument(
+        "--data", type=Path, required=True, metavar="PATH", help="data directory or .npz"
+    )
     f.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory to write")
-    f.add_argument("--config", type=Path, metavar="FILE.toml", help="a TOML config layered over the defaults")
-    f.add_argument("--quick", action="store_true", help="CI-sized profile (train/configs/quick.toml)")
+    f.add_argument(
+        "--config", type=Path, metavar="FILE.toml", help="a TOML config layered over the defaults"
+    )
+    f.add_argument(
+        "--quick", action="store_true", help="CI-sized profile (train/configs/quick.toml)"
+    )
     f.add_argument(
         "--set",
         dest="overrides",
@@ -107,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--cv", choices=("loso", "forward", "fixed"), help="shorthand for --set cv.kind=..."
     )
-    f.add_argument("--no-progress", action="store_true", help="no progress bars (also when not a TTY)")
+    f.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (also when not a TTY)"
+    )
     return p
 
 
@@ -119,7 +132,7 @@ def _synth(args: argparse.Namespace, progress: bool) -> int:
         args.out, args.subjects, args.seed, minutes_scale=args.minutes_scale, progress=progress
     )
     n = len(paths) if isinstance(paths, Sequence) else args.subjects
-    print(f"wrote {n} subjects to {args.out} in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {n} subjects to {args.out} in {time.perf_counter() - t0:.1f} s")  # noqa: T201
     return 0
 
 
@@ -136,7 +149,7 @@ def _fit(args: argparse.Namespace, progress: bool) -> int:
         overrides.append(f"cv.kind={args.cv}")
     cfg = load_config(args.config, quick=args.quick, overrides=overrides)
     result = fit(args.dataset, args.data, args.out, cfg, progress=progress)
-    print(result.summary())
+    print(result.summary())  # noqa: T201
     return 0
 
 
@@ -157,10 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fit(args, progress)
     except (TrainError, EdgeError) as e:
         # expected failures (bad config key, missing file, malformed data): one clear line
-        print(f"edge-train {args.command}: error: {e}", file=sys.stderr)
+        print(f"edge-train {args.command}: error: {e}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted", file=sys.stderr)  # noqa: T201
         return 130
 
 

@@ -13,6 +13,7 @@ testable without data. They guarantee by construction, and :func:`check_folds` v
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ __all__ = [
     "forward_chaining_folds",
     "loso_folds",
     "make_folds",
+    "subject_key",
 ]
 
 
@@ -40,18 +42,23 @@ class Fold:
     test_subjects: tuple[str, ...] = ()  # subjects with windows in the test set
 
 
+def subject_key(subject: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order for subject ids: S2 < S10 (WESAD numbers its subjects)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|\D+", subject))
+
+
 def _idx(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask).astype(np.int64)
 
 
 def _subjects(groups: np.ndarray, idx: np.ndarray) -> tuple[str, ...]:
-    return tuple(sorted({str(g) for g in groups[idx]}))
+    return tuple(sorted({str(g) for g in groups[idx]}, key=subject_key))
 
 
 def loso_folds(groups: Sequence[str] | np.ndarray) -> list[Fold]:
-    """One fold per subject (sorted by id): test on that subject, train on all others."""
+    """One fold per subject (natural id order): test on that subject, train on all others."""
     g = np.asarray(groups).astype(str)
-    subjects = sorted(set(g.tolist()))
+    subjects = sorted(set(g.tolist()), key=subject_key)
     if len(subjects) < 2:
         raise ConfigError(
             f"leave-one-subject-out needs at least 2 subjects, the data has {len(subjects)}",
@@ -88,7 +95,7 @@ def forward_chaining_folds(
     else:
         g = np.full(n, "all")
     block = np.full(n, -1, np.int64)
-    for s in sorted(set(g.tolist())):
+    for s in sorted(set(g.tolist()), key=subject_key):
         idx = np.flatnonzero(g == s)
         order = idx[np.argsort(t[idx], kind="mergesort")]
         if len(order) < n_splits + 1:
@@ -144,7 +151,9 @@ def make_folds(
     """The folds ``cv.kind`` asks for (first ``max_folds`` only when > 0), checked."""
     if kind == "loso":
         if groups is None:
-            raise ConfigError("LOSO needs subject ids (the arrays file has no 'groups')", key="cv.kind")
+            raise ConfigError(
+                "LOSO needs subject ids (the arrays file has no 'groups')", key="cv.kind"
+            )
         folds = loso_folds(groups)
     elif kind == "forward":
         if start is None:

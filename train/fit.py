@@ -60,7 +60,7 @@ from torch import nn
 
 from edge.contract import InputContract
 from train.config import ConfigError, RunConfig, Variant, dump_toml, parse_variant
-from train.cv import make_folds
+from train.cv import make_folds, subject_key
 from train.errors import TrainError
 from train.losses import HintProjector, distillation_loss, hint_loss
 from train.macs import count_macs, count_params
@@ -191,9 +191,7 @@ def _merge_datasets(parts: Sequence[Any], root: str) -> Any:
         "load_seconds": round(sum(p.info.get("load_seconds", 0.0) for p in parts), 2),
     }
     ds = tdata.WindowedDataset(
-        modalities={
-            n: np.concatenate([p.modalities[n] for p in parts]) for n in first.modalities
-        },
+        modalities={n: np.concatenate([p.modalities[n] for p in parts]) for n in first.modalities},
         contract=first.contract,
         y=np.concatenate([p.y for p in parts]),
         groups=np.concatenate([p.groups for p in parts]),
@@ -290,7 +288,9 @@ def teacher_specs(
             notes.append(f"teacher group {group!r} skipped: the data has no {missing}")
             continue
         in_mix = "all" in wanted or group in wanted
-        specs.append(TeacherSpec(f"teacher_{group}", tuple(mods), "mid", in_mix, set(mods) <= wrist))
+        specs.append(
+            TeacherSpec(f"teacher_{group}", tuple(mods), "mid", in_mix, set(mods) <= wrist)
+        )
     if len(available) > 1:
         modes = [cfg.teachers.fusion] + [
             m for m in cfg.teachers.fusion_ablation if m != cfg.teachers.fusion
@@ -306,7 +306,9 @@ def teacher_specs(
         specs.append(TeacherSpec("teacher_all", tuple(available), "mid", True, avail <= wrist))
         notes.append("no configured teacher group fits the data: one teacher over all modalities")
     if not any(s.in_mixture for s in specs):
-        raise ConfigError(f"{cfg.distill.teachers} selects no trained teacher", key="distill.teachers")
+        raise ConfigError(
+            f"{cfg.distill.teachers} selects no trained teacher", key="distill.teachers"
+        )
     return specs, notes
 
 
@@ -422,7 +424,9 @@ def train_classifier(
         for pos in _balanced_batches(y_idx, n_classes, batch_size, rng):
             xb = torch.from_numpy(np.ascontiguousarray(X[idx[pos]], dtype=np.float32))  # (B, L)
             yb = yt[torch.from_numpy(pos)]
-            loss = F.cross_entropy(model(xb), yb) if loss_fn is None else loss_fn(model, xb, yb, pos)
+            loss = (
+                F.cross_entropy(model(xb), yb) if loss_fn is None else loss_fn(model, xb, yb, pos)
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, GRAD_CLIP)
@@ -537,7 +541,12 @@ def _thin(idx: np.ndarray, groups: np.ndarray, start: np.ndarray, stride: int) -
 
 
 def _train_teachers(
-    plan: _Plan, X: np.ndarray, contract: InputContract, tr: np.ndarray, key: str, bars: _Bars | None
+    plan: _Plan,
+    X: np.ndarray,
+    contract: InputContract,
+    tr: np.ndarray,
+    key: str,
+    bars: _Bars | None,
 ) -> tuple[dict[str, FusionTeacher], _TeacherCache]:
     cfg = plan.cfg
     teachers: dict[str, FusionTeacher] = {}
@@ -879,7 +888,9 @@ def _run(
         m = evaluate(y_all, _softmax(logits), data.class_names)
         per_fold = []
         for f in folds:
-            fm = evaluate(data.y[f.test], _softmax(results[f.name].test_logits[name]), data.class_names)
+            fm = evaluate(
+                data.y[f.test], _softmax(results[f.name].test_logits[name]), data.class_names
+            )
             per_fold.append({"fold": f.name, **{k: fm[k] for k in FOLD_KEYS}})
         f1s = np.array([p["macro_f1"] for p in per_fold], np.float64)
         m["folds"] = per_fold
@@ -923,9 +934,9 @@ def _run(
             "folds": [
                 {
                     "name": f.name,
-                    "n_train": int(len(f.train)),
+                    "n_train": len(f.train),
                     "n_train_used": results[f.name].n_train,
-                    "n_test": int(len(f.test)),
+                    "n_test": len(f.test),
                     "test_subjects": list(f.test_subjects),
                     "seconds": round(results[f.name].seconds, 1),
                 }
@@ -933,7 +944,7 @@ def _run(
             ],
             "train_stride": cfg.data.train_stride,
         },
-        "subjects": sorted(np.unique(data.groups).tolist()),
+        "subjects": sorted(np.unique(data.groups).tolist(), key=subject_key),
         "class_names": list(data.class_names),
         "n_windows": len(data.y),
         "class_counts": {c: int((data.y == i).sum()) for i, c in enumerate(data.class_names)},
@@ -1021,7 +1032,7 @@ def _acceptance(
             f"little to the labels), the teacher ensemble scores "
             f"{_f1(models.get('teacher_ensemble', {})):.3f} on held-out subjects, and the "
             f"student trains {cfg.student.epochs} epochs at alpha={cfg.distill.alpha}, "
-            f"T={cfg.distill.temperature} on every {cfg.data.train_stride}. window."
+            f"T={cfg.distill.temperature} on 1 in {cfg.data.train_stride} training windows."
         )
         verdict += " " + why
         notes.append(why)
@@ -1034,7 +1045,7 @@ def _partition_deploy(
     data: LoadedData, cfg: RunConfig
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """(train mask, held-out mask, train subjects, held-out subjects) of the deployable student."""
-    subjects = sorted(np.unique(data.groups).tolist())
+    subjects = sorted(np.unique(data.groups).tolist(), key=subject_key)
     if data.has_groups:
         hold = list(cfg.data.holdout_subjects) or [subjects[-1]]
         unknown = [s for s in hold if s not in subjects]
@@ -1134,9 +1145,13 @@ def _deploy(
     for spec in mixture:
         # model_args from the teacher's own contract, so its offsets index its own vector
         tcontract = contract.subset(spec.modalities)
-        args = TeacherConfig.from_contract(tcontract, fusion=spec.fusion, **teacher_overrides).to_dict()
+        args = TeacherConfig.from_contract(
+            tcontract, fusion=spec.fusion, **teacher_overrides
+        ).to_dict()
         full = FusionTeacher(
-            TeacherConfig.from_contract(contract, spec.modalities, fusion=spec.fusion, **teacher_overrides)
+            TeacherConfig.from_contract(
+                contract, spec.modalities, fusion=spec.fusion, **teacher_overrides
+            )
         )
         full.load_state_dict(result.states[spec.name])
         rebuilt = FusionTeacher(TeacherConfig(**args))
@@ -1187,7 +1202,9 @@ def _deploy(
             f"{macs} MACs (≤ {STUDENT_MAC_BUDGET})"
         )
     held_logits, _ = _predict(student, Xw, held)
-    held_metrics = evaluate(data.y[held], _softmax(held_logits), data.class_names) if len(held) else {}
+    held_metrics = (
+        evaluate(data.y[held], _softmax(held_logits), data.class_names) if len(held) else {}
+    )
     return {
         "variant": variant.name,
         "params": params,

@@ -135,9 +135,7 @@ def expected_calibration_error(
     return float(ece)
 
 
-def evaluate(
-    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
-) -> dict[str, Any]:
+def evaluate(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     """Every metric of one model on one set of windows, as plain Python values.
 
     ``proba`` is ``(N, K)`` class probabilities (rows sum to 1); predictions are its argmax.

@@ -30,6 +30,8 @@ from edge.contract import InputContract
 __all__ = [
     "FUSIONS",
     "POOLINGS",
+    "STEM_POOLS",
+    "TOKENIZERS",
     "FusionTeacher",
     "ModalityTeacher",
     "Student",
@@ -42,9 +44,12 @@ __all__ = [
 ]
 
 POOLINGS: Final = ("mean", "cls")  # how the student fuses its tokens into one vector
+TOKENIZERS: Final = ("conv", "linear")  # how the student turns one patch into one token
+STEM_POOLS: Final = ("mean", "meanstd")  # how a conv tokenizer summarises a patch over time
 FUSIONS: Final = ("early", "mid", "late")  # where a teacher joins its modalities
 LATE_SPACES: Final = ("logit", "prob")  # what a late-fusion teacher averages
 ACTIVATIONS: Final = ("gelu", "relu")  # both are single ops in ONNX (opset 17+) and TFLite
+STD_EPS: Final = 1e-5  # conv tokenizer std floor; far below a unit-scale feature's spread
 
 
 # -- layout shared by all configs -----------------------------------------------------------
@@ -123,7 +128,16 @@ class StudentConfig:
     dropout: float = 0.1  # small data (WESAD has 15 people): regularise
     pooling: str = "cls"  # "cls" (a learned query token; attention maps read off its row) or "mean"
     activation: str = "gelu"  # "gelu" or "relu"
-    patch_hidden: int = 0  # >0: a 2-layer MLP patch embedding (Linear-act-Linear) instead of Linear
+    # "conv": a strided Conv1d stem per modality inside each patch (finds beats and SCR
+    # shapes wherever they fall in the patch); "linear": one Linear over the raw patch
+    # samples (phase-sensitive, so it sees HR/HRV in BVP poorly; kept for comparison)
+    tokenizer: str = "conv"
+    stem_channels: int = 16  # conv width; 16 is what the CNN teachers need to read BVP well
+    stem_rate_hz: float = 8.0  # the first conv strides each modality down to about this rate
+    stem_layers: int = 2  # stride-2 convs after the first: 8 Hz -> 2 Hz inside a 5 s patch
+    stem_kernel: int = 5  # taps of those convs (5 at 8 Hz spans ~0.6 s, about one heartbeat)
+    stem_pool: str = "meanstd"  # per-patch summary: mean, or mean and std (level + variability)
+    patch_hidden: int = 0  # linear tokenizer only: >0 makes it Linear-act-Linear
 
     def __post_init__(self) -> None:
         _tuplify(self)
@@ -132,6 +146,14 @@ class StudentConfig:
             raise ValueError(f"pooling {self.pooling!r} not in {POOLINGS}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation {self.activation!r} not in {ACTIVATIONS}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer {self.tokenizer!r} not in {TOKENIZERS}")
+        if self.stem_pool not in STEM_POOLS:
+            raise ValueError(f"stem_pool {self.stem_pool!r} not in {STEM_POOLS}")
+        if self.stem_channels < 1 or self.stem_layers < 0 or self.stem_rate_hz <= 0:
+            raise ValueError("stem_channels >= 1, stem_layers >= 0 and stem_rate_hz > 0 needed")
+        if self.stem_kernel < 1 or self.stem_kernel % 2 == 0:
+            raise ValueError(f"stem_kernel={self.stem_kernel} must be odd (centred taps)")
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
         if min(self.patch_counts) < 1:
@@ -256,6 +278,55 @@ class PatchEmbed(nn.Module):
         return self.proj(x)  # (B, P, D)
 
 
+class ConvPatchEmbed(nn.Module):
+    """One modality's (B, C, T) -> (B, P, D) patch tokens through a small strided conv stem.
+
+    Each patch is convolved on its own (patches are folded into the batch, zero padding at
+    patch edges), so token i depends only on the samples of patch i: the time alignment of
+    tokens across modalities, and what an attention map means, are those of the linear
+    tokenizer. The stem mirrors the teachers' encoder: one conv striding down to about
+    ``stem_rate_hz``, then ``stem_layers`` stride-2 convs, each followed by the activation;
+    the features are summarised over the patch by their mean (and standard deviation, which
+    carries beat-to-beat variability) and projected to ``d_model``. Conv + activation + mean
+    are plain Conv / ReduceMean in ONNX and CONV_2D / MEAN in TFLite, and quantize to int8.
+    """
+
+    def __init__(
+        self, channels: int, patch: int, n_patches: int, rate_hz: float, config: StudentConfig
+    ) -> None:
+        super().__init__()
+        self.channels, self.patch, self.n_patches = channels, patch, n_patches
+        self.meanstd = config.stem_pool == "meanstd"
+        w = config.stem_channels
+        stride = max(1, min(patch, round(rate_hz / config.stem_rate_hz)))
+        k = 2 * stride + 1  # odd, spans two output steps so no input sample is skipped
+        layers: list[nn.Module] = [
+            nn.Conv1d(channels, w, k, stride=stride, padding=k // 2),
+            _act(config.activation),
+        ]
+        ks = config.stem_kernel
+        for _ in range(config.stem_layers):
+            layers += [nn.Conv1d(w, w, ks, stride=2, padding=ks // 2), _act(config.activation)]
+        self.net = nn.Sequential(*layers)
+        self.proj = nn.Linear(w * (1 + self.meanstd), config.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        P, p = self.n_patches, self.patch
+        x = x[:, :, : P * p].reshape(B, self.channels, P, p)  # (B, C, P, p) drop the tail
+        x = x.transpose(1, 2).reshape(B * P, self.channels, p)  # (B*P, C, p) one patch per row
+        h = self.net(x)  # (B*P, w, p')
+        mean = h.mean(dim=2)  # (B*P, w)
+        if self.meanstd:
+            dev = h - mean.unsqueeze(2)  # (B*P, w, p')
+            var = (dev * dev).mean(dim=2)  # (B*P, w); a product, not Pow, in ONNX and TFLite
+            # the epsilon keeps the gradient of sqrt finite on a flat (e.g. dead-ReLU) channel
+            feats = torch.cat([mean, torch.sqrt(var + STD_EPS)], dim=1)  # (B*P, 2w)
+        else:
+            feats = mean
+        return self.proj(feats).reshape(B, P, -1)  # (B, P, D)
+
+
 class Student(nn.Module):
     """Per-modality patch tokens + modality and time embeddings -> pre-norm Transformer ->
     CLS or mean pooling -> linear classifier. Patches have the same duration in every
@@ -267,9 +338,15 @@ class Student(nn.Module):
         self.config = config
         D = config.d_model
         self.embed = nn.ModuleList(
-            PatchEmbed(c, p, n, config)
-            for c, p, n in zip(
-                config.channels, config.patch_samples, config.patch_counts, strict=True
+            ConvPatchEmbed(c, p, n, r, config)
+            if config.tokenizer == "conv"
+            else PatchEmbed(c, p, n, config)
+            for c, p, n, r in zip(
+                config.channels,
+                config.patch_samples,
+                config.patch_counts,
+                config.rates_hz,
+                strict=True,
             )
         )
         self.modality_emb = nn.Parameter(torch.zeros(len(config.modalities), D))  # (M, D)

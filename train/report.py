@@ -34,7 +34,7 @@ def _fmt(v: Any, nd: int = 3) -> str:
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
-    return out + [""]
+    return [*out, ""]
 
 
 def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str:
@@ -48,13 +48,14 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
     lines += [
         f"- data: {ds.get('kind', '?')} `{ds.get('path', '?')}`, task **{m.get('task')}**, "
         f"{m.get('n_windows')} windows, {len(m.get('subjects', []))} subjects",
-        "- class counts: "
-        + ", ".join(f"{k} {v}" for k, v in m.get("class_counts", {}).items()),
+        "- class counts: " + ", ".join(f"{k} {v}" for k, v in m.get("class_counts", {}).items()),
         f"- cross-validation: **{cv.get('kind')}**, {len(cv.get('folds', []))} folds "
-        f"(training windows thinned to every {cv.get('train_stride', 1)}. window; test windows all)",
-        f"- seed {m.get('seed')}; wall time {_fmt(timing.get('total_s'), 0)} s "
-        f"(load {_fmt(timing.get('load_s'), 0)} s, cross-validation {_fmt(timing.get('cv_s'), 0)} s, "
-        f"deployable student {_fmt(timing.get('deploy_s'), 0)} s)",
+        f"(1 in {cv.get('train_stride', 1)} training windows used; "
+        "test windows all)",
+        f"- seed {m.get('seed')}, {m.get('workers')} worker process(es); wall time "
+        f"{_fmt(timing.get('total_s'), 0)} s (loading {_fmt(timing.get('load_s'), 0)} s, "
+        f"training and scoring {_fmt(timing.get('train_s'), 0)} s, writing the deployable "
+        f"models {_fmt(timing.get('deploy_s'), 0)} s)",
         "",
         "Scores are computed on the pooled test windows of all folds (every window is scored by "
         "a model that never saw its subject under LOSO); *fold mean ± sd* is the macro-F1 "
@@ -96,19 +97,32 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
                 r["accuracy"],
                 r["auc"],
                 r["ece"],
-                None if r["delta_vs_student_alone"] is None else f"{r['delta_vs_student_alone']:+.3f}",
+                None
+                if r["delta_vs_student_alone"] is None
+                else f"{r['delta_vs_student_alone']:+.3f}",
             ]
         )
     lines += _table(
-        ["model", "role", "modalities", "wrist only", "macro-F1", "fold mean ± sd", "accuracy",
-         "AUC", "ECE", "Δ vs student alone"],
+        [
+            "model",
+            "role",
+            "modalities",
+            "wrist only",
+            "macro-F1",
+            "fold mean ± sd",
+            "accuracy",
+            "AUC",
+            "ECE",
+            "Δ vs student alone",
+        ],
         rows,
     )
     lines += [
         "Teachers marked *no* under *wrist only* see chest signals the wearable does not have "
         "(privileged information); `teacher_ensemble` is the equal-weight mixture the students "
-        "distil from. `kd_equal`/`kd_ca`: distillation with equal / confidence-adaptive (CA-MKD) "
-        "teacher weights; `_ulgm`: Self-MM unimodal label generation heads; `_hint`: feature hints.",
+        "distil from. `kd_equal`/`kd_ca`: distillation with equal / confidence-adaptive "
+        "(CA-MKD) teacher weights; `_ulgm`: Self-MM unimodal label generation heads; "
+        "`_hint`: feature hints.",
         "",
     ]
     if "ablation" in plots:
@@ -141,7 +155,9 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
                 "(held-out windows, by true class):",
                 "",
             ]
-            lines += _table(["windows", *mods], [[k, *[v[x] for x in mods]] for k, v in imp.items()])
+            lines += _table(
+                ["windows", *mods], [[k, *[v[x] for x in mods]] for k, v in imp.items()]
+            )
         if "importance" in plots:
             lines += [f"![attention]({plots['importance']})", ""]
 
@@ -155,7 +171,10 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
         lines += [f"**{name}**", ""]
         lines += _table(
             ["class", "precision", "recall", "F1", "AUC", "support"],
-            [[c, v["precision"], v["recall"], v["f1"], v["auc"], v["support"]] for c, v in pc.items()],
+            [
+                [c, v["precision"], v["recall"], v["f1"], v["auc"], v["support"]]
+                for c, v in pc.items()
+            ],
         )
     if "confusion" in plots:
         lines += [f"![confusion matrices]({plots['confusion']})", ""]
@@ -164,7 +183,9 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
     names = list(models)
     folds = [f["fold"] for f in models[names[0]]["folds"]]
     short = [n.replace("teacher_", "t_").replace("student_", "s_") for n in names]
-    rows = [[fold, *[models[n]["folds"][i]["macro_f1"] for n in names]] for i, fold in enumerate(folds)]
+    rows = [
+        [fold, *[models[n]["folds"][i]["macro_f1"] for n in names]] for i, fold in enumerate(folds)
+    ]
     lines += _table(["fold", *short], rows)
     if "folds" in plots:
         lines += [f"![per-fold scores]({plots['folds']})", ""]
@@ -207,8 +228,10 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
     ax.set_yticks(ypos, names)
     ax.set_xlim(0, 1)
     ax.set_xlabel("macro-F1 (pooled test windows; error bar: sd over folds)")
-    ax.set_title("Ablation  (blue: wrist teacher, orange: privileged, purple: ensemble, green: student)",
-                 fontsize=9)
+    ax.set_title(
+        "Ablation  (blue: wrist teacher, orange: privileged, purple: ensemble, green: student)",
+        fontsize=9,
+    )
     for y, v in zip(ypos, f1, strict=True):
         ax.text(v + 0.01, y, f"{v:.3f}", va="center", fontsize=8)
     fig.tight_layout()
@@ -223,7 +246,14 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
     for n in names:
         v = [f["macro_f1"] if f["macro_f1"] is not None else np.nan for f in models[n]["folds"]]
         style = "-o" if models[n]["role"] == "student" else "--."
-        ax.plot(x, v, style, label=n, color=colour(n), alpha=0.9 if models[n]["role"] == "student" else 0.5)
+        ax.plot(
+            x,
+            v,
+            style,
+            label=n,
+            color=colour(n),
+            alpha=0.9 if models[n]["role"] == "student" else 0.5,
+        )
     ax.set_xticks(x, folds, rotation=45 if len(folds) > 6 else 0)
     ax.set_ylim(0, 1)
     ax.set_ylabel("macro-F1")
@@ -244,12 +274,19 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
         ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black",
+                )
         ax.set_xticks(range(len(classes)), [c[:5] for c in classes], fontsize=7)
         ax.set_yticks(range(len(classes)), [c[:5] for c in classes], fontsize=7)
         ax.set_title(f"{n}\nF1 {models[n]['macro_f1'] or 0:.3f}", fontsize=8)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.supxlabel("predicted", fontsize=8)
     fig.supylabel("true", fontsize=8)

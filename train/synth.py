@@ -62,6 +62,12 @@ ECG (HRV and HR exact) vs a BVP with motion artefacts and noise; respiration rat
 laughter directly in Resp (the wrist sees them only through RSA); EMG tension in stress;
 chest EDA follows arousal fully while wrist EDA follows it with a per-person coupling
 U(0.1, 0.6) and more noise; chest posture change in stress.
+
+How hard it is (measured on 10 default subjects, seed 0, windows from ``train.data.load_wesad``,
+a 100-tree random forest on per-window mean / SD / slope / spectral peak, leave-one-subject-
+out 3-class macro-F1): wrist 0.75, chest 0.93, all 0.93; single modalities bvp 0.77, resp
+0.84, ecg 0.67, emg 0.59, c_eda 0.52, eda 0.46, acc 0.51, temp 0.55. Baseline vs amusement is
+the hard pair, as in the real data set.
 """
 
 from __future__ import annotations
