@@ -42,8 +42,11 @@ demo-bundle: $(VENV)/.host
 	$(BIN)/edge-train fit --dataset wesad --data runs/demo-data --out runs/demo-run --seed 7
 	$(BIN)/edge-export runs/demo-run --out edge/demo_bundle
 
+# Results go to benchmarks/results/<arch>-<cpu>-<N>cpu/; needs runs/demo-run from `make demo-bundle`
+# for the PyTorch teacher baseline (without it that row is reported as not measured).
 bench: $(VENV)/.host
-	$(BIN)/edge-bench --bundle edge/demo_bundle --out benchmarks/results/$$(hostname)-$$(uname -m)
+	$(BIN)/edge-bench --bundle edge/demo_bundle $$([ -d runs/demo-run ] && echo --run runs/demo-run)
+	$(BIN)/edge-bench index
 
 # Coverage-guided fuzzing of every parser (tests/fuzz/README.md): FUZZ_SECONDS per harness,
 # or FUZZ_RUNS inputs each; FUZZ_TARGETS="frames config" for some. Prints the inputs tried.

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,6 +242,15 @@ def _clean(o: Any) -> Any:
     return o
 
 
+def _write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` owner-only (0600), like every file the daemon creates: the
+    summary counts a resident's states."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        f.write(text)
+
+
 def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
     from edge.daemon import open_daemon
     from edge.status import StatusLine, format_summary
@@ -267,8 +277,8 @@ def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
     else:
         print(text, file=sys.stderr if cfg.json else sys.stdout, flush=True)
     if cfg.summary_json:
-        Path(cfg.summary_json).write_text(json.dumps(_clean(summary), indent=1,
-                                                     default=_json_default))
+        _write_private(cfg.summary_json, json.dumps(_clean(summary), indent=1,
+                                                    default=_json_default))
     if calibrate:
         done = summary.get("events", {}).get("calibrated", 0)
         if not done:

@@ -15,9 +15,12 @@ wearable (same recording, same schedule): the faults only act on the link layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
+import sqlite3
 import struct
+import subprocess
 import termios
 import threading
 from collections import Counter
@@ -428,3 +431,125 @@ async def test_serial_nan_inf_flat_and_saturated_sensors_get_no_decision(
     reasons = {e["detail"].get("reason") for e in events if e["kind"] == "invalid_windows"}
     assert {"flat", "saturated"} <= reasons
     print("bad sensor values:", ledger, "windows", windows)
+
+
+# -- the database's disk -------------------------------------------------------------------------
+def _sh(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real 2 MiB filesystem (tmpfs) for the database: it can fill up. Needs root."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = _sh("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt))
+    if r.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs for the disk-full test (run as root): {r.stderr}")
+    try:
+        yield mnt
+    finally:
+        _sh("chattr", "-R", "-i", str(mnt))
+        _sh("umount", "-l", str(mnt))
+
+
+def jsonl_records(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # being written
+                continue
+    return out
+
+
+def _decisions(path: Path) -> list[dict[str, Any]]:
+    return [r for r in jsonl_records(path) if r["type"] == "decision"]
+
+
+def _sink_events(path: Path, kind: str) -> list[dict[str, Any]]:
+    return [r for r in jsonl_records(path) if r["type"] == "event" and r["kind"] == kind]
+
+
+def _committed(db: Path) -> int:
+    try:
+        return len(db_rows(db))
+    except sqlite3.Error:
+        return -1
+
+
+async def test_sqlite_disk_full_then_read_only_daemon_keeps_deciding_and_recovers(
+        bundle: Path, tmp_path: Path, small_disk: Path) -> None:
+    """The database's filesystem fills up (a real tmpfs, filled by another file), then
+    becomes unwritable (``chattr +i`` on the database, its WAL and its directory: the kernel
+    refuses writes even to root). Each time the daemon keeps deciding (the JSON lines file
+    keeps growing), reports the fault (``sink_fault``), and when the space or the write
+    permission returns it recovers (``sink_recovered``) and writes everything it held."""
+    db = small_disk / "edge.db"
+    jsonl = tmp_path / "decisions.jsonl"
+    proc = start_cli(["--device", "sim", "--bundle", str(bundle), "--backend", "onnx",
+                      "--precision", "fp32", "--speed", "40", "--db", str(db),
+                      "--state-dir", str(tmp_path / "state"), "--jsonl", str(jsonl),
+                      "--status", "off", "--summary-json", str(tmp_path / "summary.json"),
+                      "--config", str(_config(tmp_path))])
+    err = Lines(proc.stderr)
+    filler = small_disk / "filler"
+    timeline: list[dict[str, Any]] = []
+    try:
+        await wait_until(lambda: _committed(db) >= 20, 120, "decisions in the database")
+        # 1. the disk fills up
+        with filler.open("wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\xa5" * 65536)
+                f.flush()
+        await wait_until(lambda: _sink_events(jsonl, "sink_fault"), 60, "the fault report")
+        fault = _sink_events(jsonl, "sink_fault")[0]
+        assert fault["detail"]["sink"] == "sqlite" and "full" in fault["detail"]["error"]
+        n0, rows0 = len(_decisions(jsonl)), _committed(db)
+        await wait_until(lambda: len(_decisions(jsonl)) >= n0 + 25, 60, "decisions while full")
+        assert _committed(db) == rows0  # nothing reached the full disk meanwhile
+        timeline.append({"fault": "disk full", "decided_meanwhile": len(_decisions(jsonl)) - n0})
+        filler.unlink()  # space returns
+        await wait_until(lambda: _sink_events(jsonl, "sink_recovered"), 60, "the recovery")
+        await wait_until(lambda: _committed(db) >= n0 + 25, 60, "the backlog written")
+
+        # 2. the database becomes unwritable
+        assert _sh("chattr", "+i", str(db), str(db) + "-wal", str(small_disk)).returncode == 0
+        await wait_until(lambda: len(_sink_events(jsonl, "sink_fault")) >= 2, 60,
+                         "the second fault report")
+        fault2 = _sink_events(jsonl, "sink_fault")[1]
+        n1, rows1 = len(_decisions(jsonl)), _committed(db)
+        await wait_until(lambda: len(_decisions(jsonl)) >= n1 + 25, 60,
+                         "decisions while read-only")
+        assert _committed(db) == rows1
+        timeline.append({"fault": "read-only", "error": fault2["detail"]["error"],
+                         "decided_meanwhile": len(_decisions(jsonl)) - n1})
+        assert _sh("chattr", "-i", str(db), str(db) + "-wal", str(small_disk)).returncode == 0
+        await wait_until(lambda: len(_sink_events(jsonl, "sink_recovered")) >= 2, 60,
+                         "the second recovery")
+        summary = await finish(proc, err, tmp_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # nothing computed was lost: the database holds exactly the decisions emitted
+    rows = db_rows(db)
+    emitted = _decisions(jsonl)
+    assert [(r["window_index"], r["state"]) for r in rows] == [
+        (d["window_index"], d["state"]) for d in emitted]
+    assert len(rows) == summary["decisions"]
+    sink = summary["sinks"]["sqlite"]
+    assert sink["write_failures"] >= 2 and sink.get("lost_at_close", 0) == 0
+    assert sink.get("dropped_buffer_full", 0) == 0
+    assert summary["events"]["sink_fault"] == 2 and summary["events"]["sink_recovered"] == 2
+    assert "sink sqlite failed" in summary["_log"] and "sink sqlite recovered" in summary["_log"]
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    print("database faults:", timeline, "decisions", len(rows), "sqlite sink", sink)
+
+
+def _config(tmp: Path) -> Path:
+    cfg = tmp / "disk.toml"
+    cfg.write_text("[sinks]\ncommit_interval_s = 0.2\nretry_max_s = 0.5\n")
+    return cfg
