@@ -173,42 +173,55 @@ async def finish(proc: Any, err: Lines, tmp: Path) -> dict[str, Any]:
     return summary
 
 
-def received_packets(raw: Path) -> tuple[dict[int, set[int]], int]:
-    """Per sensor the distinct sequence numbers the daemon received; and all SAMPLES items."""
+def kill(proc: Any) -> None:
+    """A daemon a failed test leaves behind: kill it and reap it (pipes closed)."""
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(ValueError, OSError):
+        proc.communicate(timeout=30)
+
+
+def received_packets(raw: Path) -> tuple[dict[int, set[int]], dict[int, int], int]:
+    """Per sensor the distinct sequence numbers the daemon received and the first to arrive;
+    and the number of SAMPLES items (duplicates included)."""
     seqs: dict[int, set[int]] = {}
+    first: dict[int, int] = {}
     items = 0
     for _, _, msg in read_raw_recording(raw):
         if isinstance(msg, Samples):
             seqs.setdefault(msg.sensor_id, set()).add(msg.seq)
+            first.setdefault(msg.sensor_id, msg.seq)
             items += 1
-    return seqs, items
+    return seqs, first, items
 
 
 def reconcile(summary: dict[str, Any], sent: Sent, raw: Path) -> dict[str, int]:
     """Counters explain every packet and sample the wearable sent; returns the ledger."""
     (dev,) = summary["per_device"].values()
-    got, items = received_packets(raw)
+    got, first, items = received_packets(raw)
     n_sent = sum(len(p) for p in sent.packets.values())
     n_got = sum(len(s) for s in got.values())
     lost_seqs = {sid: set(p) - got.get(sid, set()) for sid, p in sent.packets.items()}
-    # a loss after a sensor's last received packet has no later packet to reveal it: no
-    # receiver can count it (the stream simply ends early); it is reported separately
-    tail = sum(1 for sid, s in lost_seqs.items() for q in s if q > max(got.get(sid, {-1})))
+    # a loss before the first packet to arrive (the receiver's stream starts there; a late
+    # packet from before it does not make it start earlier) or after the last has no packet
+    # on the other side to reveal it: no receiver can count it; reported separately
+    edges = sum(1 for sid, s in lost_seqs.items() for q in s
+                if q < first.get(sid, -1) or q > max(got.get(sid, {-1})))
     samples_sent = sum(sum(p.values()) for p in sent.packets.values())
     samples_got = sum(sent.packets[sid][q] for sid, s in got.items() for q in s)
     samples_lost = sum(sent.packets[sid][q] for sid, s in lost_seqs.items() for q in s)
     assert dev.get("samples_before_hello", 0) == 0
     # packets: every one the wearable numbered was received once or counted lost
     assert dev["seq_received"] == n_got, (dev, n_got)
-    assert dev["seq_received"] + dev["seq_lost"] + tail == n_sent, (dev, n_sent, tail)
-    assert tail <= 2 * len(sent.packets)  # the last packet or two of a sensor
+    assert dev["seq_received"] + dev["seq_lost"] + edges == n_sent, (dev, n_sent, edges)
+    assert edges <= 2 * len(sent.packets)  # the first or last packet or two of a sensor
     assert dev.get("duplicate_packets", 0) == items - n_got
     # samples: those received are counted (used + sensors the model does not use) ...
     assert dev.get("samples", 0) + dev.get("samples_unused", 0) == samples_got
     # ... and the rest sat in packets counted lost
     assert samples_got + samples_lost == samples_sent
     return {"packets_sent": n_sent, "packets_received": n_got, "packets_lost": dev["seq_lost"],
-            "packets_lost_at_the_end": tail,
+            "packets_lost_before_first_or_after_last": edges,
             "duplicates_discarded": dev.get("duplicate_packets", 0),
             "samples_sent": samples_sent, "samples_received": samples_got,
             "samples_in_lost_packets": samples_lost,
@@ -258,8 +271,7 @@ async def test_serial_link_faults_disconnect_storm_are_counted_never_decided_on(
         await asyncio.sleep(0.5)  # the last frames through the pipeline
         summary = await finish(proc, err, tmp_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill(proc)
     ledger = reconcile(summary, sent, tmp_path / "raw.bin")
     sim = wearable.stats
     src = summary["source"]
@@ -326,8 +338,7 @@ async def test_serial_clock_drift_jump_and_reboot(bundle: Path, tmp_path: Path) 
         await asyncio.sleep(0.5)
         summary = await finish(proc, err, tmp_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill(proc)
         link.close()
     (dev,) = summary["per_device"].values()
     assert dev["clock_regressions"] == 1 and dev["sessions"] == 2
@@ -417,8 +428,7 @@ async def test_serial_nan_inf_flat_and_saturated_sensors_get_no_decision(
         await asyncio.sleep(0.5)
         summary = await finish(proc, err, tmp_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill(proc)
     ledger = reconcile(summary, sent, tmp_path / "raw.bin")
     assert ledger["packets_lost"] == 0
     windows = check_offline(summary, bundle, tmp_path)
@@ -479,77 +489,249 @@ def _committed(db: Path) -> int:
         return -1
 
 
-async def test_sqlite_disk_full_then_read_only_daemon_keeps_deciding_and_recovers(
-        bundle: Path, tmp_path: Path, small_disk: Path) -> None:
-    """The database's filesystem fills up (a real tmpfs, filled by another file), then
-    becomes unwritable (``chattr +i`` on the database, its WAL and its directory: the kernel
-    refuses writes even to root). Each time the daemon keeps deciding (the JSON lines file
-    keeps growing), reports the fault (``sink_fault``), and when the space or the write
-    permission returns it recovers (``sink_recovered``) and writes everything it held."""
-    db = small_disk / "edge.db"
-    jsonl = tmp_path / "decisions.jsonl"
-    proc = start_cli(["--device", "sim", "--bundle", str(bundle), "--backend", "onnx",
-                      "--precision", "fp32", "--speed", "40", "--db", str(db),
-                      "--state-dir", str(tmp_path / "state"), "--jsonl", str(jsonl),
-                      "--status", "off", "--summary-json", str(tmp_path / "summary.json"),
-                      "--config", str(_config(tmp_path))])
-    err = Lines(proc.stderr)
-    filler = small_disk / "filler"
-    timeline: list[dict[str, Any]] = []
-    try:
-        await wait_until(lambda: _committed(db) >= 20, 120, "decisions in the database")
-        # 1. the disk fills up
-        with filler.open("wb") as f, contextlib.suppress(OSError):
-            while True:
-                f.write(b"\xa5" * 65536)
-                f.flush()
-        await wait_until(lambda: _sink_events(jsonl, "sink_fault"), 60, "the fault report")
-        fault = _sink_events(jsonl, "sink_fault")[0]
-        assert fault["detail"]["sink"] == "sqlite" and "full" in fault["detail"]["error"]
-        n0, rows0 = len(_decisions(jsonl)), _committed(db)
-        await wait_until(lambda: len(_decisions(jsonl)) >= n0 + 25, 60, "decisions while full")
-        assert _committed(db) == rows0  # nothing reached the full disk meanwhile
-        timeline.append({"fault": "disk full", "decided_meanwhile": len(_decisions(jsonl)) - n0})
-        filler.unlink()  # space returns
-        await wait_until(lambda: _sink_events(jsonl, "sink_recovered"), 60, "the recovery")
-        await wait_until(lambda: _committed(db) >= n0 + 25, 60, "the backlog written")
+def start_db_daemon(bundle: Path, tmp: Path, db: Path) -> Any:
+    cfg = tmp / "disk.toml"
+    cfg.write_text("[sinks]\ncommit_interval_s = 0.2\nretry_max_s = 0.5\n")
+    return start_cli(["--config", str(cfg), "--device", "sim", "--bundle", str(bundle),
+                      "--backend", "onnx", "--precision", "fp32", "--speed", "40",
+                      "--db", str(db), "--state-dir", str(tmp / "state"),
+                      "--jsonl", str(tmp / "decisions.jsonl"), "--status", "off",
+                      "--summary-json", str(tmp / "summary.json")])
 
-        # 2. the database becomes unwritable
-        assert _sh("chattr", "+i", str(db), str(db) + "-wal", str(small_disk)).returncode == 0
-        await wait_until(lambda: len(_sink_events(jsonl, "sink_fault")) >= 2, 60,
-                         "the second fault report")
-        fault2 = _sink_events(jsonl, "sink_fault")[1]
-        n1, rows1 = len(_decisions(jsonl)), _committed(db)
-        await wait_until(lambda: len(_decisions(jsonl)) >= n1 + 25, 60,
-                         "decisions while read-only")
-        assert _committed(db) == rows1
-        timeline.append({"fault": "read-only", "error": fault2["detail"]["error"],
-                         "decided_meanwhile": len(_decisions(jsonl)) - n1})
-        assert _sh("chattr", "-i", str(db), str(db) + "-wal", str(small_disk)).returncode == 0
-        await wait_until(lambda: len(_sink_events(jsonl, "sink_recovered")) >= 2, 60,
-                         "the second recovery")
-        summary = await finish(proc, err, tmp_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    # nothing computed was lost: the database holds exactly the decisions emitted
+
+async def db_fault_episode(db: Path, jsonl: Path, nth: int, cause: Any, cure: Any
+                           ) -> dict[str, Any]:
+    """Cause a database fault; the daemon must report it and keep deciding while nothing
+    reaches the database; cure it; the daemon must report the recovery and catch up."""
+    await wait_until(lambda: _committed(db) >= 20, 120, "decisions in the database")
+    cause()
+    await wait_until(lambda: len(_sink_events(jsonl, "sink_fault")) >= nth, 60,
+                     "the fault report")
+    fault = _sink_events(jsonl, "sink_fault")[nth - 1]
+    assert fault["detail"]["sink"] == "sqlite"
+    n0, rows0 = len(_decisions(jsonl)), _committed(db)
+    await wait_until(lambda: len(_decisions(jsonl)) >= n0 + 25, 60, "decisions meanwhile")
+    assert _committed(db) == rows0  # nothing reached the database meanwhile
+    decided = len(_decisions(jsonl)) - n0
+    cure()
+    await wait_until(lambda: len(_sink_events(jsonl, "sink_recovered")) >= nth, 60,
+                     "the recovery report")
+    await wait_until(lambda: _committed(db) >= n0 + 25, 60, "the backlog written")
+    return {"error": fault["detail"]["error"], "decided_while_failing": decided}
+
+
+def check_db_after_faults(summary: dict[str, Any], db: Path, jsonl: Path, faults: int
+                          ) -> dict[str, Any]:
+    """Nothing computed was lost: the database holds exactly the decisions emitted."""
     rows = db_rows(db)
     emitted = _decisions(jsonl)
     assert [(r["window_index"], r["state"]) for r in rows] == [
         (d["window_index"], d["state"]) for d in emitted]
     assert len(rows) == summary["decisions"]
     sink = summary["sinks"]["sqlite"]
-    assert sink["write_failures"] >= 2 and sink.get("lost_at_close", 0) == 0
+    assert sink["write_failures"] >= faults and sink.get("lost_at_close", 0) == 0
     assert sink.get("dropped_buffer_full", 0) == 0
-    assert summary["events"]["sink_fault"] == 2 and summary["events"]["sink_recovered"] == 2
+    assert summary["events"]["sink_fault"] == faults
+    assert summary["events"]["sink_recovered"] == faults
     assert "sink sqlite failed" in summary["_log"] and "sink sqlite recovered" in summary["_log"]
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
-    print("database faults:", timeline, "decisions", len(rows), "sqlite sink", sink)
+    return {"decisions": len(rows), **sink}
 
 
-def _config(tmp: Path) -> Path:
-    cfg = tmp / "disk.toml"
-    cfg.write_text("[sinks]\ncommit_interval_s = 0.2\nretry_max_s = 0.5\n")
-    return cfg
+async def test_sqlite_disk_full_daemon_keeps_deciding_reports_and_recovers(
+        bundle: Path, tmp_path: Path, small_disk: Path) -> None:
+    """The database's filesystem (a real 2 MiB tmpfs) fills up, another file taking the
+    space; later that file goes. Then the daemon's own cap (``sinks.max_db_mb``) is not
+    involved: this is the kernel's ENOSPC as SQLite meets it."""
+    db = small_disk / "edge.db"
+    jsonl = tmp_path / "decisions.jsonl"
+    filler = small_disk / "filler"
+
+    def fill() -> None:
+        with contextlib.suppress(OSError), filler.open("wb", buffering=0) as f:
+            while True:
+                f.write(b"\xa5" * 65536)
+
+    proc = start_db_daemon(bundle, tmp_path, db)
+    err = Lines(proc.stderr)
+    try:
+        episode = await db_fault_episode(db, jsonl, 1, fill, filler.unlink)
+        summary = await finish(proc, err, tmp_path)
+    finally:
+        kill(proc)
+    assert "full" in episode["error"]
+    sink = check_db_after_faults(summary, db, jsonl, 1)
+    print("disk full:", episode, sink)
+
+
+async def test_sqlite_read_only_daemon_keeps_deciding_reports_and_recovers(
+        bundle: Path, tmp_path: Path) -> None:
+    """The database becomes unwritable: ``chattr +i`` on the file, its WAL and its directory
+    (the immutable attribute binds root too; the tests run as root, for whom permission bits
+    are no obstacle, and a busy filesystem cannot be remounted read-only). Needs a
+    filesystem that enforces it on open files (ext4, xfs, btrfs; not tmpfs)."""
+    d = tmp_path / "db"
+    d.mkdir()
+    db = d / "edge.db"
+    jsonl = tmp_path / "decisions.jsonl"
+    files = [str(db), str(db) + "-wal", str(d)]
+
+    def freeze() -> None:
+        r = _sh("chattr", "+i", *files)
+        assert r.returncode == 0, f"chattr +i failed (filesystem?): {r.stderr}"
+
+    def thaw() -> None:
+        assert _sh("chattr", "-i", *files).returncode == 0
+
+    proc = start_db_daemon(bundle, tmp_path, db)
+    err = Lines(proc.stderr)
+    try:
+        episode = await db_fault_episode(db, jsonl, 1, freeze, thaw)
+        summary = await finish(proc, err, tmp_path)
+    finally:
+        _sh("chattr", "-i", *files)
+        kill(proc)
+    sink = check_db_after_faults(summary, db, jsonl, 1)
+    print("read-only:", episode, sink)
+
+
+# -- a consumer slower than the producer ---------------------------------------------------------
+SLOW_ENGINE = """
+import time
+import edge.inference as inference
+_infer = inference.InferenceWorker._infer
+def slow(self, batch):
+    time.sleep(0.25 * len(batch))  # a hub CPU 100x slower than this one
+    return _infer(self, batch)
+inference.InferenceWorker._infer = slow
+"""
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_engine_slower_than_a_live_wearable_drops_counted_memory_bounded(
+        bundle: Path, tmp_path: Path) -> None:
+    """A live wearable (serial) at 20x while the engine manages ~4 windows/s: the inference
+    queue (16 windows) overflows, the oldest windows are dropped and counted, every window
+    cut is decided or counted, and the daemon's memory stays flat."""
+    recording = synthetic_recording(300.0, seed=12)
+    wearable = SimulatedWearable(recording, device_id="wrist-4", speed=20.0)
+    sent = sent_by(wearable, recording)
+    port = tmp_path / "ttyWEARABLE"
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text("[inference]\nqueue_size = 16\nmax_batch = 1\ndrain_timeout_s = 30.0\n")
+    proc = start_cli(["--config", str(cfg), "--device", "serial", "--port", str(port),
+                      "--bundle", str(bundle), "--backend", "onnx", "--precision", "fp32",
+                      "--db", str(tmp_path / "edge.db"), "--state-dir", str(tmp_path / "state"),
+                      "--record-raw", str(tmp_path / "raw.bin"), "--resident", RESIDENT,
+                      "--status", "off", "--health-interval", "1",
+                      "--summary-json", str(tmp_path / "summary.json")], prelude=SLOW_ENGINE)
+    err = Lines(proc.stderr)
+    rss: list[int] = []
+
+    async def sample_rss() -> None:
+        while proc.poll() is None:
+            with contextlib.suppress(OSError):
+                rss.append(rss_kb(proc.pid))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample_rss())
+    try:
+        await play_serial(wearable, port, sent, err)
+        await asyncio.sleep(0.5)
+        summary = await finish(proc, err, tmp_path)
+    finally:
+        kill(proc)
+        sampler.cancel()
+    reconcile(summary, sent, tmp_path / "raw.bin")
+    drops = summary["drops"]
+    assert drops["inference_queue_full"] > 20
+    # every valid window was decided or dropped for want of an engine, and counted
+    assert summary["windows"]["valid"] == (summary["decisions"] + drops["inference_queue_full"]
+                                           + drops["windows_lost_at_shutdown"])
+    assert summary["decisions"] == len(db_rows(tmp_path / "edge.db"))
+    assert drops["source_queue_full"] == 0  # the loop itself kept up
+    # memory: after the first third of the run, flat (the queues are bounded)
+    warm = rss[len(rss) // 3:]
+    growth_kb = max(warm) - warm[0]
+    assert growth_kb < 0.05 * warm[0], (warm[0], max(warm))
+    print("slow consumer:", {"windows_valid": summary["windows"]["valid"],
+                             "decided": summary["decisions"],
+                             "dropped_inference_queue_full": drops["inference_queue_full"],
+                             "rss_after_warmup_kb": warm[0], "rss_growth_kb": growth_kb,
+                             "rss_samples": len(rss)})
+
+
+# -- BLE: the real bleak client against the emulated BlueZ --------------------------------------
+WRIST = "D0:0D:00:00:00:07"
+
+
+async def test_ble_link_faults_disconnect_storm_through_bleak(
+        bundle: Path, tmp_path: Path, bluez: Any) -> None:
+    """The daemon (``--device ble``, bleak + bleak-retry-connector in its own process) on the
+    private system bus, connected to the emulated wearable, which plays the simulator with
+    loss, duplicates, reordering, corrupted bytes, contact loss, and three link drops within
+    2.5 s of data (each a BlueZ ``Connected=False`` and GATT objects removed; the daemon
+    reconnects by itself). Meanwhile it holds no network socket, only unix ones (D-Bus)."""
+    from firmware_bridge import gatt
+    from tests.fakes.bluez import multi_sensor_wearable
+    from tests.test_privacy import socket_families
+
+    wrist = bluez.add_peripheral(multi_sensor_wearable(WRIST, att_mtu=247))
+    recording = synthetic_recording(170.0, seed=13)
+    faults = Faults(seed=5, drop=0.02, duplicate=0.02, reorder=0.02,
+                    disconnect_at_s=(100.0, 101.0, 102.5), disconnect_s=0.5,
+                    contact_lost_at_s=125.0, contact_lost_s=15.0, battery_low_at_s=80.0)
+    wearable = SimulatedWearable(recording, device_id="WE-0007", speed=10.0, faults=faults)
+    sent = sent_by(wearable, recording)
+    proc = start_daemon(bundle, tmp_path, ["--device", "ble", "--ble-device", WRIST],
+                        config="[ble]\nreconnect_min_s = 0.05\nreconnect_max_s = 0.5\n"
+                               "scan_timeout_s = 2.0\n")
+    err = Lines(proc.stderr)
+    rng = np.random.default_rng(21)
+    sockets = []
+    drops = 0
+    try:
+        await wrist.wait_notifying(gatt.WEARABLE_PACKET_CHAR_UUID, 60)
+        async for em in wearable.emissions():
+            if em.event == "disconnect":
+                wrist.drop_connection()
+                drops += 1
+                sockets.append(socket_families(proc.pid))
+                continue
+            if em.event == "reconnect" or em.message is None:
+                continue  # the daemon reconnects on its own schedule
+            for frag in wrist.fragments(em.message):
+                if rng.random() < 0.005:
+                    frag = corrupt(frag + b"\0", rng)[:-1]
+                    sent.flipped["fragment"] += 1
+                wrist.notify(gatt.WEARABLE_PACKET_CHAR_UUID, frag)
+        await bluez.drain(30)
+        await asyncio.sleep(0.5)
+        sockets.append(socket_families(proc.pid))
+        summary = await finish(proc, err, tmp_path)
+    finally:
+        kill(proc)
+    # a drop that comes while the daemon is still reconnecting finds no link to drop
+    # (the daemon's own disconnect at SIGTERM is the last one)
+    assert drops == 3 and wrist.disconnect_count >= 3
+    assert wrist.connect_count == wrist.disconnect_count  # back after every drop
+    ledger = reconcile(summary, sent, tmp_path / "raw.bin")
+    (dev,) = summary["per_device"].values()
+    assert dev.get("sequence_restarts", 0) == 0
+    assert summary["events"]["reconnected"] == wrist.connect_count - 1
+    for kind in ("battery_low", "no_contact", "contact_restored", "data_gap"):
+        assert summary["events"].get(kind, 0) >= 1, kind
+    windows = check_offline(summary, bundle, tmp_path)
+    assert windows["valid"] > 10
+    assert all(set(s) <= {"unix"} for s in sockets), sockets
+    src = summary["source"]
+    print("ble link faults:", ledger, "windows", windows, "reconnects", src.get("reconnects"),
+          "corrupted fragments", sent.flipped["fragment"])

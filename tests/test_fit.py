@@ -264,7 +264,10 @@ def test_cli_missing_data_is_a_clear_error(
 def _comparable(m: dict[str, Any]) -> dict[str, Any]:
     """Metrics without the fields that legitimately differ between runs."""
     out = {k: v for k, v in m.items() if k not in ("timing", "workers", "cv", "dataset")}
-    out["cv_folds"] = [{k: v for k, v in f.items() if k != "seconds"} for f in m["cv"]["folds"]]
+    out["cv_folds"] = [
+        {k: v for k, v in f.items() if k not in ("seconds", "cpu_seconds")}
+        for f in m["cv"]["folds"]
+    ]
     return out
 
 

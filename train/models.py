@@ -121,8 +121,10 @@ class StudentConfig:
     input_length: int = 0  # L of the packed vector
     n_classes: int = 3  # baseline / stress / amusement
     patch_s: float = 5.0  # 5 s holds several heartbeats and one SCR onset; 12 tokens per minute
-    d_model: int = 32  # width; 32 keeps the whole model near 50k parameters
-    n_heads: int = 4  # 8-dim heads: enough for time x modality routing at this width
+    # width; 48 with the conv tokenizer is ~57k parameters and ~4.1M MACs. 32 lost ~0.09
+    # macro-F1 (mean 0.74 vs 0.82 over 4 LOSO folds of synthetic WESAD, student alone)
+    d_model: int = 48
+    n_heads: int = 4  # 12-dim heads: enough for time x modality routing at this width
     n_layers: int = 2  # two layers: one to mix within a modality, one across
     mlp_ratio: int = 2  # MLP hidden = 2 * d_model; the MLP dominates MACs, 4x buys little here
     dropout: float = 0.1  # small data (WESAD has 15 people): regularise
@@ -134,9 +136,12 @@ class StudentConfig:
     tokenizer: str = "conv"
     stem_channels: int = 16  # conv width; 16 is what the CNN teachers need to read BVP well
     stem_rate_hz: float = 8.0  # the first conv strides each modality down to about this rate
-    stem_layers: int = 2  # stride-2 convs after the first: 8 Hz -> 2 Hz inside a 5 s patch
+    # stride-2 convs after the first: 8 Hz -> 2 Hz inside a 5 s patch (3, to 1 Hz, scored
+    # 0.79 vs 0.82 mean macro-F1 at d_model 48)
+    stem_layers: int = 2
     stem_kernel: int = 5  # taps of those convs (5 at 8 Hz spans ~0.6 s, about one heartbeat)
-    stem_pool: str = "meanstd"  # per-patch summary: mean, or mean and std (level + variability)
+    # per-patch summary: "mean", or "meanstd" (level + variability; 0.82 vs 0.79 for mean)
+    stem_pool: str = "meanstd"
     patch_hidden: int = 0  # linear tokenizer only: >0 makes it Linear-act-Linear
 
     def __post_init__(self) -> None:
@@ -318,7 +323,7 @@ class ConvPatchEmbed(nn.Module):
         h = self.net(x)  # (B*P, w, p')
         mean = h.mean(dim=2)  # (B*P, w)
         if self.meanstd:
-            dev = h - mean.unsqueeze(2)  # (B*P, w, p')
+            dev = h - h.mean(dim=2, keepdim=True)  # (B*P, w, p') keepdim: no Unsqueeze op
             var = (dev * dev).mean(dim=2)  # (B*P, w); a product, not Pow, in ONNX and TFLite
             # the epsilon keeps the gradient of sqrt finite on a flat (e.g. dead-ReLU) channel
             feats = torch.cat([mean, torch.sqrt(var + STD_EPS)], dim=1)  # (B*P, 2w)

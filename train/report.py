@@ -55,7 +55,9 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
         f"- seed {m.get('seed')}, {m.get('workers')} worker process(es); wall time "
         f"{_fmt(timing.get('total_s'), 0)} s (loading {_fmt(timing.get('load_s'), 0)} s, "
         f"training and scoring {_fmt(timing.get('train_s'), 0)} s, writing the deployable "
-        f"models {_fmt(timing.get('deploy_s'), 0)} s)",
+        f"models {_fmt(timing.get('deploy_s'), 0)} s); the training jobs used "
+        f"{_fmt(timing.get('job_cpu_s_sum'), 0)} CPU-seconds (wall time on a shared machine "
+        "overstates what idle cores need)",
         "",
         "Scores are computed on the pooled test windows of all folds (every window is scored by "
         "a model that never saw its subject under LOSO); *fold mean ± sd* is the macro-F1 "
