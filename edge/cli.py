@@ -21,7 +21,6 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final
 
 from edge.config import BACKENDS, DEVICES, PRECISIONS, DaemonConfig, apply_overrides, load_config

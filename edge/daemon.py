@@ -49,7 +49,7 @@ from edge.sinks import JsonLinesSink, LogSink, Sink, SqliteSink
 from edge.sources.base import ConnectionEvent, SensorSource, SourceItem
 from edge.status import StatusLine, format_health, peak_rss_mb, rss_mb
 
-__all__ = ["Daemon", "open_daemon", "process_age_s"]
+__all__ = ["Daemon", "open_daemon", "open_fds", "process_age_s"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ STATUS_REFRESH_S: Final = 0.5  # the live line's data is refreshed twice a secon
 # a non-live source (sim/replay) waits while this fraction of the inference queue is used,
 # instead of letting windows be dropped
 BACKPRESSURE_FRACTION: Final = 0.5
+
+
+def open_fds() -> int:
+    """File descriptors this process holds (Linux /proc; -1 where unknown)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
 
 
 def process_age_s() -> float:
@@ -441,6 +449,9 @@ class Daemon:
             "sinks": {s.name: s.health() for s in self.sinks},
             "per_device": {k: d.ingest.health() for k, d in self.devices.items()},
             "rss_mb": rss_mb(),
+            # a leak shows as a count that keeps growing over days of health lines
+            "tasks": len(asyncio.all_tasks()),
+            "fds": open_fds(),
         }
 
     def live_status(self) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def format_health(h: Mapping[str, Any]) -> str:
         f" queue={inf.get('queue', 0)}/src={src.get('queue', 0)}"
         f" infer_p50={_ms(inf.get('latency_p50_ms'))}ms infer_p99={_ms(inf.get('latency_p99_ms'))}ms"
         f" sinks={backlog} rss={h.get('rss_mb', 0):.1f}MB"
+        f" tasks={h.get('tasks', '-')} fds={h.get('fds', '-')}"
     )
 
 

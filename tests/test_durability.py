@@ -96,8 +96,8 @@ def test_sigkill_under_load_keeps_every_commit_then_sigterm_loses_nothing(
         proc = start(bundle, tmp_path, run)
         try:
             # under load: wait until this run has committed a good number of decisions
-            wait_for(lambda: len(committed(db)) >= len(before) + 60 * (run + 1), 120,
-                     "decisions committed")
+            want = len(before) + 60 * (run + 1)
+            wait_for(lambda n=want: len(committed(db)) >= n, 120, "decisions committed")
             seen = committed(db)
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)

@@ -1,15 +1,25 @@
 """Fault injection end to end: the simulator's faults through a real serial pty or the real
-bleak client (emulated BlueZ) into ``edge-daemon`` run as a user runs it.
+bleak client (emulated BlueZ) into ``edge-daemon`` run as a user runs it (a subprocess).
 
-After each fault the daemon must still be running, its counters must explain every packet
-the wearable numbered (``received + lost == sent``, and per reason), and no decision may
-come from a window the offline path of ``edge.preprocess`` calls invalid: the samples the
-daemon received (its ``--record-raw`` file, an independent witness written before any
-counting) are windowed offline with the baseline the daemon stored, and the decided window
-indices must be exactly the valid ones, and the invalid ones must carry the same reasons.
+Link and sensor faults (serial: loss, duplicates, reordering, corrupted bytes, the port
+vanishing mid-window and a reconnect storm, clock drift, a clock jump and a reboot, NaN/inf,
+flat-lined and saturated sensors, contact loss, battery low; BLE: the same link faults and
+three link drops within 2.5 s of data). After each the daemon must still be running, and:
 
-Ground truth of what the wearable sent comes from a fault-free twin of the simulated
-wearable (same recording, same schedule): the faults only act on the link layer.
+- its counters explain every packet the wearable numbered: ``received + lost == sent``
+  (packets lost before the first packet to arrive or after the last are reported apart: no
+  receiver can see them), duplicates discarded are counted, and the samples received plus
+  those in lost packets are every sample sent. Ground truth of what was sent comes from a
+  fault-free twin of the simulated wearable (the faults act on the link layer only); what
+  arrived, from the daemon's ``--record-raw`` file, written before any counting;
+- no decision comes from an invalid window: the same received samples, windowed offline
+  by ``edge.preprocess`` with the baseline the daemon stored, give exactly the decided
+  windows as the valid ones, and the daemon's invalid-window counts by reason equal the
+  offline ones.
+
+Also: an engine slower than a live wearable (bounded queue, counted drops, flat memory),
+and the database's disk full (a real tmpfs) or unwritable (``chattr +i``): the daemon keeps
+deciding, reports the fault, and recovers when space or permission returns.
 """
 
 from __future__ import annotations
@@ -119,18 +129,15 @@ async def play_serial(wearable: SimulatedWearable, port: Path, sent: Sent, err: 
     opened it: a disconnect fault unplugs it (the pty closes, the link vanishes), a
     reconnect plugs a new pty back in."""
     rng = np.random.default_rng(seed)
-    link = PtyLink()
-    port.symlink_to(link.open())
+    link = plug(port)
     try:
         await wait_until(lambda: err.seen("serial port", "open"), 60, "the port to open")
         async for em in wearable.emissions():
             if em.event == "disconnect":
-                link.close()
-                port.unlink()
+                unplug(port, link)
                 continue
             if em.event == "reconnect":
-                link = PtyLink()
-                port.symlink_to(link.open())
+                link = plug(port)
                 continue
             frame = encode_frame(em.message)
             if flip and rng.random() < flip:
@@ -142,6 +149,19 @@ async def play_serial(wearable: SimulatedWearable, port: Path, sent: Sent, err: 
         await wait_until(lambda: unread(link) == 0, 10, "the daemon to read the port")
     finally:
         link.close()
+
+
+def plug(port: Path) -> PtyLink:
+    """A new pty appears behind the udev-style link ``port`` (the adapter is plugged in)."""
+    link = PtyLink()
+    port.symlink_to(link.open())
+    return link
+
+
+def unplug(port: Path, link: PtyLink) -> None:
+    """The pty closes and the link vanishes (the adapter is pulled out)."""
+    link.close()
+    port.unlink()
 
 
 def unread(link: PtyLink) -> int:
@@ -324,8 +344,7 @@ async def test_serial_clock_drift_jump_and_reboot(bundle: Path, tmp_path: Path) 
     rebooted = SimulatedWearable(rec2, device_id="wrist-2", speed=25.0, t0_device_us=2_000_000)
     lives = [sent_by(first, rec1), sent_by(rebooted, rec2)]
     port = tmp_path / "ttyWEARABLE"
-    link = PtyLink()
-    port.symlink_to(link.open())
+    link = plug(port)
     proc = start_daemon(bundle, tmp_path, ["--device", "serial", "--port", str(port)])
     err = Lines(proc.stderr)
     try:
@@ -543,8 +562,8 @@ def check_db_after_faults(summary: dict[str, Any], db: Path, jsonl: Path, faults
 async def test_sqlite_disk_full_daemon_keeps_deciding_reports_and_recovers(
         bundle: Path, tmp_path: Path, small_disk: Path) -> None:
     """The database's filesystem (a real 2 MiB tmpfs) fills up, another file taking the
-    space; later that file goes. Then the daemon's own cap (``sinks.max_db_mb``) is not
-    involved: this is the kernel's ENOSPC as SQLite meets it."""
+    space; later that file goes. This is the kernel's ENOSPC as SQLite meets it, not the
+    daemon's own cap (``sinks.max_db_mb``, tested in tests/test_sinks.py)."""
     db = small_disk / "edge.db"
     jsonl = tmp_path / "decisions.jsonl"
     filler = small_disk / "filler"

@@ -130,8 +130,7 @@ def test_the_detector_finds_samples_written_in_the_usual_ways(detector: LeakDete
                              b'"stress":0.9401,"amusement":0.0287},"t":1795385347.21}')
 
 
-def socket_families(pid: int) -> dict[str, int]:
-    """The families of ``pid``'s open sockets, by looking their inodes up in /proc/net."""
+def _socket_inodes(pid: int) -> set[str]:
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
@@ -141,7 +140,29 @@ def socket_families(pid: int) -> dict[str, int]:
         m = re.fullmatch(r"socket:\[(\d+)\]", target)
         if m:
             inodes.add(m.group(1))
+    return inodes
+
+
+def socket_families(pid: int, *, attempts: int = 3) -> dict[str, int]:
+    """The families of ``pid``'s open sockets, by looking their inodes up in /proc/net.
+
+    A socket opened or closed between listing the fds and reading the tables is looked up
+    again (``attempts``); one that is gone by then is not counted."""
     found: dict[str, int] = {}
+    inodes = _socket_inodes(pid)
+    for _ in range(attempts):
+        inodes = _lookup(pid, inodes, found)
+        if not inodes:
+            break
+        inodes &= _socket_inodes(pid)  # still open?
+    if inodes:
+        found["unknown"] = len(inodes)
+    return found
+
+
+def _lookup(pid: int, inodes: set[str], found: dict[str, int]) -> set[str]:
+    """Count the ``inodes`` found in the socket tables into ``found``; the rest."""
+    inodes = set(inodes)
     for table in (*_INET_TABLES, "unix", "netlink", "packet"):
         try:
             text = Path(f"/proc/{pid}/net/{table}").read_text()
@@ -160,9 +181,7 @@ def socket_families(pid: int) -> dict[str, int]:
             if ino in inodes:
                 found[table] = found.get(table, 0) + 1
                 inodes.discard(ino)
-    if inodes:
-        found["unknown"] = len(inodes)
-    return found
+    return inodes
 
 
 def test_socket_lookup_sees_an_inet_socket() -> None:

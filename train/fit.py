@@ -153,7 +153,10 @@ def _load_wesad(path: Path, cfg: RunConfig, progress: bool) -> Any:
         key=lambda f: int(f.parent.name[1:]),
     )
     args = (cfg.data.task, cfg.data.window_s, cfg.data.hop_s)
-    if cfg.workers <= 1 or len(files) < 2:
+    subject_dirs = [d for d in path.glob("S*") if d.is_dir() and re.fullmatch(r"S\d+", d.name)]
+    # anything unusual (no files, a subject directory without its pickle): the sequential
+    # loader raises the error that names it
+    if cfg.workers <= 1 or len(files) < 2 or len(files) != len(subject_dirs):
         return tdata.load_wesad(path, *args[:1], window_s=args[1], hop_s=args[2], progress=progress)
     with tempfile.TemporaryDirectory(prefix="edge-train-") as tmp:
         roots = []
