@@ -501,7 +501,7 @@ class Daemon:
             # the source's own counters (frames rejected by reason, reconnections, queue
             # drops): with the ingest's, they account for every packet the devices sent
             "source": self.source.health(),
-            "per_device": {d.ingest.resident: d.ingest.health() for d in self.devices.values()},
+            "per_device": {k: d.ingest.health() for k, d in self.devices.items()},
             "events": dict(t.events),
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,

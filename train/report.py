@@ -310,7 +310,7 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
         a1.set_xticks(np.arange(len(mods)) + 0.4 - w / 2, mods)
         a1.set_ylabel("attention share")
         a1.set_title("Modality importance (held-out)", fontsize=9)
-        a1.legend(fontsize=7)
+        a1.legend(fontsize=7, loc="lower right", framealpha=0.9)
         n_p = max(len(v) for v in patch.values())
         grid = np.full((len(mods), n_p), np.nan)
         for i, mm in enumerate(mods):
