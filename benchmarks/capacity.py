@@ -3,14 +3,18 @@
 One measurement (:func:`run_daemon_level`) runs the real daemon (``edge.daemon.open_daemon``:
 the bundle, the ``auto`` engine, the in-process simulator, the SQLite sink) with ``N``
 simulated wearables at real-time rate (speed 1), in a **fresh subprocess pinned to one CPU**
-(``sched_setaffinity``, what ``taskset -c`` does), and instruments it through its own
-methods (no daemon code changed):
+(``sched_setaffinity``, what ``taskset -c`` does), and reads the daemon's own timing
+through its public hooks (:meth:`~edge.daemon.Daemon.observe` gives every decision with its
+:class:`~edge.daemon.DecisionTiming`, :meth:`~edge.daemon.Daemon.observe_items` every packet
+as it is read):
 
-- ``t_complete``: the simulator's scheduled hub time of the packet that completed a window
-  (``SourceItem.received_at``: the real monotonic clock at speed 1). From then on, everything the
-  hub does counts: the source queue, the shared preprocessing that cuts the window, the
-  inference queue and engine, delivery back to the event loop and the decision logic.
-- ``t_decided``: when the daemon has handed the decision to its sinks. SQLite commits are
+- window complete: the simulator's scheduled hub time of the packet that completed a window
+  (``ReadyWindow.completed_at``, its ``SourceItem.received_at``: the real monotonic clock at
+  speed 1). From then on, everything the hub does counts: the source queue, the shared
+  preprocessing that cuts the window, the inference queue and engine, delivery back to the
+  event loop and the decision logic (``DecisionTiming.window_to_decision_ms``, the daemon's
+  own ``window_to_decision_p99_ms``).
+- decided: when the daemon has handed the decision to its sinks. SQLite commits are
   batched by design (``sinks.commit_interval_s``, kind to an SD card); that batching is
   reported beside the figure, not hidden in it.
 - ``lag``: how late the daemon reads each packet against its schedule. The ``sim`` source is
@@ -81,10 +85,9 @@ class DaemonLevelSpec:
     precision: str = "auto"
     threads: int = 1
     sqlite: bool = True  # the real decisions database (a temp file), as on a hub
-    # start wearable i at i/N of a hop: real wearables are switched on at random times, so
-    # their windows complete (and their packets arrive) spread over the hop; the simulator
-    # starts every device at the same instant, so all N windows would be cut in the same
-    # few milliseconds and the last would wait for the other N-1 (a burst no hub sees)
+    # the daemon's sim.stagger: wearable i starts at i/N of a hop, as real wearables switched
+    # on at random times do; off, all N windows are cut in the same few milliseconds and the
+    # last waits for the other N-1 (a burst no hub sees)
     stagger: bool = True
     seed: int = 0
 
@@ -171,24 +174,6 @@ def _seed_baselines(cfg: Any, contract: Any, recording: Any, residents: Sequence
         store.save(r, cal, contract)
 
 
-def _stagger(wearables: Sequence[Any], hop_s: float) -> None:
-    """Delay wearable i's start by i/N of a hop (see ``DaemonLevelSpec.stagger``)."""
-    import asyncio
-
-    n = len(wearables)
-    for i, w in enumerate(wearables):
-        delay = hop_s * i / n
-        original = w.messages
-
-        async def messages(*args: Any, _orig: Any = original, _delay: float = delay,
-                           **kwargs: Any) -> Any:
-            await asyncio.sleep(_delay)
-            async for item in _orig(*args, **kwargs):
-                yield item
-
-        w.messages = messages
-
-
 def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
     """Run the daemon with ``spec.devices`` simulated wearables and measure it (in-process;
     call from a fresh process pinned to one CPU, see :func:`run_level_in_subprocess`)."""
@@ -201,7 +186,7 @@ def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
 
     from edge.bundle import load_bundle
     from edge.config import DaemonConfig
-    from edge.daemon import open_daemon
+    from edge.daemon import DecisionTiming, open_daemon
     from edge.sources.sim import load_sim_recording
 
     level = DaemonLevel(spec.devices, spec.cpu)
@@ -220,23 +205,20 @@ def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
         cfg.health.status_line = "off"
         cfg.health.interval_s = 3600.0
         cfg.sim.seed = spec.seed
-        cfg.validate()
-        # after validate(): the config caps sim.devices at a hub-sized 64; capacity goes past it
         cfg.sim.devices = spec.devices
+        cfg.sim.max_devices = max(cfg.sim.max_devices, spec.devices)  # past the hub-sized cap
+        cfg.sim.stagger = spec.stagger
+        cfg.validate()
         level.commit_interval_s = cfg.sinks.commit_interval_s if spec.sqlite else None
         recording = load_sim_recording(cfg.sim.recording, Path(spec.bundle))
         _seed_baselines(cfg, contract, recording, [f"sim-{i}" for i in range(spec.devices)])
 
         daemon = open_daemon(cfg)
-        if spec.stagger:
-            _stagger(daemon.source.wearables, contract.hop_s)
         level.engine = daemon.engine_name
         e2e: list[float] = []
         pre: list[float] = []
         worker: list[float] = []
         lags: list[float] = []
-        state: dict[str, Any] = {"item": None}
-        pending: dict[int, tuple[float, float, float]] = {}
         waits: list[float] = []
         deliveries: list[float] = []
         t_run0 = time.monotonic()
@@ -245,47 +227,23 @@ def run_daemon_level(spec: DaemonLevelSpec) -> DaemonLevel:
         hop_s = contract.hop_s
         late = 0
 
-        orig_on_item: Callable[[Any], None] = daemon._on_item
-        orig_dispatch: Callable[..., None] = daemon._dispatch
-        orig_on_result: Callable[[Any], None] = daemon.worker.on_result
+        def on_item(item: Any, read_at: float) -> None:
+            if window_lo <= read_at <= window_hi:
+                lags.append((read_at - item.received_at) * 1e3)
 
-        def on_item(item: Any) -> None:
-            now = time.monotonic()
-            if window_lo <= now <= window_hi:
-                lags.append((now - item.received_at) * 1e3)
-            state["item"] = (item.received_at, now)
-            orig_on_item(item)
-            state["item"] = None
-
-        def dispatch(key: str, dev: Any, windows: list[Any], events: list[Any]) -> None:
-            cur = state["item"]
-            if cur is not None:
-                done = time.monotonic()
-                for rw in windows:
-                    pending[id(rw)] = (cur[0], cur[1] - cur[0], done - cur[1])
-            orig_dispatch(key, dev, windows, events)
-
-        def on_result(r: Any) -> None:
+        def on_decision(decision: Any, tm: DecisionTiming) -> None:
             nonlocal late
-            orig_on_result(r)
-            now = time.monotonic()
-            got = pending.pop(id(r.job.meta), None)
-            if got is None or r.probabilities is None:
+            if not window_lo <= tm.completed_at <= window_hi:
                 return
-            t_complete, wait_s, pre_s = got
-            if not window_lo <= t_complete <= window_hi:
-                return
-            dt = now - t_complete
-            e2e.append(dt * 1e3)
-            waits.append(wait_s * 1e3)
-            pre.append(pre_s * 1e3)
-            worker.append(r.latency_ms)
-            deliveries.append(dt * 1e3 - (wait_s + pre_s) * 1e3 - r.latency_ms)
-            late += dt > hop_s
+            e2e.append(tm.window_to_decision_ms)
+            waits.append(tm.source_wait_ms)
+            pre.append(tm.preprocess_ms)
+            worker.append(tm.worker_ms)
+            deliveries.append(tm.delivery_ms)
+            late += tm.window_to_decision_ms > hop_s * 1e3
 
-        daemon._on_item = on_item  # type: ignore[method-assign]
-        daemon._dispatch = dispatch  # type: ignore[method-assign]
-        daemon.worker.on_result = on_result
+        daemon.observe_items(on_item)
+        daemon.observe(on_decision)
 
         cpu_marks: dict[str, float] = {}
 

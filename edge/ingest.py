@@ -87,6 +87,11 @@ class ReadyWindow:
     resident: str
     window: Window
     t: float  # hub wall-clock epoch seconds of the window end (virtual when sped up)
+    # hub time.monotonic() when the window was complete: the arrival of the packet that let
+    # it be cut (``SourceItem.received_at``); sped-up sim/replay packets carry virtual times,
+    # so there it is when the daemon read that packet. Latency is measured from here.
+    completed_at: float = math.nan
+    handled_at: float = math.nan  # time.monotonic() when the ingest began handling that packet
 
 
 @dataclass(slots=True)
@@ -192,12 +197,19 @@ class DeviceIngest:
         self._gap_event_t: float | None = None
         self._lost_reported = 0  # packets lost up to the last data_gap event
         self.state_note = "waiting for HELLO"
+        # the packet being handled: stamps the windows it completes (ReadyWindow.completed_at)
+        self._completed_at = math.nan
+        self._handled_at = math.nan
 
     # -- dispatch -------------------------------------------------------------------------
     def handle(self, item: SourceItem) -> IngestOutput:
         out = IngestOutput([], [])
         msg = item.message
         self.counters["items"] += 1
+        now = time.monotonic()
+        self._handled_at = now
+        # a realtime source stamps reception on the hub's monotonic clock; never after now
+        self._completed_at = min(item.received_at, now) if self.time.realtime else now
         if isinstance(msg, Samples):
             self._on_samples(msg, item.received_at, out)
         elif isinstance(msg, Hello):
@@ -218,6 +230,10 @@ class DeviceIngest:
 
     def flush(self) -> IngestOutput:
         """End of stream: the remaining windows (complete or invalid)."""
+        self._handled_at = self._completed_at = time.monotonic()
+        return self._flush()
+
+    def _flush(self) -> IngestOutput:
         out = IngestOutput([], [])
         if self.assembler is not None:
             self._emit(self.assembler.flush(), out)
@@ -379,7 +395,7 @@ class DeviceIngest:
             self.state_note = ""
 
     def _end_session(self, out: IngestOutput) -> None:
-        out2 = self.flush()
+        out2 = self._flush()  # within handle(): the windows keep that packet's stamps
         out.windows.extend(out2.windows)
         out.events.extend(out2.events)
 
@@ -463,7 +479,8 @@ class DeviceIngest:
                 self.counters[f"windows_invalid_{reason}"] += 1
             out.events.extend(self.events.on_window(t, w.valid,
                                                     None if w.reason is None else w.reason.value))
-            out.windows.append(ReadyWindow(self.key, self.resident, w, t))
+            out.windows.append(ReadyWindow(self.key, self.resident, w, t, self._completed_at,
+                                           self._handled_at))
 
     def _note_gap(self, info: SensorInfo, lost_total: int, out: IngestOutput) -> None:
         now = self._max_t if math.isfinite(self._max_t) else 0.0

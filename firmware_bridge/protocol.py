@@ -242,6 +242,20 @@ class Samples:
         _check_uint(self.seq, 16, "samples.seq")
         _check_uint(self.t_device_us, 64, "samples.t_device_us")
 
+    @classmethod
+    def _from_wire(cls, sensor_id: int, seq: int, t_device_us: int, raw: np.ndarray) -> Samples:
+        """Trusted construction for decoders: the wire layout already range-checked every
+        field, and ``raw`` is a ``(count, channels)`` view in a wire dtype. Skips
+        ``__post_init__`` and the frozen ``__setattr__``, which cost more than the parse.
+        (:class:`firmware_bridge.framing.FrameDecoder` inlines the same four stores.)"""
+        msg = object.__new__(cls)
+        d = msg.__dict__
+        d["sensor_id"] = sensor_id
+        d["seq"] = seq
+        d["t_device_us"] = t_device_us
+        d["raw"] = raw
+        return msg
+
     @property
     def count(self) -> int:
         return int(self.raw.shape[0])
@@ -288,6 +302,17 @@ class Event:
         if not -(1 << 31) <= self.value < (1 << 31):
             raise PayloadError(f"{self.value} is not an i32", field="event.value")
 
+    @classmethod
+    def _from_wire(cls, kind: int, seq: int, t_device_us: int, value: int) -> Event:
+        """Trusted construction from unpacked wire fields (u16, u64, i32 by layout); only
+        ``kind`` is checked. :class:`PayloadError` for an unknown kind."""
+        k = _EVENT_KINDS.get(kind)
+        if k is None:
+            raise PayloadError(f"{kind!r} is not an event kind", field="event.kind")
+        msg = object.__new__(cls)
+        msg.__dict__.update(kind=k, seq=seq, t_device_us=t_device_us, value=value)
+        return msg
+
 
 @dataclass(frozen=True)
 class TimeSync:
@@ -307,8 +332,16 @@ class TimeSync:
         _check_uint(self.t_device_us, 64, "time_sync.t_device_us")
         _check_uint(self.t_hub_us, 64, "time_sync.t_hub_us")
 
+    @classmethod
+    def _from_wire(cls, seq: int, t_device_us: int, t_hub_us: int) -> TimeSync:
+        """Trusted construction from unpacked wire fields (u16, u64, u64 by layout)."""
+        msg = object.__new__(cls)
+        msg.__dict__.update(seq=seq, t_device_us=t_device_us, t_hub_us=t_hub_us)
+        return msg
+
 
 Message: TypeAlias = Hello | Samples | Event | TimeSync
+_EVENT_KINDS: Final = {int(k): k for k in EventKind}  # wire code -> kind, for _from_wire
 
 
 def _check_uint(v: int, bits: int, field: str) -> None:
@@ -443,11 +476,7 @@ def _decode_samples_at(
             )
     # a read-only (count, channels) view of the packet bytes
     raw = np.ndarray((count, ch), dt, data, start + SAMPLES_HEADER_SIZE)
-    # trusted construction (the layout range-checked every field); bypasses the frozen
-    # __setattr__, which costs more than the rest of the parse
-    msg = object.__new__(Samples)
-    msg.__dict__.update(sensor_id=sid, seq=seq, t_device_us=t_us, raw=raw)
-    return msg
+    return Samples._from_wire(sid, seq, t_us, raw)
 
 
 def decode_message(
@@ -473,12 +502,12 @@ def decode_message(
         if n != _EVENT.size:
             _size_error("event", n, _EVENT.size)
         _, _, kind, seq, t_us, value = _EVENT.unpack(payload)
-        return Event(kind, seq, t_us, value)
+        return Event._from_wire(kind, seq, t_us, value)
     if mtype == MessageType.TIME_SYNC:
         if n != _TIME_SYNC.size:
             _size_error("time_sync", n, _TIME_SYNC.size)
         _, _, seq, t_dev, t_hub = _TIME_SYNC.unpack(payload)
-        return TimeSync(seq, t_dev, t_hub)
+        return TimeSync._from_wire(seq, t_dev, t_hub)
     if mtype == MessageType.HELLO:
         return _decode_hello(payload)
     raise UnknownMessageError(mtype)

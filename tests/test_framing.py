@@ -5,12 +5,16 @@ from __future__ import annotations
 import binascii
 import contextlib
 import itertools
+from collections import Counter
+from collections.abc import Iterator
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import firmware_bridge.framing as framing
 from firmware_bridge.errors import (
     CrcError,
     FrameTooLongError,
@@ -271,3 +275,159 @@ def test_decoder_long_frames_and_mixed_sizes() -> None:
         for i in range(0, len(data), size):
             out += d.feed(data[i : i + size])
         assert out == msgs, size
+
+
+# -- every implementation path of FrameDecoder agrees with decode_frame ----------------------
+# FrameDecoder picks, per read, a Python or a numpy COBS pass, a numpy chase that may finish
+# in Python, and ndarray-per-packet or sliced row views for ``raw``; the thresholds are
+# forced here so each combination meets the same streams, whatever sizes reads happen to have.
+_PATHS = {  # name -> (_VECTOR_MIN_FRAMES, _CHASE_MIN_FRAMES, _VIEW_MIN_PACKETS)
+    "python": (10**9, 10**9, 10**9),
+    "python-views": (10**9, 10**9, 1),
+    "numpy": (1, 1, 1),
+    "numpy-python-tail": (1, 10**9, 10**9),
+    "numpy-mixed": (1, 3, 1),
+}
+
+
+@contextlib.contextmanager
+def _forced(path: str) -> Iterator[None]:
+    vector, chase, views = _PATHS[path]
+    with (
+        mock.patch.object(framing, "_VECTOR_MIN_FRAMES", vector),
+        mock.patch.object(framing, "_CHASE_MIN_FRAMES", chase),
+        mock.patch.object(framing, "_VIEW_MIN_PACKETS", views),
+    ):
+        yield
+
+
+HELLO_2 = Hello("dev-1", "1.1", 1, (  # a firmware update: sensor 4 becomes 1 x float32
+    SensorInfo(1, "bvp", "a.u.", 64.0, 1, SampleFormat.INT16, 0.1),
+    SensorInfo(4, "eda", "uS", 4.0, 1, SampleFormat.FLOAT32, 1.0),
+))  # fmt: skip
+
+
+def _reference_with_stats(data: bytes) -> tuple[list[Message], Counter[str]]:
+    """decode_frame on each 0x00-delimited frame, with the sensors of the last HELLO."""
+    *frames, trailing = data.split(b"\x00")
+    out: list[Message] = []
+    stats: Counter[str] = Counter()
+    sensors: dict[int, SensorInfo] = {}
+    for frame in frames:
+        if not frame:
+            stats["empty"] += 1
+            continue
+        if len(frame) > MAX_FRAME_LEN:
+            stats["oversize"] += 1
+            continue
+        try:
+            m = decode_frame(frame, sensors)
+        except ProtocolError as e:
+            stats[e.reason] += 1
+            continue
+        if isinstance(m, Hello):
+            sensors = m.sensor_map()
+        out.append(m)
+    if len(trailing) > MAX_FRAME_LEN:
+        stats["oversize"] += 1
+    return out, stats
+
+
+def _valid_crc_frame(packet: bytes) -> bytes:
+    return cobs_encode(packet + crc16(packet).to_bytes(2, "big")) + b"\x00"
+
+
+_RNG = np.random.default_rng(7)
+_PIECES = [  # frames that reach every branch: fast path, fallbacks, rejections
+    *(encode_frame(m) for m in _stream(8)),
+    encode_frame(HELLO),
+    encode_frame(HELLO_2),
+    encode_frame(Samples(4, 9, 9, np.zeros((2, 1), np.int16))),  # contradicts HELLO (3 ch)
+    encode_frame(Samples(4, 9, 9, np.ones((3, 1), np.float32))),  # contradicts HELLO, fits 2
+    encode_frame(Samples(9, 1, 2, np.zeros((0, 2), np.uint8))),  # unannounced, no samples
+    encode_frame(Samples(1, 3, 4, _RNG.integers(-9, 9, (200, 1)).astype(np.int16))),  # long
+    encode_frame(Samples(1, 5, 6, np.full((600, 1), 0x0101, np.int16))),  # 0xFF blocks
+    _valid_crc_frame(b"\x01\x02" + bytes(MAX_PACKET_LEN - 4)),  # at the packet limit
+    _valid_crc_frame(b"\x01\x02" + b"\x01" * (MAX_PACKET_LEN - 2)),  # frame fits, packet not
+    _valid_crc_frame(b"\x01\x02\x04\x03\x01\x00\x00" + bytes(10)),  # SAMPLES, length wrong
+    _valid_crc_frame(b"\x02\x02" + bytes(15)),  # other version
+    _valid_crc_frame(b"\x01\x77"),  # unknown type
+    _valid_crc_frame(b"\x01"),  # truncated
+    b"\x02\x01\x00",  # COBS-valid, one-byte packet
+    b"\x05\x01\x00",  # COBS block past the end
+    b"\xff\x01\x02\x00",  # 0xFF block in a short frame
+    b"\x07" * (MAX_FRAME_LEN + 3) + b"\x00",  # over-long
+    b"\x00",
+]
+
+
+@pytest.mark.parametrize("path", sorted(_PATHS))
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_PIECES),
+            st.sampled_from(_PIECES).flatmap(  # corrupted: one byte changed
+                lambda f: st.tuples(st.integers(0, len(f) - 1), st.integers(1, 255)).map(
+                    lambda iv, f=f: f[: iv[0]] + bytes([f[iv[0]] ^ iv[1]]) + f[iv[0] + 1 :]
+                )
+            ),
+            st.binary(max_size=40),
+        ),
+        max_size=60,
+    ),
+    st.lists(st.integers(0, 200_000), max_size=6),
+)
+def test_every_decoder_path_agrees_with_decode_frame(
+    path: str, pieces: list[bytes], cuts: list[int]
+) -> None:
+    data = b"".join(pieces)
+    want, want_stats = _reference_with_stats(data)
+    with _forced(path):
+        d = FrameDecoder()
+        out: list[Message] = []
+        for chunk in _chunks(data, cuts):
+            out += d.feed(chunk)
+    assert out == want
+    assert {k: v for k, v in d.stats.items() if k not in ("bytes", "frames")} == want_stats
+    assert d.stats["frames"] == len(want)
+    for m in out:
+        if isinstance(m, Samples):  # the wire dtype, read-only, C-ordered (count, channels)
+            assert m.raw.ndim == 2 and not m.raw.flags.writeable and m.raw.flags.c_contiguous
+            assert m.raw.dtype == m.sample_format.dtype
+
+
+@pytest.mark.parametrize("path", sorted(_PATHS))
+def test_every_decoder_path_decodes_a_long_clean_stream(path: str) -> None:
+    # many frames per read, a HELLO change half way, odd and even byte phases of every dtype
+    msgs = [*_stream(150, seed=1), HELLO_2]
+    msgs += [Samples(4, i, i, _RNG.normal(size=(i % 5, 1)).astype(np.float32)) for i in range(60)]
+    data = b"".join(encode_frame(m) for m in msgs)
+    with _forced(path):
+        d = FrameDecoder()
+        out = d.feed(data[:5000]) + d.feed(data[5000:])
+    assert out == msgs
+    assert set(d.stats) == {"bytes", "frames"}
+    assert d.sensors == HELLO_2.sensor_map()
+    raws = [m.raw for m in out if isinstance(m, Samples)]
+    assert {r.ctypes.data % 4 for r in raws if r.dtype.itemsize == 4} == {0, 1, 2, 3}
+
+
+def test_a_repeated_hello_is_reused_and_a_changed_one_learned() -> None:
+    d = FrameDecoder()
+    out = d.feed(b"".join(encode_frame(m) for m in (HELLO, HELLO, HELLO_2, HELLO)))
+    assert out == [HELLO, HELLO, HELLO_2, HELLO]
+    assert out[1] is out[0]  # frozen, identical bytes: not parsed again
+    assert d.sensors == HELLO.sensor_map()
+
+
+@pytest.mark.parametrize("path", sorted(_PATHS))
+def test_a_new_hello_revokes_what_the_old_one_allowed(path: str) -> None:
+    acc = Samples(4, 1, 0, np.ones((8, 3), np.int16))  # fits HELLO, contradicts HELLO_2
+    eda = Samples(4, 2, 0, np.ones((1, 1), np.float32))  # the reverse
+    msgs = [HELLO, *[acc] * 40, HELLO_2, *[acc, eda] * 40, HELLO, eda, acc]
+    with _forced(path):
+        d = FrameDecoder()
+        out = d.feed(b"".join(encode_frame(m) for m in msgs))
+    assert out == [HELLO, *[acc] * 40, HELLO_2, *[eda] * 40, HELLO, acc]
+    assert d.stats["payload"] == 41

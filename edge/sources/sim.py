@@ -12,6 +12,12 @@ class name a window should get, when the label maps to one of the model's classe
 the daemon prints beside the decisions and summarizes as agreement. ``replay`` is this
 source on a user's file.
 
+Several wearables (``sim.devices``): each its own device, resident and fault seed. With
+``sim.stagger`` (the default) wearable ``i`` of ``N`` starts ``hop * i / N`` seconds of data
+time after the first (:meth:`SimSource.stagger`), as real wearables switched on at random
+times do, so their windows complete spread over a hop rather than all in one instant. They
+play one shared, read-only copy of the recording's wire samples instead of one each.
+
 Not live: when the engine falls behind, the daemon reads the simulator more slowly instead
 of dropping windows, so a sped-up run loses nothing.
 """
@@ -36,7 +42,8 @@ if TYPE_CHECKING:
     from edge.config import DaemonConfig
     from edge.recording import Recording
 
-__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording"]
+__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording",
+           "share_wire_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +111,15 @@ class SimSource(SensorSource):
         self._by_device = {w.device_id: w for w in self.wearables}
         self._running = 0
         self._stopped = False
+        # data seconds each wearable waits before it starts (see stagger())
+        self.start_delays_s: list[float] = [0.0] * len(self.wearables)
 
     @classmethod
     def from_config(cls, cfg: DaemonConfig, *, class_names: Sequence[str] | None = None,
-                    recording: Recording | None = None) -> SimSource:
+                    recording: Recording | None = None,
+                    hop_s: float | None = None) -> SimSource:
+        """``cfg.sim.devices`` wearables playing one recording; staggered over ``hop_s``
+        (the model's hop) when ``cfg.sim.stagger`` and ``hop_s`` is given."""
         from edge.bundle import demo_bundle_path
         from firmware_bridge.sim import SimulatedWearable
 
@@ -116,8 +128,9 @@ class SimSource(SensorSource):
             recording = load_sim_recording(cfg.sim.recording, bundle_dir if bundle_dir.is_dir()
                                            else None)
         faults = cfg.sim.make_faults()
-        wearables = [
-            SimulatedWearable(
+        wearables: list[Any] = []
+        for i in range(cfg.sim.devices):
+            w = SimulatedWearable(
                 recording,
                 device_id=f"{cls.kind}-{i}",
                 speed=cfg.speed,
@@ -125,19 +138,37 @@ class SimSource(SensorSource):
                 loop_forever=cfg.duration > 0,  # a timed run keeps playing; else play once
                 t0_device_us=1_000_000 + i * DEVICE_CLOCK_STAGGER_US,
             )
-            for i in range(cfg.sim.devices)
-        ]
-        return cls(wearables, class_names=class_names)
+            if wearables:
+                share_wire_samples(wearables[0], w)
+            wearables.append(w)
+        src = cls(wearables, class_names=class_names)
+        if cfg.sim.stagger and hop_s is not None:
+            src.stagger(hop_s)
+        return src
+
+    def stagger(self, span_s: float) -> None:
+        """Start wearable ``i`` of ``N`` after ``span_s * i / N`` seconds of data time (the
+        model's hop: windows then complete evenly spread over it); call before :meth:`start`.
+        """
+        if not span_s >= 0 or not math.isfinite(span_s):
+            raise ConfigError(f"stagger span must be a finite number >= 0, got {span_s}",
+                              key="sim.stagger")
+        n = len(self.wearables)
+        self.start_delays_s = [span_s * i / n for i in range(n)]
 
     async def start(self) -> None:
         if self._tasks:
             return
-        for w in self.wearables:
-            self._tasks.append(asyncio.create_task(self._play(w), name=f"sim:{w.device_id}"))
+        for w, delay in zip(self.wearables, self.start_delays_s, strict=True):
+            self._tasks.append(asyncio.create_task(self._play(w, delay),
+                                                   name=f"sim:{w.device_id}"))
         self._running = len(self._tasks)
 
-    async def _play(self, w: Any) -> None:
+    async def _play(self, w: Any, delay_s: float = 0.0) -> None:
         try:
+            if delay_s > 0:
+                # data seconds -> wall seconds; the wearable's clocks start when it iterates
+                await asyncio.sleep(delay_s / w.speed)
             async for t_hub, msg in w.messages():
                 self.stats.inc("items")
                 self._bridge.put(SourceItem(w.device_id, t_hub, msg))
@@ -189,6 +220,30 @@ class SimSource(SensorSource):
         if counts.max() < 0.5 * len(codes) or math.isnan(code):
             return None
         return label_name(code, self.class_names)
+
+
+def share_wire_samples(first: Any, other: Any) -> int:
+    """Let ``other`` play ``first``'s wire samples (one read-only copy instead of one per
+    simulated wearable: ~0.6 MB each for the half-hour demo recording); bytes freed.
+
+    Both must have been built from the same recording; a sensor whose samples differ keeps
+    its own. ``SimulatedWearable`` has no public way to share them yet, so this reaches into
+    its per-sensor ``raw`` arrays; anything unexpected leaves ``other`` untouched.
+    """
+    mine, theirs = getattr(first, "_sensors", None), getattr(other, "_sensors", None)
+    if not isinstance(mine, list) or not isinstance(theirs, list) or len(mine) != len(theirs):
+        return 0
+    freed = 0
+    for a, b in zip(mine, theirs, strict=True):
+        ra, rb = getattr(a, "raw", None), getattr(b, "raw", None)
+        if (not isinstance(ra, np.ndarray) or not isinstance(rb, np.ndarray) or ra is rb
+                or getattr(a, "info", None) != getattr(b, "info", None)
+                or ra.shape != rb.shape or ra.dtype != rb.dtype or not np.array_equal(ra, rb)):
+            continue
+        ra.flags.writeable = False  # shared: a write would change every wearable's data
+        b.raw = ra
+        freed += rb.nbytes
+    return freed
 
 
 def _reseed(faults: Any, seed: int) -> Any:
