@@ -91,7 +91,8 @@ MAX_PACKET_LEN: Final = 2048
 # COBS adds one byte per 254 plus the leading code byte.
 MAX_FRAME_LEN: Final = MAX_PACKET_LEN + MAX_PACKET_LEN // 254 + 1
 # Below this many frames in a read, undoing COBS with a Python loop beats the numpy set-up
-# (measured with benchmarks/bench_decoder.py: even at 4 KB reads the loop is no slower).
+# (measured on the simulator's stream: ~0.6 µs a frame either way at ~150 frames, the
+# loop wins at 4 KB reads of ~75 frames, numpy at 64 KB reads: ~0.16 µs a frame).
 _VECTOR_MIN_FRAMES: Final = 128
 # Below this many frames still being chased, a Python loop beats another numpy round: a
 # round is ~8 numpy calls of ~1 µs, one block of the loop ~0.1 µs.
@@ -107,8 +108,9 @@ assert _SAMPLES_KEYED.size == SAMPLES_HEADER_SIZE
 # grow the cache without limit.
 _MAX_FAST_KEYS: Final = 256
 # From this many packets in a read, building per-sensor row views (~1 µs per sensor and
-# byte phase) and slicing them beats one ndarray per packet.
-_VIEW_MIN_PACKETS: Final = 32
+# byte phase) and slicing them beats one ndarray per packet (~5 % faster at 64 KB reads,
+# ~3 % slower at 4 KB ones).
+_VIEW_MIN_PACKETS: Final = 128
 _SAMPLES_TYPE: Final = int(MessageType.SAMPLES)
 _HELLO_TYPE: Final = int(MessageType.HELLO)
 _MIN_PACKET: Final = HEADER_SIZE + CRC_SIZE
@@ -214,16 +216,17 @@ class FrameDecoder:
     to check SAMPLES packets against what the device announced.
 
     Every frame decodes exactly as :func:`decode_frame` would with the sensors of the HELLO
-    before it (``tests/test_fuzz_parsers.py`` checks this frame by frame).
+    before it (``tests/test_framing.py`` and ``tests/test_fuzz_parsers.py`` check this
+    frame by frame, through every internal path).
     """
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
         self.sensors: dict[int, SensorInfo] = {}
-        self._announced: dict[int, tuple[int, int]] = {}  # sensor id -> (format, channels)
         # SAMPLES key (see _SAMPLES_KEYED) -> (sensor id, dtype, bytes per row, channels,
-        # log2 itemsize), only for keys that decode_message accepted under the current HELLO
-        self._fast: dict[bytes, tuple[int, np.dtype[Any], int, int, int]] = {}
+        # log2 itemsize, itemsize - 1), only for keys that decode_message accepted under
+        # the current HELLO
+        self._fast: dict[bytes, tuple[int, np.dtype[Any], int, int, int, int]] = {}
         self._hello_packet = b""  # packet bytes of the last HELLO, to skip re-parsing repeats
         self._hello: Hello | None = None
         self._buf = b""
@@ -454,7 +457,7 @@ class FrameDecoder:
             key, seq, t_us, count = unpack_from(padded, ps)
             info = fast_get(key)
             if info is not None:
-                sid, dt, row, ch, shift = info
+                sid, dt, row, ch, shift, mask = info
                 if pe - ps == samples_min + count * row:
                     off = ps + data_at
                     if views is None:
@@ -464,7 +467,7 @@ class FrameDecoder:
                         if phases is None:
                             phases = views[key] = _row_views(dec, dt, ch)
                         i = off >> shift  # the row of ``phases[off % itemsize]`` at off
-                        raw = phases[off & ((1 << shift) - 1)][i : i + count * ch : ch]
+                        raw = phases[off & mask][i : i + count * ch : ch]
                     msg = new(samples_cls)
                     d = msg.__dict__  # Samples._from_wire, inlined: a call costs ~0.1 µs
                     d["sensor_id"] = sid
@@ -494,7 +497,6 @@ class FrameDecoder:
 
     def _learn(self, hello: Hello, packet: bytes) -> None:
         self.sensors = hello.sensor_map()
-        self._announced = {s.sensor_id: (int(s.sample_format), s.channels) for s in hello.sensors}
         self._fast = {}
         self._hello = hello
         self._hello_packet = packet
@@ -507,7 +509,8 @@ class FrameDecoder:
         ch = m.channels
         fmt = int(SampleFormat.from_dtype(dt))
         key = bytes((PROTOCOL_VERSION, _SAMPLES_TYPE, m.sensor_id, fmt, ch))
-        self._fast[key] = (m.sensor_id, dt, ch * dt.itemsize, ch, dt.itemsize.bit_length() - 1)
+        size = dt.itemsize  # 1, 2 or 4
+        self._fast[key] = (m.sensor_id, dt, ch * size, ch, size.bit_length() - 1, size - 1)
 
 
 def _row_views(buf: bytes, dt: np.dtype[Any], ch: int) -> list[np.ndarray]:

@@ -1,13 +1,21 @@
 """Device clocks to hub time, and packet sequence bookkeeping.
 
 :class:`ClockMapper` maps a device's microsecond clock to hub seconds as
-``t_hub = offset + (1 + drift) * t_device``, fitted by robust least squares (fit, drop
-points beyond 3 robust sigmas, refit) over the most recent TIME_SYNC pairs. A crystal
-drifts 20-100 ppm, i.e. up to 0.36 s an hour, which matters for aligning a wearable with
-a chest strap. A device clock that jumps (reboot, firmware resync) is detected when
-consecutive pairs agree with each other but not with the fit; the fit then restarts from
-them and ``stats["jumps"]`` counts it. A single late pair (a stalled link) is only an
-``outlier``.
+``t_hub = offset + t_device / (1 + drift)``, fitted by robust least squares (fit, drop
+points beyond 3 robust sigmas, refit) over the most recent TIME_SYNC pairs. **Sign
+convention:** ``drift`` (``ClockMapper.drift_ppm``) is the device clock's rate error
+against the hub, *positive when the device clock runs fast*: a device at +80 ppm counts
+1.00008 s per hub second. A crystal drifts 20-100 ppm, i.e. up to 0.36 s an hour, which
+matters for aligning a wearable with a chest strap.
+
+A device clock that jumps, forwards or backwards (reboot, firmware resync), is detected when
+``confirm_jumps`` consecutive pairs agree with each other but not with the fit; the fit then
+restarts from them and ``stats["jumps"]`` counts it. What a lossy link does to TIME_SYNC is
+never a jump: a single late pair (a stalled link, or a packet held back and delivered after
+the next one, even with its device time going backwards) is only an ``outlier``; a pair
+older than the last one that still fits is counted ``reordered`` and used; a repeated
+device time is counted ``duplicates`` and ignored. (A rebooted device is thus confirmed by
+its second TIME_SYNC; ``edge.ingest`` resets the mapper on a clock regression anyway.)
 
 :class:`SequenceTracker` follows each sensor's u16 sequence numbers (wrapping) and says
 for every packet whether it is in order, after a gap (``lost`` counts the missing ones),
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import itertools
 import math
 from collections import Counter
 from collections.abc import Hashable
@@ -64,7 +73,7 @@ class _Fit:
     ref_dev_us: int  # device time of the reference pair (keeps float arithmetic precise)
     ref_hub_s: float
     intercept_s: float  # hub - ref_hub at the reference device time
-    slope: float  # hub seconds per device second (1 + drift)
+    slope: float  # hub seconds per device second: 1 / (1 + drift), < 1 for a fast device
 
 
 class ClockMapper:
@@ -85,8 +94,9 @@ class ClockMapper:
 
     @property
     def drift_ppm(self) -> float:
-        """Device clock rate error: positive when the device clock runs slow vs the hub."""
-        return 0.0 if self._fit is None else (self._fit.slope - 1.0) * 1e6
+        """Device clock rate error in ppm: **positive when the device clock runs fast** vs
+        the hub (device seconds per hub second minus 1); 0.0 before a drift is fitted."""
+        return 0.0 if self._fit is None else (1.0 / self._fit.slope - 1.0) * 1e6
 
     @property
     def offset_s(self) -> float:
@@ -119,28 +129,40 @@ class ClockMapper:
         if self._fit is None:
             self._restart([(t_device_us, t_hub_s)])
             return
-        if self._pairs and t_device_us < self._pairs[-1][0]:
-            # device time went backwards: it rebooted or re-based its clock
-            self.stats["jumps"] += 1
-            self._restart([(t_device_us, t_hub_s)])
+        if any(d == t_device_us for d, _ in self._pairs):
+            # the same device instant again: a duplicated packet, no new information
+            self.stats["duplicates"] += 1
             return
         residual = t_hub_s - self._predict(t_device_us)
         if abs(residual) <= self.config.jump_threshold_s:
             if self._pending:
                 self.stats["outliers"] += len(self._pending)
                 self._pending.clear()
+            if t_device_us < self._pairs[-1][0]:
+                # sent before the last pair but delivered after it (a reordering link);
+                # it still fits, so it is as good a pair as any (the fit ignores order)
+                self.stats["reordered"] += 1
             self._pairs.append((t_device_us, t_hub_s))
             self._refit()
             return
+        # An outlier: a late pair, or the first of a jumped (or rebooted, gone backwards)
+        # clock. Only consecutive outliers that agree among themselves (device time moving
+        # forward, one offset) confirm a jump; a late pair followed by a fitting one, or by
+        # one that disagrees with it, was a one-off.
         self._pending.append((t_device_us, t_hub_s))
-        offsets = [h - d * 1e-6 for d, h in self._pending]
-        if max(offsets) - min(offsets) > self.config.jump_threshold_s:
-            # the outliers disagree among themselves: the oldest was a one-off
+        while len(self._pending) > 1 and not self._agree(self._pending):
             self.stats["outliers"] += 1
             self._pending.pop(0)
         if len(self._pending) >= self.config.confirm_jumps:
             self.stats["jumps"] += 1
             self._restart(self._pending)
+
+    def _agree(self, pairs: list[tuple[int, float]]) -> bool:
+        """Pairs of one clock: device time increasing, offsets within the jump threshold."""
+        offsets = [h - d * 1e-6 for d, h in pairs]
+        return max(offsets) - min(offsets) <= self.config.jump_threshold_s and all(
+            a[0] < b[0] for a, b in itertools.pairwise(pairs)
+        )
 
     @overload
     def to_hub(self, t_device_us: int) -> float: ...

@@ -336,7 +336,7 @@ def test_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert ck["holdout_subjects"] == ["S5"] and ck["train_subjects"] == ["S2", "S3", "S4"]
     assert {"accuracy", "macro_f1"} <= set(ck["metrics"])
     teachers = sorted(p.name for p in (run / "teachers").glob("*.pt"))
-    assert "teacher_ecg_resp.pt" in teachers and "teacher_fusion_early.pt" in teachers
+    assert "teacher_ecg_resp.pt" in teachers and "teacher_fusion_late.pt" in teachers
     tck = torch.load(run / "teachers" / "teacher_ecg_resp.pt", weights_only=False)
     assert InputContract.from_dict(tck["contract"]).modality_names == ("ecg", "resp")
     FusionTeacher(TeacherConfig(**tck["model_args"])).load_state_dict(tck["state_dict"])

@@ -235,7 +235,7 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
         fontsize=9,
     )
     for y, v in zip(ypos, f1, strict=True):
-        ax.text(v + 0.01, y, f"{v:.3f}", va="center", fontsize=8)
+        ax.text(0.01, y, f"{v:.3f}", va="center", fontsize=8, color="white", weight="bold")
     fig.tight_layout()
     fig.savefig(out_dir / PLOT_FILES["ablation"], dpi=DPI)
     plt.close(fig)
