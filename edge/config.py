@@ -49,7 +49,7 @@ PRECISIONS: Final = ("auto", "int8", "fp32")  # "auto": whatever the bundle reco
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 STATUS_MODES: Final = ("auto", "on", "off")  # "auto": a live line only when stdout is a TTY
 # the largest sim.max_devices accepted: each simulated wearable costs a hub about what a real
-# one does (~0.5 MB, ~0.1 % of a core), so beyond this a run measures swapping, not the hub
+# one does (~0.4 MB, ~0.15 % of an x86 core measured), so beyond this a run measures swapping
 SIM_DEVICES_LIMIT: Final = 10_000
 
 

@@ -60,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
         "--exclude-ops",
         default=None,
         metavar="OPS",
-        help="ONNX op types to keep in float, e.g. LayerNormalization,Softmax; 'none' keeps "
-        "none; default: measure candidate sets and keep the best",
+        help="ONNX op types to keep in float, e.g. LayerNormalization,Softmax; StdPool names "
+        "the conv stems' std-pooling chain (square, mean, +eps, sqrt); 'none' keeps none; "
+        "default: measure candidate sets and keep the best",
     )
     p.add_argument("--sign", type=Path, metavar="KEY", help="Ed25519 PEM private key: write manifest.sig")
     p.add_argument("--archive", action="store_true", help="also write OUT.tar (one file to copy to a hub)")

@@ -37,6 +37,7 @@ TFLITE_QUANTIZER: Final = {
     "weights": "int8 per-channel symmetric",
     "activations": "int8 per-tensor affine, HistogramObserver",
     "annotated_ops": "linear, add, mul, cat (others run in float between (de)quantize ops)",
+    "float_nodes": "the conv stems' variance chain (dev*dev -> mean -> +eps) before sqrt",
 }
 
 
@@ -67,8 +68,44 @@ def export_tflite_fp32(model: nn.Module, input_length: int, path: Path) -> None:
                           stage="tflite_fp32") from e
 
 
-def export_tflite_int8(model: nn.Module, input_length: int, calib_x: np.ndarray, path: Path) -> None:
-    """Full-integer int8 via PT2E, calibrated on ``calib_x`` (N, L) training windows."""
+def _std_chain_nodes(graph: torch.fx.Graph) -> list[torch.fx.Node]:
+    """The conv stems' variance chain: ``mul(d, d)`` (a square), the mean over the patch and
+    the ``+ eps`` before ``sqrt``. An int8 variance with one per-tensor scale rounds the small
+    variances of slow channels (EDA, TEMP) to zero, and sqrt's infinite slope at zero turns
+    that into large errors in the std features; measured, it is the whole int8 accuracy loss
+    of the conv-stem student (see ``export.quantize.STD_POOL``)."""
+    chain: list[torch.fx.Node] = []
+    for n in graph.nodes:
+        if (n.op == "call_function" and n.target == torch.ops.aten.mul.Tensor
+                and len(n.args) == 2 and n.args[0] is n.args[1]):
+            chain.append(n)
+            for mean in n.users:
+                chain.append(mean)
+                chain.extend(u for u in mean.users
+                             if u.target in (torch.ops.aten.add.Tensor, torch.ops.aten.add.Scalar))
+    return chain
+
+
+def _float_std_quantizer(base: type) -> type:
+    """``base`` (litert-torch's PT2EQuantizer) annotating as usual, then leaving the stems'
+    variance chain unannotated, i.e. float between dequantize and quantize ops."""
+
+    class FloatStdQuantizer(base):  # type: ignore[misc,valid-type]
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            for n in _std_chain_nodes(model.graph):
+                n.meta.pop("quantization_annotation", None)
+            return model
+
+    return FloatStdQuantizer
+
+
+def export_tflite_int8(
+    model: nn.Module, input_length: int, calib_x: np.ndarray, path: Path, *, float_std: bool = True
+) -> None:
+    """Full-integer int8 via PT2E, calibrated on ``calib_x`` (N, L) training windows.
+
+    ``float_std``: keep the conv stems' variance chain in float (the measured default)."""
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer, quant_config
     from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -84,7 +121,8 @@ def export_tflite_int8(model: nn.Module, input_length: int, calib_x: np.ndarray,
             graph = torch.export.export(
                 model.eval(), (torch.zeros(2, input_length),), dynamic_shapes=({0: batch},)
             ).module()
-            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            cls = pt2e_quantizer.PT2EQuantizer
+            quantizer = (_float_std_quantizer(cls) if float_std else cls)().set_global(
                 pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
             )
             prepared = prepare_pt2e(graph, quantizer)
@@ -96,9 +134,26 @@ def export_tflite_int8(model: nn.Module, input_length: int, calib_x: np.ndarray,
                 converted, (sample,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)
             )
             edge_model.export(str(path))
+        _shorten_tensor_names(path)
     except (RuntimeError, ValueError, TypeError, AssertionError) as e:
         raise ExportError(f"TFLite int8 conversion failed: {e}", path=str(path),
                           stage="tflite_int8") from e
+
+
+def _shorten_tensor_names(path: Path) -> None:
+    """Rename every inner tensor to ``t<index>``. litert-torch names tensors by their full
+    torch.export module path (~34 KB of strings for the student, a fifth of the int8 file,
+    which pushed it past the 150 KB budget); the runtime never reads them. Input and output
+    keep their names (the manifest and the signature refer to them)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for sg in model.subgraphs:
+        keep = set(sg.inputs) | set(sg.outputs)
+        for i, t in enumerate(sg.tensors):
+            if i not in keep:
+                t.name = f"t{i}".encode()
+    flatbuffer_utils.write_model(model, str(path))
 
 
 def _interpreter(path: Path) -> Any:
