@@ -79,7 +79,7 @@ class Decision:
     window_end: float
     window_index: int
     label: str | None = None  # ground truth, replay only
-    latency_ms: float = math.nan  # window ready -> decision (queue + engine)
+    latency_ms: float = math.nan  # window complete -> handed to the sinks (queue, preprocessing, engine, delivery)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

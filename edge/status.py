@@ -95,6 +95,10 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"p99 {_ms(s.get('latency_p99_ms'))} ms (engine p50 {_ms(s.get('engine_p50_ms'))} ms)"
     )
     lines.append(
+        f"  window complete -> decision stored: p50 {_ms(s.get('window_to_decision_p50_ms'))} ms, "
+        f"p99 {_ms(s.get('window_to_decision_p99_ms'))} ms"
+    )
+    lines.append(
         f"  footprint: ready in {_ms(s.get('ready_s', math.nan) * 1000)} ms, "
         f"rss {s.get('rss_mb', 0):.1f} MB, peak rss {s.get('peak_rss_mb', 0):.1f} MB"
     )
