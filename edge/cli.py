@@ -63,8 +63,8 @@ EXIT_USAGE: Final = 2
 
 _EPILOG = """\
 examples:
-  edge-daemon --device sim --duration 1800 --speed 60     the demo: 30 min of a simulated
-                                                          wearable in 30 s, live states
+  edge-daemon --device sim --duration 45 --speed 60       the demo: 45 min of a simulated
+                                                          wearable in 45 s, live states
   edge-daemon --device serial --port /dev/ttyUSB0         a wearable on a USB-serial adapter
   edge-daemon --device ble --ble-device AA:BB:CC:DD:EE:FF a BLE wearable (see: edge-daemon scan)
   edge-daemon --device replay --file S2.pkl --speed 100   replay a WESAD subject, compare with
