@@ -81,6 +81,7 @@ from firmware_bridge.protocol import (
     decode_message,
     encode_message,
 )
+from tests.fakes.runs import write_fake_bundle
 
 # One budget for the whole file: each test's max_examples is a multiple of this.
 _FAST: Final = 60  # parsers that run in microseconds per input
@@ -507,41 +508,7 @@ _MODEL_FILES: Final = {
 
 def _write_bundle(root: Path) -> dict[str, Any]:
     """A valid bundle whose model files are random bytes (the loader never parses them)."""
-    import hashlib
-
-    contract = _small_contract()
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    files = {}
-    for key, name in _MODEL_FILES.items():
-        data = rng.integers(0, 256, 512, dtype=np.uint8).tobytes()
-        (root / name).write_bytes(data)
-        fmt, precision = key.split("_")
-        tensor_in: dict[str, Any] = {"name": "x", "shape": [1, contract.input_length], "dtype": "float32"}
-        if key.endswith("int8"):
-            tensor_in = {**tensor_in, "dtype": "int8", "scale": 0.05, "zero_point": 0}
-        files[key] = {
-            "path": name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "format": fmt,
-            "precision": precision,
-            "input": tensor_in,
-            "output": {"name": "logits", "shape": [1, contract.n_classes], "dtype": "float32"},
-            "accuracy": {"acceptable": True},
-        }
-    manifest = {
-        "schema_version": 1,
-        "model_id": "fuzz",
-        "model_version": "0",
-        "class_names": list(contract.class_names),
-        "contract": contract.to_dict(),
-        "calibration_required": True,
-        "files": files,
-        "recommended": "tflite_int8",
-    }
-    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
-    return manifest
+    return write_fake_bundle(root, contract=_small_contract(), file_size=512, model_id="fuzz")
 
 
 @pytest.fixture(scope="module")

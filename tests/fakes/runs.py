@@ -338,10 +338,16 @@ def exported_bundle(base: Path) -> Any:
     return result
 
 
-def write_fake_bundle(root: Path, *, contract: InputContract | None = None) -> dict[str, Any]:
+def write_fake_bundle(
+    root: Path,
+    *,
+    contract: InputContract | None = None,
+    file_size: int = 2048,
+    model_id: str = "fake",
+) -> dict[str, Any]:
     """A bundle directory whose "model files" are random bytes and whose manifest is
     valid: for testing the loader's verification without exporting (no torch needed).
-    Returns the manifest written."""
+    Returns the manifest written. The fuzz tests build their base bundle with it too."""
     from export.bundle_writer import FILE_NAMES, INTENDED_USE, write_manifest
 
     contract = contract or toy_contract()
@@ -349,7 +355,7 @@ def write_fake_bundle(root: Path, *, contract: InputContract | None = None) -> d
     rng = np.random.default_rng(0)
     files = {}
     for key, name in FILE_NAMES.items():
-        data = rng.integers(0, 256, 2048, dtype=np.uint8).tobytes()
+        data = rng.integers(0, 256, file_size, dtype=np.uint8).tobytes()
         (root / name).write_bytes(data)
         fmt, precision = key.split("_")
         tensor_in: dict[str, Any] = {"name": "x", "shape": [1, contract.input_length], "dtype": "float32"}
@@ -367,7 +373,7 @@ def write_fake_bundle(root: Path, *, contract: InputContract | None = None) -> d
         }
     manifest = {
         "schema_version": 1,
-        "model_id": "fake",
+        "model_id": model_id,
         "model_version": "0",
         "created": "2025-01-01T00:00:00+00:00",
         "git_commit": None,
