@@ -5,7 +5,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import itertools
-from collections import Counter
 from collections.abc import Iterator
 from unittest import mock
 
@@ -46,6 +45,7 @@ from firmware_bridge.protocol import (
     TimeSync,
     encode_message,
 )
+from tests.fakes.frames import reference_decode
 
 HELLO = Hello("dev-1", "1.0", 1, (
     SensorInfo(1, "bvp", "a.u.", 64.0, 1, SampleFormat.INT16, 0.1),
@@ -307,32 +307,6 @@ HELLO_2 = Hello("dev-1", "1.1", 1, (  # a firmware update: sensor 4 becomes 1 x 
 ))  # fmt: skip
 
 
-def _reference_with_stats(data: bytes) -> tuple[list[Message], Counter[str]]:
-    """decode_frame on each 0x00-delimited frame, with the sensors of the last HELLO."""
-    *frames, trailing = data.split(b"\x00")
-    out: list[Message] = []
-    stats: Counter[str] = Counter()
-    sensors: dict[int, SensorInfo] = {}
-    for frame in frames:
-        if not frame:
-            stats["empty"] += 1
-            continue
-        if len(frame) > MAX_FRAME_LEN:
-            stats["oversize"] += 1
-            continue
-        try:
-            m = decode_frame(frame, sensors)
-        except ProtocolError as e:
-            stats[e.reason] += 1
-            continue
-        if isinstance(m, Hello):
-            sensors = m.sensor_map()
-        out.append(m)
-    if len(trailing) > MAX_FRAME_LEN:
-        stats["oversize"] += 1
-    return out, stats
-
-
 def _valid_crc_frame(packet: bytes) -> bytes:
     return cobs_encode(packet + crc16(packet).to_bytes(2, "big")) + b"\x00"
 
@@ -382,7 +356,7 @@ def test_every_decoder_path_agrees_with_decode_frame(
     path: str, pieces: list[bytes], cuts: list[int]
 ) -> None:
     data = b"".join(pieces)
-    want, want_stats = _reference_with_stats(data)
+    want, want_stats = reference_decode(data)
     with _forced(path):
         d = FrameDecoder()
         out: list[Message] = []

@@ -27,7 +27,6 @@ import pickle
 import shutil
 import tarfile
 import tempfile
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -81,6 +80,7 @@ from firmware_bridge.protocol import (
     decode_message,
     encode_message,
 )
+from tests.fakes.frames import reference_decode
 from tests.fakes.runs import write_fake_bundle
 
 # One budget for the whole file: each test's max_examples is a multiple of this.
@@ -314,34 +314,9 @@ _stream_parts = st.one_of(
 )
 
 
-def _reference_decode(stream: bytes) -> tuple[list[Message], Counter[str]]:
-    """What FrameDecoder must produce: ``decode_frame`` on each 0x00-delimited frame."""
-    *complete, trailing = stream.split(b"\x00")
-    msgs: list[Message] = []
-    stats: Counter[str] = Counter()
-    sensors: dict[int, SensorInfo] = {}
-    for frame in complete:
-        if not frame:
-            stats["empty"] += 1
-            continue
-        if len(frame) > MAX_FRAME_LEN:
-            stats["oversize"] += 1
-            continue
-        got = _decode_or_reason(lambda f=frame, s=sensors: decode_frame(f, s))  # type: ignore[misc]
-        if isinstance(got, str):
-            stats[got] += 1
-            continue
-        if isinstance(got, Hello):
-            sensors = got.sensor_map()
-        msgs.append(got)
-    if len(trailing) > MAX_FRAME_LEN:
-        stats["oversize"] += 1  # counted when it outgrows the buffer, before its delimiter
-    return msgs, stats
-
-
 @fuzz(3 * _FAST)
 @given(
-    # up to 24 parts: a read completing 16+ frames takes the decoder's vectorised path
+    # up to 24 parts: a read completing 128+ frames takes the decoder's vectorised path; fewer, the Python loop
     st.lists(st.one_of(_stream_parts, st.just(b"\x00" * 16)), max_size=24),
     st.lists(st.integers(0, 60_000), max_size=12),
 )
@@ -355,7 +330,7 @@ def test_frame_decoder_agrees_with_decode_frame_in_any_chunking(
     for a, b in zip([0, *points], [*points, len(stream)], strict=True):
         got += dec.feed(stream[a:b])
         assert dec.buffered <= MAX_FRAME_LEN  # bounded whatever arrives
-    want, want_stats = _reference_decode(stream)
+    want, want_stats = reference_decode(stream)
     assert got == want
     rejected = {k: v for k, v in dec.stats.items() if k not in ("bytes", "frames")}
     assert rejected == {k: v for k, v in want_stats.items() if v}
