@@ -699,9 +699,10 @@ async def test_ble_link_faults_disconnect_storm_through_bleak(
     loss, duplicates, reordering, corrupted bytes, contact loss, and three link drops within
     2.5 s of data (each a BlueZ ``Connected=False`` and GATT objects removed; the daemon
     reconnects by itself). Meanwhile it holds no network socket, only unix ones (D-Bus)."""
+    from edge.sources.ble import BleOptions
     from firmware_bridge import gatt
     from tests.fakes.bluez import multi_sensor_wearable
-    from tests.test_privacy import socket_families
+    from tests.fakes.procnet import socket_families
 
     wrist = bluez.add_peripheral(multi_sensor_wearable(WRIST, att_mtu=247))
     recording = synthetic_recording(170.0, seed=13)
@@ -745,12 +746,19 @@ async def test_ble_link_faults_disconnect_storm_through_bleak(
     ledger = reconcile(summary, sent, tmp_path / "raw.bin")
     (dev,) = summary["per_device"].values()
     assert dev.get("sequence_restarts", 0) == 0
-    assert summary["events"]["reconnected"] == wrist.connect_count - 1
+    # The daemon's own ledger: every link-up after the first is one "reconnected" event.
+    src = summary["source"]
+    assert summary["events"]["reconnected"] == src["reconnects"] >= 1
+    assert src["disconnects"] == src["connects"] == 1 + src["reconnects"]
+    # What the peripheral saw: the first connect and each reconnect, plus any connection a
+    # drop cut while bleak was still setting it up (the drops here come 0.1-0.15 s apart);
+    # establish_connection retries those itself, up to connect_attempts per round.
+    rounds = 1 + src["reconnects"] + src.get("connect_failures", 0)
+    assert 1 + src["reconnects"] <= wrist.connect_count <= rounds * BleOptions().connect_attempts
     for kind in ("battery_low", "no_contact", "contact_restored", "data_gap"):
         assert summary["events"].get(kind, 0) >= 1, kind
     windows = check_offline(summary, bundle, tmp_path)
     assert windows["valid"] > 10
     assert all(set(s) <= {"unix"} for s in sockets), sockets
-    src = summary["source"]
     print("ble link faults:", ledger, "windows", windows, "reconnects", src.get("reconnects"),
           "corrupted fragments", sent.flipped["fragment"])

@@ -34,6 +34,7 @@ import pytest
 from firmware_bridge.sim import SimulatedWearable
 from firmware_bridge.sim.synthetic import synthetic_recording
 from tests.fakes.daemon import start_cli, toy_bundle, wait_for
+from tests.fakes.procnet import socket_families
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,6 @@ SEED = 11  # the recording the in-process simulator plays (sim.recording) is reb
 DATA_S = 150.0  # 60 s enrollment + ~45 decisions at the toy contract's 2 s hop
 RUN = 4  # consecutive samples that make a match: chance collisions are negligible
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_INET_TABLES = ("tcp", "tcp6", "udp", "udp6", "raw", "raw6", "udplite", "udplite6")
 
 
 @pytest.fixture(scope="module")
@@ -128,60 +128,6 @@ def test_the_detector_finds_samples_written_in_the_usual_ways(detector: LeakDete
     # and derived output is not mistaken for samples
     assert not detector.find(b'{"state":"stress","probabilities":{"baseline":0.0312,'
                              b'"stress":0.9401,"amusement":0.0287},"t":1795385347.21}')
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        m = re.fullmatch(r"socket:\[(\d+)\]", target)
-        if m:
-            inodes.add(m.group(1))
-    return inodes
-
-
-def socket_families(pid: int, *, attempts: int = 3) -> dict[str, int]:
-    """The families of ``pid``'s open sockets, by looking their inodes up in /proc/net.
-
-    A socket opened or closed between listing the fds and reading the tables is looked up
-    again (``attempts``); one that is gone by then is not counted."""
-    found: dict[str, int] = {}
-    inodes = _socket_inodes(pid)
-    for _ in range(attempts):
-        inodes = _lookup(pid, inodes, found)
-        if not inodes:
-            break
-        inodes &= _socket_inodes(pid)  # still open?
-    if inodes:
-        found["unknown"] = len(inodes)
-    return found
-
-
-def _lookup(pid: int, inodes: set[str], found: dict[str, int]) -> set[str]:
-    """Count the ``inodes`` found in the socket tables into ``found``; the rest."""
-    inodes = set(inodes)
-    for table in (*_INET_TABLES, "unix", "netlink", "packet"):
-        try:
-            text = Path(f"/proc/{pid}/net/{table}").read_text()
-        except OSError:
-            continue
-        header, *rows = text.splitlines()
-        col = header.split().index("Inode") if "Inode" in header.split() else None
-        for row in rows:
-            parts = row.split()
-            if table in _INET_TABLES:
-                ino = parts[9]
-            elif col is not None and col < len(parts):
-                ino = parts[col]
-            else:
-                ino = parts[-2] if table == "unix" else parts[-1]
-            if ino in inodes:
-                found[table] = found.get(table, 0) + 1
-                inodes.discard(ino)
-    return inodes
 
 
 def test_socket_lookup_sees_an_inet_socket() -> None:
