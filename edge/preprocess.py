@@ -800,7 +800,9 @@ class WindowAssembler:
         self._norm: dict[str, tuple[FloatArray, FloatArray] | None] = {}
         for m in contract.modalities:
             if norm.kind == "subject_baseline" and calibration is not None:
-                cs = (calibration.center[m.name], calibration.scale[m.name])
+                fixed = norm.scale.get(m.name)  # a contract-fixed scale wins over the measured
+                cs = (calibration.center[m.name],
+                      calibration.scale[m.name] if fixed is None else np.asarray(fixed, np.float64))
             elif norm.kind == "global":
                 cs = (np.asarray(norm.center[m.name], np.float64),
                       np.asarray(norm.scale[m.name], np.float64))

@@ -130,6 +130,11 @@ class StudentTrainConfig:
     batch_size: int = 64  # as the teachers
     lr: float = 2e-3  # AdamW; Transformers want a little less than the CNN teachers
     weight_decay: float = 1e-2  # Transformers overfit subjects easily
+    # probability that a training window shows the student one modality as flat zeros (its
+    # subject baseline after normalisation); at least one modality always stays. Without it
+    # the wrist student leans on subject-specific EDA/TEMP levels and scores below a BVP-only
+    # teacher in LOSO; evaluation and the exported model always see every modality
+    modality_dropout: float = 0.0
     # overrides for train.models.StudentConfig.from_contract (checked against its fields)
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -220,6 +225,8 @@ class RunConfig:
             raise ConfigError("hop_s must not exceed window_s", key="data.hop_s")
         if not 0.0 <= self.distill.alpha <= 1.0:
             raise ConfigError(f"must be in [0, 1], got {self.distill.alpha}", key="distill.alpha")
+        if not 0.0 <= self.student.modality_dropout < 1.0:
+            raise ConfigError("must be in [0, 1)", key="student.modality_dropout")
         if not 0.0 <= self.distill.ulgm_momentum < 1.0:
             raise ConfigError("must be in [0, 1)", key="distill.ulgm_momentum")
         if not self.data.student_modalities:

@@ -41,6 +41,7 @@ from edge.contract import (
     InputContract,
     Modality,
     Normalization,
+    wesad_normalization,
 )
 from edge.errors import EdgeError, RecordingError
 from edge.recording import CHEST_RATE_HZ, Recording, load_wesad_subject
@@ -179,7 +180,7 @@ def wesad_contract(
         class_names=TASK_CLASSES[task][0],
         window_s=window_s,
         hop_s=hop_s,
-        normalization=normalization or Normalization(),
+        normalization=normalization or wesad_normalization(names),
     )
 
 

@@ -143,6 +143,10 @@ class StudentConfig:
     # per-patch summary: "mean", or "meanstd" (level + variability; 0.82 vs 0.79 for mean)
     stem_pool: str = "meanstd"
     patch_hidden: int = 0  # linear tokenizer only: >0 makes it Linear-act-Linear
+    # conv tokenizer only: one more token per modality, its stem features pooled (mean, std)
+    # over the whole window as the CNN teachers pool them. A 5 s patch holds ~6 beats, too
+    # few for heart-rate variability, which the window-level spread of the stem features carries
+    global_tokens: bool = True
 
     def __post_init__(self) -> None:
         _tuplify(self)
@@ -188,9 +192,16 @@ class StudentConfig:
         return tuple(s // p for s, p in zip(self.samples, self.patch_samples, strict=True))
 
     @property
+    def has_global_tokens(self) -> bool:
+        """Whether each modality adds a window-level token (conv tokenizer only)."""
+        return self.global_tokens and self.tokenizer == "conv"
+
+    @property
     def n_tokens(self) -> int:
-        """Sequence length the encoder sees (patch tokens plus the CLS token if any)."""
-        return sum(self.patch_counts) + (self.pooling == "cls")
+        """Sequence length the encoder sees: the CLS token if any, the patch tokens, then one
+        window-level token per modality if any."""
+        n_global = len(self.modalities) if self.has_global_tokens else 0
+        return sum(self.patch_counts) + (self.pooling == "cls") + n_global
 
 
 class StudentOutput(NamedTuple):
@@ -314,22 +325,33 @@ class ConvPatchEmbed(nn.Module):
             layers += [nn.Conv1d(w, w, ks, stride=2, padding=ks // 2), _act(config.activation)]
         self.net = nn.Sequential(*layers)
         self.proj = nn.Linear(w * (1 + self.meanstd), config.d_model)
+        # the window-level token: the same stem features pooled over every patch
+        self.global_proj = nn.Linear(2 * w, config.d_model) if config.has_global_tokens else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, T) -> patch tokens (B, P, D) and the window-level token (B, 1, D) or None."""
         B = x.shape[0]
         P, p = self.n_patches, self.patch
         x = x[:, :, : P * p].reshape(B, self.channels, P, p)  # (B, C, P, p) drop the tail
         x = x.transpose(1, 2).reshape(B * P, self.channels, p)  # (B*P, C, p) one patch per row
         h = self.net(x)  # (B*P, w, p')
-        mean = h.mean(dim=2)  # (B*P, w)
-        if self.meanstd:
-            dev = h - h.mean(dim=2, keepdim=True)  # (B*P, w, p') keepdim: no Unsqueeze op
-            var = (dev * dev).mean(dim=2)  # (B*P, w); a product, not Pow, in ONNX and TFLite
-            # the epsilon keeps the gradient of sqrt finite on a flat (e.g. dead-ReLU) channel
-            feats = torch.cat([mean, torch.sqrt(var + STD_EPS)], dim=1)  # (B*P, 2w)
-        else:
-            feats = mean
-        return self.proj(feats).reshape(B, P, -1)  # (B, P, D)
+        feats = _mean_std(h) if self.meanstd else h.mean(dim=2)  # (B*P, 2w) or (B*P, w)
+        tokens = self.proj(feats).reshape(B, P, -1)  # (B, P, D)
+        if self.global_proj is None:
+            return tokens, None
+        w, q = h.shape[1], h.shape[2]
+        hw = h.reshape(B, P, w, q).transpose(1, 2).reshape(B, w, P * q)  # (B, w, P*p')
+        return tokens, self.global_proj(_mean_std(hw)).unsqueeze(1)  # (B, 1, D)
+
+
+def _mean_std(h: torch.Tensor) -> torch.Tensor:
+    """(N, w, t) -> (N, 2w): mean and standard deviation over time, written with ops that
+    export and quantize cleanly (export/ keeps this variance chain in float)."""
+    mean = h.mean(dim=2)  # (N, w)
+    dev = h - h.mean(dim=2, keepdim=True)  # (N, w, t) keepdim: no Unsqueeze op
+    var = (dev * dev).mean(dim=2)  # (N, w); a product, not Pow, in ONNX and TFLite
+    # the epsilon keeps the gradient of sqrt finite on a flat (e.g. dead-ReLU) channel
+    return torch.cat([mean, torch.sqrt(var + STD_EPS)], dim=1)
 
 
 class Student(nn.Module):
@@ -357,6 +379,8 @@ class Student(nn.Module):
         self.modality_emb = nn.Parameter(torch.zeros(len(config.modalities), D))  # (M, D)
         self.pos_emb = nn.Parameter(torch.zeros(max(config.patch_counts), D))  # (P_max, D)
         self.cls = nn.Parameter(torch.zeros(1, 1, D)) if config.pooling == "cls" else None
+        # marks window-level tokens apart from patch tokens (they have no time position)
+        self.global_emb = nn.Parameter(torch.zeros(D)) if config.has_global_tokens else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(D)
@@ -366,6 +390,8 @@ class Student(nn.Module):
         nn.init.normal_(self.pos_emb, std=0.02)
         if self.cls is not None:
             nn.init.normal_(self.cls, std=0.02)
+        if self.global_emb is not None:
+            nn.init.normal_(self.global_emb, std=0.02)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -383,16 +409,31 @@ class Student(nn.Module):
             start += n
         return out
 
+    @property
+    def global_index(self) -> dict[str, int]:
+        """Modality -> position of its window-level token (after every patch token); empty
+        without global tokens."""
+        if not self.config.has_global_tokens:
+            return {}
+        start = self.config.n_tokens - len(self.config.modalities)
+        return {name: start + i for i, name in enumerate(self.config.modalities)}
+
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        toks = []
+        toks, glob = [], []
         for i, emb in enumerate(self.embed):
             xm = _slice(x, c.offsets[i], c.channels[i], c.samples[i])  # (B, C, T)
             n = c.patch_counts[i]
-            toks.append(emb(xm) + self.modality_emb[i] + self.pos_emb[:n])  # (B, P_m, D)
+            if isinstance(emb, ConvPatchEmbed):
+                patches, g = emb(xm)  # (B, P_m, D), (B, 1, D) or None
+            else:
+                patches, g = emb(xm), None
+            toks.append(patches + self.modality_emb[i] + self.pos_emb[:n])  # (B, P_m, D)
+            if g is not None and self.global_emb is not None:
+                glob.append(g + self.modality_emb[i] + self.global_emb)  # (B, 1, D)
         if self.cls is not None:
             toks.insert(0, self.cls.expand(x.shape[0], -1, -1))  # (B, 1, D)
-        h = self.drop(torch.cat(toks, dim=1))  # (B, N, D)
+        h = self.drop(torch.cat(toks + glob, dim=1))  # (B, N, D)
         att = h.new_zeros(())
         for block in self.blocks:
             h, att = block(h)
@@ -413,26 +454,42 @@ class Student(nn.Module):
         (for hints and ULGM auxiliary heads) and the last layer's attention."""
         h, att = self._encode(x)
         fused = self._pool(h)
-        per_modality = {name: h[:, a:b].mean(dim=1) for name, (a, b) in self.token_slices.items()}
+        glob = self.global_index
+        per_modality = {}  # the mean of each modality's tokens, its window-level one included
+        for name, (a, b) in self.token_slices.items():
+            mine = h[:, a:b]  # (B, P_m, D)
+            if name in glob:
+                mine = torch.cat([mine, h[:, glob[name], None]], dim=1)  # (B, P_m + 1, D)
+            per_modality[name] = mine.mean(dim=1)  # (B, D)
         return StudentOutput(self.head(fused), fused, per_modality, att)
 
     @torch.no_grad()
-    def patch_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Modality -> (B, P_m): attention each patch token receives in the last layer,
-        averaged over heads; from the CLS query with CLS pooling, else averaged over all
-        queries (mean pooling weighs every token's output equally). Sums to 1 over all patches.
-        """
+    def _received(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N): attention each token receives in the last layer, averaged over heads; from
+        the CLS query with CLS pooling (the CLS token itself gets 0 and the rest sum to 1), else
+        averaged over all queries (mean pooling weighs every token's output equally)."""
         att = self.forward_features(x).attention.mean(dim=1)  # (B, N, N)
         received = att[:, 0] if self.cls is not None else att.mean(dim=1)  # (B, N)
         if self.cls is not None:
             received = received[:, 1:] / received[:, 1:].sum(dim=1, keepdim=True).clamp_min(1e-12)
             received = F.pad(received, (1, 0))  # keep token indices aligned with token_slices
+        return received
+
+    def patch_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Modality -> (B, P_m): attention each patch token receives in the last layer (with
+        window-level tokens, those take the rest of the unit total)."""
+        received = self._received(x)
         return {name: received[:, a:b] for name, (a, b) in self.token_slices.items()}
 
-    @torch.no_grad()
     def modality_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Modality -> (B,): share of last-layer attention its tokens receive (sums to 1)."""
-        return {name: p.sum(dim=1) for name, p in self.patch_importance(x).items()}
+        """Modality -> (B,): share of last-layer attention its tokens (patches and its
+        window-level token) receive; sums to 1 over modalities."""
+        received, glob = self._received(x), self.global_index
+        out = {}
+        for name, (a, b) in self.token_slices.items():
+            share = received[:, a:b].sum(dim=1)  # (B,)
+            out[name] = share + received[:, glob[name]] if name in glob else share
+        return out
 
 
 # -- teachers -------------------------------------------------------------------------------
