@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from edge.contract import (
+    ACC_SCALE_G,
     WESAD_CHEST_MODALITIES,
     WESAD_WRIST_MODALITIES,
     InputContract,
     Modality,
     Normalization,
+    wesad_normalization,
 )
 from edge.errors import ContractError, EdgeError
 
@@ -111,6 +113,35 @@ def test_invalid_contracts_are_refused() -> None:
         InputContract(modalities=(m,), class_names=CLASSES, hop_s=120.0)
     with pytest.raises(ContractError):
         Modality("not a name", "x", 1.0)
+
+
+def test_fixed_scales_are_checked_and_follow_subsets() -> None:
+    acc = {"acc": (0.2, 0.2, 0.2)}
+    c = InputContract(WESAD_WRIST_MODALITIES, CLASSES, normalization=Normalization(scale=acc))
+    assert c.subset(["bvp", "acc"]).normalization.scale == acc
+    assert c.subset(["bvp"]).normalization.scale == {}
+    assert InputContract.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    bad = [
+        {"acc": (0.2, 0.2)},  # one value per channel
+        {"ecg": (1.0,)},  # not a modality of this contract
+    ]
+    for scale in bad:
+        with pytest.raises(ContractError) as e:
+            InputContract(WESAD_WRIST_MODALITIES, CLASSES, normalization=Normalization(scale=scale))
+        assert e.value.field.startswith("normalization.scale.")
+    for values in [(0.0, 1.0, 1.0), (math.nan, 1.0, 1.0), (math.inf, 1.0, 1.0)]:
+        with pytest.raises(ContractError):
+            Normalization(scale={"acc": values})
+    for kw in ({"clip": math.nan}, {"calibration_s": math.nan}, {"clip": 0.0}):
+        with pytest.raises(ContractError):
+            Normalization(**kw)
+
+
+def test_wesad_normalization_fixes_only_the_accelerometers() -> None:
+    n = wesad_normalization()
+    assert n.kind == "subject_baseline"
+    assert n.scale == {"acc": (ACC_SCALE_G,) * 3, "c_acc": (ACC_SCALE_G,) * 3}
+    assert wesad_normalization(["bvp", "eda"]).scale == {}
 
 
 def test_subset_keeps_order_and_window() -> None:

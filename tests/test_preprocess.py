@@ -431,6 +431,27 @@ def test_calibrated_and_global_normalization() -> None:
         WindowAssembler(bad)
 
 
+def test_fixed_scale_wins_over_the_measured_one() -> None:
+    """A modality with a contract-fixed scale (the accelerometer) is centred on the person's
+    baseline but divided by that scale; the others keep their measured spread."""
+    s = small_streams(13, 40.0)
+    c = small_contract("subject_baseline")
+    fixed = InputContract(SMALL_MODS, CLASSES, window_s=8.0, hop_s=2.0, max_gap_s=0.5,
+                          normalization=Normalization(calibration_s=20.0,
+                                                      scale={"acc": (0.2, 0.5, 1.0)}))
+    cal = compute_calibration(s, fixed)
+    assert not np.allclose(cal.scale["acc"], (0.2, 0.5, 1.0))  # the calibration stays measured
+    ws = windows_from_streams(s, fixed, calibration=cal)
+    measured = windows_from_streams(s, c, calibration=compute_calibration(s, c))
+    raw = windows_from_streams(s, small_contract("none"))
+    assert ws and len(ws) == len(raw) == len(measured)
+    for w, m, r in zip(ws, measured, raw, strict=True):
+        exp = normalize(r.data["acc"].astype(np.float64), cal.center["acc"], [0.2, 0.5, 1.0], 10)
+        np.testing.assert_allclose(w.data["acc"], exp, atol=1e-5)
+        np.testing.assert_array_equal(w.data["bvp"], m.data["bvp"])
+        assert not np.allclose(w.data["acc"], m.data["acc"])
+
+
 def test_calibration_must_match_contract() -> None:
     c = small_contract("subject_baseline")
     cal = Calibration(center={"bvp": [0.0]}, scale={"bvp": [1.0]})

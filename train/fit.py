@@ -617,17 +617,7 @@ def _train_student(
     def on_epoch(e: int) -> None:
         epoch[0] = e
 
-    drop_rng = torch.Generator().manual_seed(seed)
-    spans = [
-        (o, o + c * n)
-        for o, c, n in zip(
-            model.config.offsets, model.config.channels, model.config.samples, strict=True
-        )
-    ]
-
     def loss_fn(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor, pos: np.ndarray) -> torch.Tensor:
-        if cfg.student.modality_dropout > 0:
-            xb = drop_modalities(xb, spans, cfg.student.modality_dropout, drop_rng)
         out = m.forward_features(xb)  # type: ignore[operator]
         p = torch.from_numpy(pos)
         if variant.weighting is None:
@@ -665,23 +655,6 @@ def _train_student(
         bars=bars,
     )  # fmt: skip
     return model
-
-
-def drop_modalities(
-    xb: torch.Tensor, spans: Sequence[tuple[int, int]], p: float, gen: torch.Generator
-) -> torch.Tensor:
-    """Modality dropout: each window of ``xb`` (B, L) loses each modality (its ``[start, stop)``
-    columns set to 0, the subject's baseline after normalisation) with probability ``p``; a
-    window that would lose all of them keeps one at random. Returns a new tensor."""
-    B, M = xb.shape[0], len(spans)
-    drop = torch.rand(B, M, generator=gen) < p  # (B, M)
-    everything = drop.all(dim=1)  # (B,)
-    keep = torch.randint(M, (B,), generator=gen)  # (B,)
-    drop[everything, keep[everything]] = False
-    out = xb.clone()
-    for j, (a, b) in enumerate(spans):
-        out[drop[:, j], a:b] = 0.0
-    return out
 
 
 def _run_job(plan: _Plan, X: np.ndarray, job: _Job, bars: _Bars | None = None) -> _JobResult:
