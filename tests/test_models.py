@@ -42,7 +42,8 @@ def test_student_shapes(pooling: str) -> None:
     model = Student(cfg).eval()
     x = _x(WRIST)
     out = model.forward_features(x)
-    n_tok = 4 * 12 + (pooling == "cls")  # 60 s / 5 s patches per modality
+    # 60 s / 5 s patches per modality, the CLS token, the window-level token of bvp
+    n_tok = 4 * 12 + (pooling == "cls") + 1
     assert cfg.n_tokens == n_tok
     assert model(x).shape == (3, 3)
     assert out.logits.shape == (3, 3)
@@ -83,6 +84,7 @@ def _tokenizer_macs(cfg: StudentConfig) -> int:
             length = _ceil_div(length, 2)
             total += n * length * w * w * cfg.stem_kernel
         total += n * w * (2 if cfg.stem_pool == "meanstd" else 1) * D
+    total += len(cfg.global_names) * 2 * w * D  # window-level tokens: mean+std, projected
     return total
 
 
@@ -92,6 +94,8 @@ def _tokenizer_macs(cfg: StudentConfig) -> int:
         {},
         {"tokenizer": "linear"},
         {"stem_pool": "mean", "stem_layers": 3, "stem_channels": 8, "stem_kernel": 3},
+        {"global_modalities": ()},
+        {"global_modalities": ("acc", "bvp", "eda", "temp")},
     ],
 )
 def test_count_macs_matches_analytic_student(overrides: dict[str, object]) -> None:
@@ -171,7 +175,30 @@ def test_patch_tokens_follow_contract_layout(tokenizer: str) -> None:
         changed = (h1 - h0).abs().amax(dim=-1)[0] > 1e-6  # (N,)
         expected = torch.zeros_like(changed)
         expected[slots[name][0] + patch] = True
+        if name in model.global_index:  # and its window-level token, which pools them all
+            expected[model.global_index[name]] = True
         assert torch.equal(changed, expected), (name, ch, sec)
+
+
+def test_window_level_tokens_follow_the_patch_tokens() -> None:
+    # given in any order, they follow the contract's, after every patch token
+    cfg = StudentConfig.from_contract(WRIST, global_modalities=("temp", "bvp", "ecg"))
+    assert cfg.global_names == ("bvp", "temp")  # ecg: not a modality of this student
+    model = Student(cfg).eval()
+    assert cfg.n_tokens == 1 + sum(cfg.patch_counts) + 2
+    assert model.global_index == {"bvp": cfg.n_tokens - 2, "temp": cfg.n_tokens - 1}
+    assert max(b for _, b in model.token_slices.values()) == cfg.n_tokens - 2
+    assert model.embed[1].global_proj is None and model.embed[2].global_proj is not None
+    plain = StudentConfig.from_contract(WRIST, global_modalities=())
+    assert plain.n_tokens == cfg.n_tokens - 2 and Student(plain).global_index == {}
+    # the linear tokenizer has no stem to pool: no window-level tokens
+    assert StudentConfig.from_contract(WRIST, tokenizer="linear").global_names == ()
+    # the window-level token is the stem's mean/std over every patch: a flat window gives a
+    # token that does not depend on where in time the window is
+    emb = model.embed[0]
+    tokens, g = emb(torch.zeros(2, 1, WRIST.samples("bvp")))
+    assert tokens.shape == (2, 12, cfg.d_model) and g is not None and g.shape == (2, 1, cfg.d_model)
+    torch.testing.assert_close(g[0], g[1])
 
 
 def test_student_on_full_contract_subset_matches_wrist_contract() -> None:
