@@ -13,7 +13,7 @@ import logging
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,7 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 ALL_FORMATS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
+AUTO: Final = "auto"  # calib_method: measure every ORT calibration method, keep the best
 FP32_MAX_ABS_DIFF: Final = 1e-4  # fp32 re-implementations differ only by float rounding
 INT8_MIN_AGREEMENT: Final = 0.98  # issue 3: int8 top-1 agreement with fp32 on held-out windows
 INT8_MAX_F1_DROP: Final = 0.01  # issue 3: int8 macro-F1 within 0.01 of fp32
@@ -74,7 +75,10 @@ class ExportOptions:
 
     formats: Sequence[str] = ALL_FORMATS  # any subset of ALL_FORMATS
     calib_size: int = DEFAULT_CALIB_SIZE  # training windows used to calibrate int8 ranges
-    calib_method: str = "minmax"  # ORT calibration; the report compares all three
+    # ORT calibration: "auto" measures minmax, entropy and percentile with the chosen
+    # exclusions and keeps the best calibration-set agreement (training windows only; ties
+    # within one window: lowest KL, then the listed order); or one method by name
+    calib_method: str = "auto"
     exclude_ops: Sequence[str] | None = None  # ONNX op types kept float; None = measure
     sign_key: Path | None = None  # Ed25519 PEM private key -> manifest.sig
     archive: bool = False  # also write BUNDLE.tar beside the directory
@@ -118,8 +122,9 @@ def export_run(
     unknown = [f for f in opts.formats if f not in ALL_FORMATS]
     if unknown or not opts.formats:
         raise ExportError(f"unknown formats {unknown}; choose from {ALL_FORMATS}", stage="options")
-    if opts.calib_method not in CALIB_METHODS:
-        raise ExportError(f"calibration method must be one of {CALIB_METHODS}", stage="options")
+    if opts.calib_method not in (AUTO, *CALIB_METHODS):
+        raise ExportError(f"calibration method must be one of {(AUTO, *CALIB_METHODS)}",
+                          stage="options")
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         raise ExportError("output directory is not empty", path=str(root), stage="options")
@@ -150,18 +155,24 @@ def export_run(
         if "onnx_int8" in formats:
             step("ONNX int8 (measuring op exclusions)")
             path = root / FILE_NAMES["onnx_int8"]
+            auto = opts.calib_method == AUTO
             with quiet_conversion():
                 res = quantize_onnx_int8(
                     fp32_onnx, path, calib_x, data.heldout_x,
-                    method=opts.calib_method, exclude_ops=opts.exclude_ops,
+                    method=CALIB_METHODS[0] if auto else opts.calib_method,
+                    exclude_ops=opts.exclude_ops,
                 )
             methods = []
-            if opts.compare_methods:
+            if opts.compare_methods or auto:
                 step("ONNX int8 (comparing calibration methods)")
                 methods = _compare_methods(fp32_onnx, calib_x, data.heldout_x, res.excluded, Path(tmp))
+            if auto:
+                res.method = best_method(methods, len(calib_x))
+                path.write_bytes((Path(tmp) / f"m_{res.method}.onnx").read_bytes())
             io["onnx_int8"] = onnx_io(path)
             quant["onnx_int8"] = {
                 **res.to_dict(),
+                "method_chosen_by": "measurement" if auto else "user",
                 "calibration_data": "training-subject windows (RUN/windows/calib.npz)",
                 "method_comparison": methods,
                 "opset": OPSET,
@@ -283,6 +294,19 @@ def _weights_hash(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def best_method(methods: Sequence[Mapping[str, Any]], n_calib: int) -> str:
+    """The calibration method with the best calibration-set agreement; within one window of
+    it, the lowest calibration KL, then the earliest in ``methods`` (held-out figures are
+    evidence for the report, never a criterion)."""
+    if not methods:
+        raise ExportError("no calibration method was measured", stage="onnx_int8")
+    top = max(m["calib_agreement"] for m in methods)
+    tol = 1.0 / max(1, n_calib)
+    eligible = [(m["calib_kl"], i, m["method"]) for i, m in enumerate(methods)
+                if m["calib_agreement"] >= top - tol]
+    return str(min(eligible)[2])
 
 
 def _compare_methods(

@@ -317,7 +317,10 @@ def render_markdown(report: Mapping[str, Any], plot_files: Sequence[str] = ()) -
             "## ONNX int8: how it was made",
             "",
             f"ONNX Runtime static quantization, {o['quant_format']}, per-channel int8 weights, int8 "
-            f"activations, calibration `{o['method']}` on {o['calib_size']} {o['calibration_data']}. "
+            f"activations, calibration `{o['method']}`"
+            + (" (chosen by measurement: the best agreement with fp32 on the calibration "
+               "windows, table below)" if o.get("method_chosen_by") == "measurement" else "")
+            + f" on {o['calib_size']} {o['calibration_data']}. "
             f"Op types kept in float: **{kept}** (chosen by {o['chosen_by']}: the candidate with "
             "the best top-1 agreement with fp32 on the calibration windows; ties broken by the "
             "lowest KL, then fewer exclusions). Held-out agreement is shown as evidence only.",

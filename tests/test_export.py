@@ -15,7 +15,7 @@ import pytest
 from edge.bundle import load_bundle
 from edge.contract import InputContract
 from export.errors import ExportError
-from export.pipeline import TFLITE_INT8_MAX_BYTES, ExportOptions, export_run
+from export.pipeline import TFLITE_INT8_MAX_BYTES, ExportOptions, best_method, export_run
 from export.quantize import agreement_and_kl, quantize_onnx_int8
 from tests.fakes.runs import exported_bundle
 
@@ -63,6 +63,11 @@ def test_manifest_carries_what_issue_3_lists(exported: Any) -> None:
     q = m["quantization"]
     assert q["onnx_int8"]["chosen_by"] == "measurement" and len(q["onnx_int8"]["trials"]) >= 3
     assert q["onnx_int8"]["per_channel"] and q["onnx_int8"]["quant_format"] == "QDQ"
+    # the default calibration method is measured: all three compared, the best one written
+    methods = q["onnx_int8"]["method_comparison"]
+    assert [x["method"] for x in methods] == ["minmax", "entropy", "percentile"]
+    assert q["onnx_int8"]["method_chosen_by"] == "measurement"
+    assert q["onnx_int8"]["method"] == best_method(methods, q["onnx_int8"]["calib_size"])
     assert q["tflite_int8"]["io"]["input"]["dtype"] in ("int8", "float32")
     for key in FORMATS:
         f = m["files"][key]
@@ -112,6 +117,21 @@ def test_exclusion_choice_is_measured_and_method_is_an_option(exported: Any, tmp
         assert agree >= 0.98 and kl >= 0.0
     with pytest.raises(ExportError, match="calibration method"):
         quantize_onnx_int8(fp32, tmp_path / "x.onnx", calib, held, method="kmeans")
+
+
+def test_best_method_ranks_calibration_agreement_then_kl_then_order() -> None:
+    def m(name: str, agree: float, kl: float) -> dict[str, Any]:
+        return {"method": name, "calib_agreement": agree, "calib_kl": kl}
+
+    assert best_method([m("minmax", 0.95, 0.01), m("entropy", 0.99, 0.02)], 100) == "entropy"
+    # within one calibration window of the best agreement, the lower KL wins
+    assert best_method([m("minmax", 0.985, 0.01), m("entropy", 0.99, 0.02)], 100) == "minmax"
+    assert best_method([m("minmax", 0.98, 0.01), m("entropy", 0.99, 0.02)], 1000) == "entropy"
+    assert best_method([m("minmax", 0.99, 0.01), m("percentile", 0.99, 0.01)], 100) == "minmax"
+    with pytest.raises(ExportError):
+        best_method([], 100)
+    with pytest.raises(ExportError, match="calibration method"):
+        export_run(Path("no-run"), Path("no-out"), ExportOptions(calib_method="kmeans"))
 
 
 def test_export_refuses_a_non_empty_output_and_unknown_formats(tmp_path: Path) -> None:
