@@ -124,6 +124,16 @@ def test_acceptance_verdicts() -> None:
     assert not out["within_gap"] and not out["beats_alone"]
     assert "NOT met" in out["verdict"] and "Why not" in out["verdict"]
     assert "0.990" in out["notes"][0]  # the reason comes with numbers
+    assert "alone is -0.030" in out["verdict"] and "reading these signals less well" in out["verdict"]
+    # when distillation costs more than the student's own gap, the verdict says so, and gives
+    # the per-fold spread the gaps stand in
+    worse = {**bad, "student_alone": {"macro_f1": 0.745}}
+    for name, f1s in (("student_kd_ca", [0.6, 0.8]), ("student_alone", [0.7, 0.8]),
+                      ("teacher_eda_temp", [0.7, 0.7])):
+        worse[name] = {**worse[name], "folds": [{"macro_f1": v} for v in f1s]}
+    out = _acceptance(worse, specs, variants, diag, cfg)
+    assert "what distillation does to it" in out["verdict"]
+    assert "standard deviation over 2 folds: student_kd_ca 0.141, student_alone 0.071" in out["verdict"]
 
 
 # -- the arrays path (small, in-process) ---------------------------------------------------------

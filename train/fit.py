@@ -1043,14 +1043,21 @@ def _acceptance(
     if not (within and beats):
         acc = float(np.mean(diag["teacher_train_accuracy"]))
         conf = float(np.mean(diag["teacher_train_confidence"]))
+        gap_alone, kd_gain = fa - ft, fs - fa
+        cause = (
+            "most of the gap is the compact student reading these signals less well than a "
+            "CNN teacher"
+            if abs(gap_alone) >= abs(kd_gain)
+            else "most of the gap is what distillation does to it"
+        )
         why = (
-            f"Why not: the student trained alone is already {fa - ft:+.3f} from {best_t}, so "
-            f"most of the gap is the compact student reading these signals less well than a "
-            f"CNN teacher, and distillation moves it by {fs - fa:+.3f}. The mixture teachers "
+            f"Why not: the student trained alone is {gap_alone:+.3f} from {best_t} and "
+            f"distillation moves it by {kd_gain:+.3f}, so {cause}. The mixture teachers "
             f"reach {acc:.3f} accuracy on their own training windows with mean top-class "
             f"probability {conf:.3f}, so their soft targets carry little beyond the labels; "
             f"the teacher ensemble scores {_f1(models.get('teacher_ensemble', {})):.3f} on "
-            f"held-out subjects. Settings: {cfg.student.epochs} student epochs, "
+            f"held-out subjects. {_fold_spread(models, (best_s, 'student_alone', best_t))} "
+            f"Settings: {cfg.student.epochs} student epochs, "
             f"alpha={cfg.distill.alpha}, T={cfg.distill.temperature}, 1 in "
             f"{cfg.data.train_stride} training windows."
         )
@@ -1058,6 +1065,22 @@ def _acceptance(
         notes.append(why)
     out["verdict"] = verdict
     return out
+
+
+def _fold_spread(models: Mapping[str, Any], names: Sequence[str]) -> str:
+    """How much the per-fold macro-F1 of ``names`` varies: the noise the gaps stand in."""
+    parts = []
+    for n in names:
+        f1s = [f["macro_f1"] for f in models[n].get("folds", []) if f.get("macro_f1") is not None]
+        if len(f1s) >= 2:
+            parts.append(f"{n} {float(np.std(f1s, ddof=1)):.3f}")
+    if not parts:
+        return ""
+    k = max(len(models[n].get("folds", [])) for n in names)
+    return (
+        f"Per-fold macro-F1 standard deviation over {k} folds: {', '.join(parts)}; one seed's "
+        "differences of a few hundredths are within that noise."
+    )
 
 
 # -- deployment ----------------------------------------------------------------------------
@@ -1268,12 +1291,16 @@ def _importance(
         return {"modality_importance": {}, "patch_importance": {}}
     mods = list(model.config.modalities)
     patches: dict[str, list[torch.Tensor]] = {m: [] for m in mods}
+    shares: dict[str, list[torch.Tensor]] = {m: [] for m in mods}
     for i in range(0, len(X), EVAL_BATCH):
-        pi = model.patch_importance(torch.from_numpy(np.ascontiguousarray(X[i : i + EVAL_BATCH])))
+        xb = torch.from_numpy(np.ascontiguousarray(X[i : i + EVAL_BATCH]))
+        pi, mi = model.patch_importance(xb), model.modality_importance(xb)
         for m in mods:
             patches[m].append(pi[m])
+            shares[m].append(mi[m])
     patch = {m: torch.cat(v).numpy() for m, v in patches.items()}  # name -> (n, P_m)
-    share = {m: p.sum(axis=1) for m, p in patch.items()}  # name -> (n,)
+    # name -> (n,): its patches and its window-level token if any; sums to 1 over modalities
+    share = {m: torch.cat(v).numpy() for m, v in shares.items()}
     by_class = {
         c: {m: float(share[m][y == k].mean()) for m in mods}
         for k, c in enumerate(class_names)
