@@ -792,8 +792,6 @@ class WindowAssembler:
                         f"global normalization needs {m.n_channels} center/scale values",
                         field=f"normalization.{m.name}",
                     )
-                if not all(v > 0 for v in s):
-                    raise ContractError("scale must be positive", field=f"normalization.{m.name}")
         self._margin = {m.name: window_margin_s(contract, m.name) for m in contract.modalities}
         self._n_out = {m.name: contract.samples(m.name) for m in contract.modalities}
         # per-modality normalization (center (C, 1), scale (C, 1), clip) or None: raw units
