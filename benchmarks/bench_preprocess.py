@@ -1,4 +1,4 @@
-"""Benchmark of edge.preprocess: per-window cost on the hub and offline throughput for training.
+"""Benchmark of core.signal: per-window cost on the hub and offline throughput for training.
 
 Scenarios
 - ``wrist_ble``: the wrist contract (BVP 64 Hz, EDA 4, TEMP 4, ACC 32x3; 60 s / 5 s) fed as
@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from edge.contract import (
+from core.contract import (
     WESAD_CHEST_MODALITIES,
     WESAD_WRIST_MODALITIES,
     InputContract,
     Normalization,
 )
-from edge.preprocess import (
+from core.signal import (
     FIR_CUTOFF,
     WindowAssembler,
     compute_calibration,
@@ -193,7 +193,7 @@ def filter_response_png(path: Path) -> list[dict[str, float]]:
     ax.set_ylim(-100, 5)
     ax.set_xlabel("frequency / target rate")
     ax.set_ylabel("gain (dB)")
-    ax.set_title("edge.preprocess anti-aliasing FIR")
+    ax.set_title("core.signal anti-aliasing FIR")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -203,7 +203,7 @@ def filter_response_png(path: Path) -> list[dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        description="Time edge.preprocess: per-window cost of the hub's streaming path (wrist "
+        description="Time core.signal: per-window cost of the hub's streaming path (wrist "
         "contract over BLE-sized chunks) and offline throughput for training (wrist and "
         "700 Hz chest). Writes results.json, results.md and filter_response.png.",
     )
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _markdown(res: dict[str, Any]) -> str:
     lines = [
-        "# edge.preprocess benchmark",
+        "# core.signal benchmark",
         "",
         f"Command: `.venv/bin/python {res['command']}`; python {res['machine']['python']}, "
         f"numpy {res['machine']['numpy']}. Shared 2-core dev VM: treat figures as upper bounds.",

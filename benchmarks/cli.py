@@ -20,12 +20,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
+from core.runs import RunLayout
+
 __all__ = ["build_parser", "main", "run_bench"]
 
 log = logging.getLogger("edge-bench")
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
-DEFAULT_THREADS: Final = (1, 2, 4)  # the thread counts; >cores rows show oversubscription
+DEFAULT_THREADS: Final = (1, 2, 4)  # up to a Pi's 4 cores; rows past this CPU's cores show oversubscription
 QUICK_RUNS: Final = 50  # --quick: enough to exercise every path, not to trust the numbers
 QUICK_WARMUP: Final = 5
 QUICK_LEVELS: Final = (5, 10)
@@ -41,6 +43,7 @@ examples:
   edge-bench render benchmarks/results/x86_64-amd-epyc-2cpu    # redraw bench.md + plots
   edge-bench index benchmarks/results                          # the machines side by side
   edge-bench floor-models                                      # rebuild the matmul models (host)
+  edge-bench rhythms setup && edge-bench rhythms               # actigraphy vs pyActigraphy
 
 What is measured (details in benchmarks/README.md):
   latency     every bundle format (ONNX Runtime / LiteRT+XNNPACK, fp32 / int8) and, with
@@ -306,6 +309,10 @@ def _write(doc: dict[str, Any], out: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] == "rhythms":
+        from benchmarks.rhythms import main as rhythms_main
+
+        return rhythms_main(argv[1:])
     if argv and argv[0] in ("render", "index", "floor-models"):
         name = argv[0]
         sub = _sub_parser(name).parse_args(argv[1:])
@@ -330,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.bundle / "manifest.json").is_file():
         build_parser().error(f"{args.bundle} is not a bundle directory (no manifest.json); "
                              "make one with edge-export RUN --out DIR")
-    if args.run is not None and not (args.run / "student.pt").is_file():
+    if args.run is not None and not RunLayout(args.run).student_checkpoint.is_file():
         build_parser().error(f"{args.run} has no student.pt: is it an edge-train fit output?")
     from benchmarks import machine
 

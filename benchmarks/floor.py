@@ -48,8 +48,8 @@ __all__ = [
 FLOOR_MODELS_DIR: Final = Path(__file__).resolve().parent / "floor_models"
 INDEX_NAME: Final = "index.json"
 # 256 x 256 x 256 = 16.8M MACs: 256 KB of fp32 weights stay in L2 (so the kernel is compute-
-# bound, which is what "peak" means), yet one call is ~0.3 ms here and a few ms on a Pi 4, far
-# above the runtimes' per-call overhead (~10 us) that would otherwise pollute the figure.
+# bound, which is what "peak" means), yet one call lasts far longer than a runtime's per-call
+# overhead (the no-op model measures it), which would otherwise pollute the figure.
 MATMUL_SHAPE: Final = (256, 256, 256)  # (M, K, N): activations (M, K) x weights (K, N)
 NOOP_LENGTH: Final = 64  # the no-op's input size: small, so its time is pure call overhead
 WARMUP_S: Final = 0.2  # XNNPACK packs weights and ORT allocates arenas on the first calls
@@ -101,7 +101,7 @@ class PiCore:
     note: str
 
 
-# Per-core peaks from Arm's software optimization guides, as summarised in MODEL_NOTES.md.
+# Per-core peaks from Arm's software optimization guides for each core.
 PI_CORES: Final = (
     PiCore(
         board="Raspberry Pi 4",

@@ -36,6 +36,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from core.runs import RunLayout
+
 __all__ = [
     "BUNDLE_FORMATS",
     "QUANTILES",
@@ -52,7 +54,7 @@ __all__ = [
 
 BUNDLE_FORMATS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
 TORCH_FORMATS: Final = ("torch_student", "torch_teachers")
-DEFAULT_RUNS: Final = 500  # the issue's minimum; p99 of 500 is the 5th-worst call
+DEFAULT_RUNS: Final = 500  # enough that p99 is the 5th-worst call, not the single worst
 DEFAULT_WARMUP: Final = 50  # past XNNPACK packing, ORT arena growth and CPU frequency ramp-up
 # The quantile curve kept in bench.json for the CDF plot: every percent, not every sample.
 QUANTILES: Final = tuple(range(101))
@@ -165,7 +167,7 @@ def _bundle_runner(spec: LatencySpec, result: LatencyResult) -> tuple[Callable[[
 
 def _torch_runner(spec: LatencySpec, result: LatencyResult) -> tuple[Callable[[np.ndarray], Any], int]:
     assert spec.run is not None
-    run = Path(spec.run)
+    layout = RunLayout(Path(spec.run))
     t0 = time.perf_counter()
     import torch
 
@@ -182,15 +184,15 @@ def _torch_runner(spec: LatencySpec, result: LatencyResult) -> tuple[Callable[[n
     if spec.format == "torch_student":
         from export.run import build_student
 
-        paths = [run / "student.pt"]
+        paths = [layout.student_checkpoint]
         ckpts = [torch.load(paths[0], map_location="cpu", weights_only=True)]
         models = [build_student(ckpts[0])]
     else:
         from train.models import build_teacher
 
-        paths = sorted((run / "teachers").glob("*.pt"))
+        paths = layout.teacher_checkpoints()
         if not paths:
-            raise FileNotFoundError(f"no teacher checkpoints in {run / 'teachers'}")
+            raise FileNotFoundError(f"no teacher checkpoints in {layout.teachers_dir}")
         ckpts = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
         models = []
         for ck in ckpts:
@@ -288,7 +290,7 @@ def measure_in_subprocess(
 
 @dataclass
 class PreprocessResult:
-    """The shared preprocessing (``edge.preprocess.WindowAssembler``) per window."""
+    """The shared preprocessing (``core.signal.WindowAssembler``) per window."""
 
     windows: int
     packet_s: float
@@ -305,8 +307,8 @@ def measure_preprocess(
     """Feed the simulator's synthetic wrist recording (native E4 rates: the hub's real input)
     to a calibrated ``WindowAssembler`` in ``packet_s`` packets per modality, as the daemon
     does, and time it. Modalities the recording lacks are synthesized at the contract rate."""
+    from core.signal import WindowAssembler, compute_calibration
     from edge.bundle import load_bundle
-    from edge.preprocess import WindowAssembler, compute_calibration
 
     contract = load_bundle(bundle_path).contract
     norm_s = contract.normalization.calibration_s if contract.normalization.needs_calibration else 0.0

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA: Final = "wearable-edge-bench/1"  # bump when a field of bench.json changes meaning
 BUNDLE_FORMATS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
-# The issue's acceptance figures (issue 6, "What must hold").
+# The acceptance figures the report judges every run against ("Verdicts" in bench.md).
 TARGETS: Final = {
     "speedup_vs_teachers": 20.0,  # chosen hub format vs PyTorch eager teacher ensemble, per window
     "floor_multiple": 3.0,  # chosen hub format's p50 within 3x of the measured floor
@@ -116,7 +116,7 @@ def choose_hub_format(doc: Mapping[str, Any], threads: int = HUB_THREADS) -> str
 
 
 def evaluate_targets(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The issue's acceptance figures from the document: each with value, target, verdict
+    """The acceptance figures (:data:`TARGETS`) from the document: each with value, target, verdict
     (True / False / None when not measured)."""
     chosen = choose_hub_format(doc)
     out: dict[str, Any] = {"chosen_format": chosen, "threads": HUB_THREADS}
@@ -222,7 +222,7 @@ def write_markdown(doc: Mapping[str, Any], path: str | Path) -> None:
         f"(train/macs.py: matmuls and convolutions); manifest recommends `{b.get('recommended')}`",
         f"- PyTorch models from: {doc.get('run') or 'not given (--run RUN): no PyTorch rows'}",
         "",
-        "## Verdicts (issue 6)", "",
+        "## Verdicts", "",
     ]
     s, fl, cap = t["speedup_vs_teachers"], t["floor_multiple"], t["capacity"]
     lines += _table(
@@ -292,7 +292,7 @@ def write_markdown(doc: Mapping[str, Any], path: str | Path) -> None:
     if pre:
         c = pre["cut_ms"]
         lines += ["", "## Shared preprocessing per window", "",
-                  f"`edge.preprocess.WindowAssembler` fed {pre['source']} in {pre['packet_s']} s "
+                  f"`core.signal.WindowAssembler` fed {pre['source']} in {pre['packet_s']} s "
                   f"packets; {pre['windows']} windows ({pre['invalid']} invalid).", ""]
         lines += _table(["cut p50", "cut p99", "cut max", "push per window", "total per window (mean)"],
                         [[c["p50"], c["p99"], c["max"], pre["push_ms_per_window"],

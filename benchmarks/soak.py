@@ -47,7 +47,9 @@ from typing import Any, Final
 __all__ = ["RSS_GROWTH_MAX", "WARMUP_FRACTION", "main", "run_soak", "verdicts"]
 
 REPO: Final = Path(__file__).resolve().parents[1]
-RSS_GROWTH_MAX: Final = 0.05  # the issue's bound: memory within 5 % after warm-up
+# memory growth allowed after warm-up: the caches have filled by then, and a leak of a few
+# bytes per packet exceeds this over a day of three wearables' data
+RSS_GROWTH_MAX: Final = 0.05
 WARMUP_FRACTION: Final = 0.2  # caches and reservoirs fill in the first fifth of the run
 RECORDING_S: Final = 1800.0  # each wearable loops a 30 min synthetic recording
 END_SLACK_S: Final = 1e-3  # far below a sample period, far above float rounding of hub time
@@ -80,25 +82,26 @@ def child(spec: dict[str, Any]) -> int:
     """Run the daemon for ``spec`` (written by the parent); summary to ``spec['summary']``."""
     import logging
 
-    from edge.cli import _clean, _setup_logging
     from edge.config import DaemonConfig, apply_overrides
     from edge.daemon import open_daemon
+    from edge.health import summary_json
     from edge.sources.sim import SimSource
+    from edge.ui import setup_logging
     from firmware_bridge.sim.synthetic import synthetic_recording
 
     cfg = apply_overrides(DaemonConfig(), spec["config"])
-    _setup_logging(cfg.log_level)
-    daemon = open_daemon(cfg)
+    setup_logging(cfg.log_level)
     wearable = _bounded_wearable_class()
     recording = synthetic_recording(RECORDING_S, seed=spec["seed"])
     wearables = [wearable(recording, device_id=f"sim-{i}", speed=cfg.speed, loop_forever=True,
                           t0_device_us=1_000_000 + i * 7_000_000, data_s=spec["data_s"])
                  for i in range(spec["devices"])]
-    daemon.source = SimSource(wearables, class_names=daemon.bundle.class_names)
+    daemon = open_daemon(cfg, make_source=lambda bundle: SimSource(
+        wearables, class_names=bundle.class_names))
     logging.getLogger("benchmarks.soak").info("soak child: %d wearables x %.0f s of data",
                                               len(wearables), spec["data_s"])
     summary = asyncio.run(daemon.run())
-    Path(spec["summary"]).write_text(json.dumps(_clean(summary), indent=1, default=str))
+    Path(spec["summary"]).write_text(summary_json(summary))
     return 0
 
 
@@ -308,16 +311,17 @@ def _plot(r: dict[str, Any], path: Path) -> None:
 def _progress(enabled: bool, total: float) -> Any:
     if not enabled:
         return None
-    from tqdm import tqdm
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    bar = tqdm(total=round(total), unit="data-s", desc="soak", dynamic_ncols=True)
+    bar = Progress("soak (data-s)", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    task = bar.add_task("soak", total=round(total))
+    bar.start()
 
     def update(value: float | None) -> None:
         if value is None:
-            bar.close()
+            bar.stop()
             return
-        bar.n = min(round(value), bar.total)
-        bar.refresh()
+        bar.update(task, completed=min(round(value), round(total)))
 
     return update
 

@@ -38,7 +38,7 @@ bundle must carry a ``manifest.sig`` made by one of them; ``require_signature=Tr
 without keys is refused (nothing to verify against). Verification needs the
 ``cryptography`` package (extra ``signing``), imported only when a signature is checked.
 
-Only the stdlib (and edge.contract): the daemon loads a bundle before it picks an engine.
+Only the stdlib (and core.contract): the daemon loads a bundle before it picks an engine.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from edge.contract import InputContract
-from edge.errors import BundleError, ContractError
+from core.contract import InputContract
+from core.errors import ContractError
+from edge.errors import BundleError
 
 try:  # tarfile lets the decompressors' own errors through for a corrupt .tar.gz/.bz2/.xz
     from lzma import LZMAError

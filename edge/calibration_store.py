@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from edge.contract import InputContract
-from edge.errors import CalibrationError
+from core.contract import InputContract
+from core.errors import CalibrationError
 
 if TYPE_CHECKING:
-    from edge.preprocess import Calibration
+    from core.signal import Calibration
 
 __all__ = ["CalibrationStore", "contract_fingerprint"]
 
@@ -58,7 +58,7 @@ class CalibrationStore:
 
     def load(self, resident: str, contract: InputContract) -> Calibration | None:
         """The stored baseline of ``resident`` for this contract, or None (logged why)."""
-        from edge.preprocess import Calibration
+        from core.signal import Calibration
 
         path = self.path_for(resident)
         try:

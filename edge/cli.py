@@ -8,6 +8,9 @@ Every option is also a key of the ``--config`` TOML file (``--port`` is ``serial
 the others have the same name with ``_`` for ``-``); the command line wins. Exit status:
 0 done, 1 the daemon could not start or failed (the message says why), 2 a usage or
 configuration error.
+
+The CLI owns the process, so it owns the signals: SIGTERM or SIGINT asks the daemon to stop
+(drain, flush); a second one stops waiting for the drain.
 """
 
 # ruff: noqa: T201 - a command line prints its results and errors (library code logs)
@@ -15,16 +18,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import logging
-import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
+from core.errors import ConfigError, WearableEdgeError
 from edge.config import BACKENDS, DEVICES, PRECISIONS, DaemonConfig, apply_overrides, load_config
-from edge.errors import ConfigError, EdgeError
+
+if TYPE_CHECKING:
+    from edge.daemon import Daemon
 
 __all__ = ["CLI_TO_CONFIG", "build_parser", "main"]
 
@@ -207,40 +213,6 @@ def _config_from_args(args: argparse.Namespace) -> DaemonConfig:
     return apply_overrides(cfg, overrides)
 
 
-def _setup_logging(level: str, console: Any = None) -> None:
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    handler: logging.Handler
-    if console is not None:
-        from rich.logging import RichHandler
-
-        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return str(o)
-
-
-def _clean(o: Any) -> Any:
-    """NaN/inf -> None so the summary is strict JSON."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    return o
-
-
 def _write_private(path: str, text: str) -> None:
     """Write ``text`` to ``path`` owner-only (0600), like every file the daemon creates: the
     summary counts a resident's states."""
@@ -250,24 +222,61 @@ def _write_private(path: str, text: str) -> None:
         f.write(text)
 
 
+def _stop_on_signals(daemon: Daemon) -> Callable[[], None]:
+    """SIGTERM/SIGINT on the running loop: the first asks ``daemon`` to stop (drain, flush),
+    a later one stops waiting for the drain. Returns the function that removes them."""
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            log.warning("second %s: not waiting for the drain any longer", sig.name)
+            daemon.hurry()
+            return
+        daemon.request_stop(f"{sig.name} received")
+
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in stop_signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+    def remove() -> None:
+        for sig in stop_signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def _serve(daemon: Daemon) -> dict[str, Any]:
+    remove_handlers = _stop_on_signals(daemon)
+    try:
+        return await daemon.run()
+    finally:
+        remove_handlers()
+
+
 def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
     from edge.daemon import open_daemon
-    from edge.status import StatusLine, format_summary
+    from edge.health import summary_json
+    from edge.ui import StatusLine, format_summary, setup_logging
 
     status_on = StatusLine.wanted(cfg.health.status_line, json_on_stdout=cfg.json)
     status = StatusLine(enabled=status_on)
-    _setup_logging(cfg.log_level, status.console if status_on else None)
+    setup_logging(cfg.log_level, status.console if status_on else None)
     try:
-        daemon = open_daemon(cfg, status=status, calibrate=calibrate)
-    except EdgeError as e:
+        daemon = open_daemon(cfg, status=status if status_on else None, calibrate=calibrate)
+    except WearableEdgeError as e:
         print(f"edge-daemon: cannot start: {e}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
     except OSError as e:
         print(f"edge-daemon: cannot start: {e}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        summary = asyncio.run(daemon.run())
-    except EdgeError as e:
+        summary = asyncio.run(_serve(daemon))
+    except WearableEdgeError as e:
         print(f"edge-daemon: failed: {e}", file=sys.stderr)
         return EXIT_FAILED
     text = format_summary(summary)
@@ -276,8 +285,7 @@ def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
     else:
         print(text, file=sys.stderr if cfg.json else sys.stdout, flush=True)
     if cfg.summary_json:
-        _write_private(cfg.summary_json, json.dumps(_clean(summary), indent=1,
-                                                    default=_json_default))
+        _write_private(cfg.summary_json, summary_json(summary))
     if calibrate:
         done = summary.get("events", {}).get("calibrated", 0)
         if not done:
@@ -288,9 +296,11 @@ def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
 
 
 def _scan(args: argparse.Namespace, cfg: DaemonConfig) -> int:
-    _setup_logging(cfg.log_level)
+    from edge.ui import format_scan_results, setup_logging
+
+    setup_logging(cfg.log_level)
     try:
-        from edge.sources.ble import format_scan_results, scan
+        from edge.sources.ble import scan
     except ImportError as e:
         print(f"edge-daemon: BLE support is not installed ({e})", file=sys.stderr)
         return EXIT_FAILED
@@ -298,7 +308,7 @@ def _scan(args: argparse.Namespace, cfg: DaemonConfig) -> int:
         results = asyncio.run(scan(args.timeout, service_uuids=cfg.ble.service_uuids,
                                    adapter=args.adapter or cfg.ble.adapter or None,
                                    supported_only=not args.all))
-    except EdgeError as e:
+    except WearableEdgeError as e:
         print(f"edge-daemon: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(format_scan_results(results))

@@ -1,42 +1,54 @@
 """The daemon's configuration: typed dataclasses, read from TOML and the command line.
 
+The source sections (``serial``, ``ble``, ``sim``, ``replay``) are the sources' own typed
+options, defined beside each source; the rest are defined here.
+
 Every command-line option has a TOML key (``--port`` is ``serial.port``, the rest are
 top-level keys of the same name), so a hub can be configured by one file under
 ``/etc/wearable-edge/`` and the command line only overrides. The whole configuration is
-validated at start: a wrong value raises :class:`~edge.errors.ConfigError` whose ``key`` is
+validated at start: a wrong value raises :class:`~core.errors.ConfigError` whose ``key`` is
 the dotted TOML path (``decisions.ema_alpha``), so the user knows which line to fix.
 
-Precedence: defaults < ``--config FILE.toml`` < command-line flags.
+Precedence: defaults < ``--config FILE.toml`` < command-line flags. Reading, layering and
+type checks are the kernel's one config engine (:mod:`core.config`), shared with training;
+this module keeps the dataclasses and the hub's own rules (each section's ``validate()``).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, get_args, get_origin
+from typing import Any, Final
 
-from edge.errors import ConfigError
+from core import config as engine
+from core.config import require_choice as _choice
+from core.config import require_non_negative as _non_negative
+from core.config import require_positive as _positive
+from core.errors import ConfigError
+from edge.sources.options import (
+    SIM_DEVICES_LIMIT,
+    BleOptions,
+    ReplayOptions,
+    SerialOptions,
+    SimOptions,
+)
 
 __all__ = [
     "BACKENDS",
     "DEVICES",
     "PRECISIONS",
     "SIM_DEVICES_LIMIT",
-    "BleConfig",
+    "BleOptions",
     "CalibrationConfig",
     "DaemonConfig",
     "DecisionConfig",
     "HealthConfig",
     "InferenceConfig",
-    "ReplayConfig",
-    "SerialConfig",
-    "SimConfig",
+    "ReplayOptions",
+    "SerialOptions",
+    "SimOptions",
     "SinkConfig",
     "apply_overrides",
     "default_state_dir",
@@ -48,9 +60,6 @@ BACKENDS: Final = ("auto", "tflite", "onnx")  # "auto" measures the bundle's for
 PRECISIONS: Final = ("auto", "int8", "fp32")  # "auto": whatever the bundle recommends / is fastest
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 STATUS_MODES: Final = ("auto", "on", "off")  # "auto": a live line only when stdout is a TTY
-# the largest sim.max_devices accepted: each simulated wearable costs a hub about what a real
-# one does (~0.4 MB, ~0.15 % of an x86 core measured), so beyond this a run measures swapping
-SIM_DEVICES_LIMIT: Final = 10_000
 
 
 def default_state_dir() -> Path:
@@ -65,112 +74,6 @@ def default_state_dir() -> Path:
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "state"
     return base / "wearable-edge"
-
-
-@dataclass
-class SerialConfig:
-    port: str = "/dev/ttyUSB0"  # the usual name of a USB-serial adapter on Linux
-    baud: int = 115200  # the most common UART default; the bridge protocol needs ~20 kB/s at most
-    reopen_interval_s: float = 1.0  # retry period while the port is gone (USB unplugged)
-    read_size: int = 4096  # bytes per read; one pty/USB buffer
-
-    def validate(self, key: str) -> None:
-        if not self.port:
-            raise ConfigError("needs a serial port path such as /dev/ttyUSB0", key=f"{key}.port")
-        _positive(self.baud, f"{key}.baud")
-        _positive(self.reopen_interval_s, f"{key}.reopen_interval_s")
-        _positive(self.read_size, f"{key}.read_size")
-
-
-@dataclass
-class BleConfig:
-    # addresses ("AA:BB:CC:DD:EE:FF") or advertised names to connect to; empty = every
-    # advertiser of `service_uuids`
-    devices: list[str] = field(default_factory=list)
-    # service UUIDs that identify a wearable worth connecting to; empty = the project's GATT
-    # service and the standard Heart Rate service
-    service_uuids: list[str] = field(default_factory=list)
-    scan_timeout_s: float = 10.0  # one discovery pass; BlueZ's own default is 10 s too
-    reconnect_min_s: float = 1.0  # first back-off after a disconnect
-    reconnect_max_s: float = 60.0  # back-off ceiling: a resident out of range for hours costs ~nothing
-    max_devices: int = 8  # wearables matched by name/service; a Pi's controller holds ~5-10 links
-    adapter: str = ""  # "hci0"; empty = BlueZ's default adapter
-
-    def validate(self, key: str) -> None:
-        _positive(self.scan_timeout_s, f"{key}.scan_timeout_s")
-        _positive(self.reconnect_min_s, f"{key}.reconnect_min_s")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ConfigError("must be >= reconnect_min_s", key=f"{key}.reconnect_max_s")
-        if not 1 <= self.max_devices <= 64:
-            raise ConfigError("must be between 1 and 64", key=f"{key}.max_devices")
-
-
-@dataclass
-class SimConfig:
-    # a recording (.npz ours or WESAD .pkl) the simulated wearable plays; empty = the demo
-    # recording shipped with the demo bundle
-    recording: str = ""
-    devices: int = 1  # simulated wearables, each its own device and resident
-    # the most `devices` accepted: a guard against a typo (--sim-devices 1000) on a hub, 8x
-    # the BLE links a Pi's controller holds; capacity benchmarks raise it (<= 10000)
-    max_devices: int = 64
-    # start wearable i after hop * i / N of data time: real wearables are switched on at
-    # random times, so their windows complete spread over a hop; unstaggered, all N windows
-    # are cut in the same instant, a burst that no hub sees and that inflates the p99
-    stagger: bool = True
-    seed: int = 0  # the simulator's noise and fault schedule
-    # simulator fault switches, the fields of firmware_bridge.sim.Faults (drop = 0.01,
-    # disconnect_at_s = [120.0], clock_drift_ppm = 50, contact_lost_at_s = 300, ...)
-    faults: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self, key: str) -> None:
-        if not 1 <= self.max_devices <= SIM_DEVICES_LIMIT:
-            raise ConfigError(f"must be between 1 and {SIM_DEVICES_LIMIT}",
-                              key=f"{key}.max_devices")
-        if not 1 <= self.devices <= self.max_devices:
-            raise ConfigError(f"must be between 1 and {key}.max_devices ({self.max_devices}); "
-                              f"raise {key}.max_devices for a larger simulation",
-                              key=f"{key}.devices")
-        for name, value in self.faults.items():
-            values = value if isinstance(value, list) else [value]
-            for v in values:
-                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                    raise ConfigError("must be a finite number (or a list of them)",
-                                      key=f"{key}.faults.{name}")
-        if self.faults:
-            self.make_faults(key)
-
-    def make_faults(self, key: str = "sim") -> Any:
-        """The simulator's ``Faults`` from ``faults``; ConfigError naming a bad switch."""
-        from firmware_bridge.errors import SimulatorError
-        from firmware_bridge.sim import Faults
-
-        known = {f.name for f in fields(Faults)}
-        kwargs: dict[str, Any] = {"seed": self.seed}
-        for name, value in self.faults.items():
-            if name not in known:
-                raise ConfigError(f"unknown fault (known: {', '.join(sorted(known))})",
-                                  key=f"{key}.faults.{name}")
-            if name in ("stall_at_s", "disconnect_at_s"):  # lists of times
-                value = tuple(float(v) for v in (value if isinstance(value, list) else [value]))
-            elif isinstance(value, list):
-                raise ConfigError("must be a single number", key=f"{key}.faults.{name}")
-            elif name in ("seed", "clock_jump_us"):
-                value = int(value)
-            try:
-                Faults(**{name: value})
-            except (SimulatorError, TypeError, ValueError) as e:
-                raise ConfigError(str(e), key=f"{key}.faults.{name}") from None
-            kwargs[name] = value
-        return Faults(**kwargs)
-
-
-@dataclass
-class ReplayConfig:
-    file: str = ""  # a WESAD S*.pkl, our .npz recording, or a frame file made by --record-raw
-
-    def validate(self, key: str) -> None:
-        pass  # a missing file is a usage error raised when the replay device is chosen
 
 
 @dataclass
@@ -289,10 +192,10 @@ class DaemonConfig:
     residents: dict[str, str] = field(default_factory=dict)
     trusted_keys: list[str] = field(default_factory=list)  # Ed25519 public keys for bundles
     summary_json: str = ""  # also write the end-of-run summary here as JSON (benchmarks read it)
-    serial: SerialConfig = field(default_factory=SerialConfig)
-    ble: BleConfig = field(default_factory=BleConfig)
-    sim: SimConfig = field(default_factory=SimConfig)
-    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    serial: SerialOptions = field(default_factory=SerialOptions)
+    ble: BleOptions = field(default_factory=BleOptions)
+    sim: SimOptions = field(default_factory=SimOptions)
+    replay: ReplayOptions = field(default_factory=ReplayOptions)
     decisions: DecisionConfig = field(default_factory=DecisionConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     sinks: SinkConfig = field(default_factory=SinkConfig)
@@ -338,21 +241,7 @@ class DaemonConfig:
 
 def load_config(path: str | os.PathLike[str] | None = None) -> DaemonConfig:
     """Defaults, updated from the TOML file at ``path`` (if any); validated."""
-    cfg = DaemonConfig()
-    if path is None:
-        return cfg.validate()
-    p = Path(path)
-    try:
-        with p.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"file {p} does not exist", key="config") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read {p}: {e.strerror}", key="config") from None
-    # tomllib decodes the bytes itself (UnicodeDecodeError) and recurses per nesting level
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise ConfigError(f"{p} is not valid TOML: {e}", key="config") from None
-    return _merge(cfg, data, "").validate()
+    return engine.load(DaemonConfig, *(() if path is None else (path,))).validate()
 
 
 def apply_overrides(cfg: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonConfig:
@@ -360,95 +249,4 @@ def apply_overrides(cfg: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonCo
 
     ``None`` values are ignored, so an argparse namespace can be passed as is.
     """
-    nested: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        parts = dotted.split(".")
-        d = nested
-        for p in parts[:-1]:
-            d = d.setdefault(p, {})
-            if not isinstance(d, dict):  # {"health": False, "health.interval_s": 5}
-                raise ConfigError("is given both as a value and as a table", key=dotted)
-        d[parts[-1]] = value
-    return _merge(cfg, nested, "").validate()
-
-
-# -- typed merge ------------------------------------------------------------------------------
-def _merge(obj: Any, data: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError("must be a table", key=prefix or "config")
-    hints = typing.get_type_hints(type(obj))
-    known = {f.name for f in fields(obj)}
-    changes: dict[str, Any] = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if name not in known:
-            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", key=key)
-        current = getattr(obj, name)
-        if is_dataclass(current):
-            changes[name] = _merge(current, value, key)
-        else:
-            changes[name] = _coerce(value, hints[name], key)
-    return replace(obj, **changes)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    if tp is Any:
-        return value  # checked by the owning section's validate()
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None and len(args) < len(get_args(tp)):
-            return None
-        return _coerce(value, args[0], key)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ConfigError(f"{value!r} is not one of {get_args(tp)}", key=key)
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{value!r} is not true/false", key=key)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{value!r} is not an integer", key=key)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{value!r} is not a number", key=key)
-        if not math.isfinite(value):
-            raise ConfigError(f"{value!r} is not finite", key=key)
-        return float(value)
-    if tp is str:
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str):
-            raise ConfigError(f"{value!r} is not a string", key=key)
-        return value
-    if origin is list:
-        (item_tp,) = get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{value!r} is not a list", key=key)
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        k_tp, v_tp = get_args(tp)
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{value!r} is not a table", key=key)
-        return {_coerce(k, k_tp, key): _coerce(v, v_tp, f"{key}.{k}") for k, v in value.items()}
-    raise ConfigError(f"unsupported type {tp!r}", key=key)  # pragma: no cover - a schema bug
-
-
-def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", key=key)
-
-
-def _positive(value: float, key: str) -> None:
-    if not value > 0:
-        raise ConfigError(f"{value!r} must be > 0", key=key)
-
-
-def _non_negative(value: float, key: str) -> None:
-    if not value >= 0:
-        raise ConfigError(f"{value!r} must be >= 0", key=key)
+    return engine.apply_overrides(cfg, overrides).validate()

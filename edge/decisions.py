@@ -38,6 +38,7 @@ __all__ = [
     "DecisionLogic",
     "DeviceEvents",
     "Event",
+    "Wearer",
     "softmax",
 ]
 
@@ -62,6 +63,19 @@ BATTERY_REARM_PCT: Final = 5.0
 # the EMA restarts after this much data time without a valid window: by then the old average
 # says more about the past than about the person now (4x the default 30 s dwell)
 RESET_AFTER_S: Final = 120.0
+
+
+@dataclass(slots=True)
+class Wearer:
+    """Who one device's records are about: its device key and the resident wearing it.
+
+    One object per device, shared by reference: the device's ingest names the resident (once
+    the device's HELLO says who it is) and its event tracker and decision logic read it, so
+    every record carries the same resident without copies to keep in sync.
+    """
+
+    device: str
+    resident: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +152,13 @@ class DecisionLogic:
         class_names: Sequence[str],
         cfg: DecisionConfig,
         *,
-        resident: str,
-        device: str,
+        wearer: Wearer,
         model_id: str,
         reset_after_s: float = RESET_AFTER_S,
     ) -> None:
         self.class_names = tuple(class_names)
         self.cfg = cfg
-        self.resident = resident
-        self.device = device
+        self.wearer = wearer
         self.model_id = model_id
         self.reset_after_s = reset_after_s
         # sustained-stress alert only when the model has such a class
@@ -211,8 +223,8 @@ class DecisionLogic:
 
         assert self.state is not None  # set on the first window above
         decision = Decision(
-            resident=self.resident,
-            device=self.device,
+            resident=self.wearer.resident,
+            device=self.wearer.device,
             t=t,
             state=self.state,
             probabilities=dict(zip(self.class_names, map(float, s), strict=True)),
@@ -254,7 +266,7 @@ class DecisionLogic:
         )
 
     def _event(self, t: float, kind: str, detail: dict[str, Any]) -> Event:
-        return Event(self.resident, self.device, t, kind, detail)
+        return Event(self.wearer.resident, self.wearer.device, t, kind, detail)
 
 
 class DeviceEvents:
@@ -264,10 +276,9 @@ class DeviceEvents:
     reported when it starts and when it ends, never once per packet.
     """
 
-    def __init__(self, cfg: DecisionConfig, *, resident: str, device: str) -> None:
+    def __init__(self, cfg: DecisionConfig, *, wearer: Wearer) -> None:
         self.cfg = cfg
-        self.resident = resident
-        self.device = device
+        self.wearer = wearer
         self._contact: bool | None = None
         self._battery_armed = True
         self._connected: bool | None = None
@@ -320,7 +331,7 @@ class DeviceEvents:
         return [self._event(t, "invalid_windows", {"reason": reason})]
 
     def _event(self, t: float, kind: str, detail: dict[str, Any]) -> Event:
-        return Event(self.resident, self.device, t, kind, detail)
+        return Event(self.wearer.resident, self.wearer.device, t, kind, detail)
 
 
 def _rounded(d: dict[str, float]) -> dict[str, float]:

@@ -1,38 +1,24 @@
-"""The hub's exceptions: one base class, structured subclasses.
+"""The hub's exceptions: the hub's branch of the project's one error root.
 
-Every error the hub raises on bad input derives from :class:`EdgeError`, so a caller can
-catch the package's failures without catching programming errors. Subclasses carry the
+Errors of the kernel the hub stands on (contract, calibration, recordings, configuration)
+live in :mod:`core.errors`; the ones only the hub raises live here. Subclasses carry the
 offending item as fields, not only in the message, so logs and tests can inspect them.
 """
 
 from __future__ import annotations
 
+from core.errors import WearableEdgeError
+
 __all__ = [
     "BundleError",
-    "CalibrationError",
-    "ConfigError",
-    "ContractError",
     "EdgeError",
     "EngineError",
-    "RecordingError",
     "SourceError",
 ]
 
 
-class EdgeError(Exception):
-    """Base class of every error raised by :mod:`edge`."""
-
-
-class ContractError(EdgeError):
-    """An input contract (modalities, rates, window, normalization) is malformed or violated."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message if field is None else f"{field}: {message}")
-        self.field = field
-
-
-class CalibrationError(EdgeError):
-    """A per-resident baseline calibration is missing, too short or degenerate."""
+class EdgeError(WearableEdgeError):
+    """Base class of every error only the hub (:mod:`edge`) raises."""
 
 
 class BundleError(EdgeError):
@@ -52,21 +38,5 @@ class EngineError(EdgeError):
     """An inference engine could not be loaded or failed to run."""
 
 
-class ConfigError(EdgeError):
-    """A daemon configuration value is invalid; ``key`` names it (dotted path)."""
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(f"config key {key!r}: {message}")
-        self.key = key
-
-
 class SourceError(EdgeError):
     """A sensor source (ble, serial, sim, replay) failed in a way its caller must handle."""
-
-
-class RecordingError(EdgeError):
-    """A recording file (WESAD pickle, our .npz) is missing or malformed; ``path`` names it."""
-
-    def __init__(self, message: str, *, path: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path

@@ -22,8 +22,8 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from core.errors import WearableEdgeError
 from edge.decisions import softmax
-from edge.errors import EdgeError
 
 __all__ = ["Engine", "InferenceResult", "InferenceWorker", "Job", "LatencyTracker"]
 
@@ -206,7 +206,7 @@ class InferenceWorker:
                 raise ValueError(f"engine returned shape {logits.shape} for a batch of {len(batch)}")
             probs = softmax(logits)  # (B, K)
             error = None
-        except (EdgeError, RuntimeError, ValueError, FloatingPointError) as e:
+        except (WearableEdgeError, RuntimeError, ValueError, FloatingPointError) as e:
             probs = None
             error = f"{type(e).__name__}: {e}"
         t1 = time.monotonic()

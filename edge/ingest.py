@@ -3,17 +3,21 @@
 For every device (a :class:`~edge.sources.base.SourceItem` ``device`` key) a
 :class:`DeviceIngest` keeps:
 
-- what the device said in its HELLO: its sensors, mapped to the model's modalities **by the
-  contract** (a sensor whose ``kind`` is a modality name with the right channel count and
-  unit feeds it; anything else is ignored and counted);
+- who wears it: the device's :class:`~edge.decisions.Wearer`, whose resident it names once
+  the HELLO says which device it is; the device's events and decisions read that one object;
+- what the device said in its HELLO, the one record of its sensors (transports decode
+  without it): each sensor mapped to the model's modalities **by the contract** (a sensor
+  whose ``kind`` is a modality name with the right channel count and unit feeds it;
+  anything else is ignored and counted), and every SAMPLES packet checked against its
+  sensor's announced format and channels;
 - a :class:`~firmware_bridge.timesync.SequenceTracker` (lost, duplicated, reordered packets:
   duplicates are dropped, losses become ``data_gap`` events);
 - a :class:`~firmware_bridge.timesync.ClockMapper` fed by TIME_SYNC, which maps the device
   clock to hub time for the ``t`` of each decision;
-- the shared :class:`~edge.preprocess.WindowAssembler` (the bounded raw buffer) which cuts,
+- the shared :class:`~core.signal.WindowAssembler` (the bounded raw buffer) which cuts,
   validates and normalizes windows exactly as training did;
 - the enrollment of a new resident: the first ``calibration_s`` of data set the baseline
-  (:class:`~edge.preprocess.CalibrationAccumulator`); the raw samples of that period are held
+  (:class:`~core.signal.CalibrationAccumulator`); the raw samples of that period are held
   (bounded) and windowed once the baseline exists, so the first minutes get decisions too,
   and the offline evaluation of the same stream gives the same windows.
 
@@ -35,10 +39,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from edge.contract import InputContract, Modality
-from edge.decisions import DeviceEvents, Event
-from edge.errors import CalibrationError, ContractError
-from edge.preprocess import Calibration, CalibrationAccumulator, Window, WindowAssembler
+from core.contract import InputContract, Modality
+from core.errors import CalibrationError, ContractError
+from core.signal import Calibration, CalibrationAccumulator, Window, WindowAssembler
+from edge.config import DecisionConfig
+from edge.decisions import DeviceEvents, Event, Wearer
 from edge.sources.base import ConnectionEvent, SourceItem
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Event as DeviceEvent
@@ -150,7 +155,7 @@ class DeviceIngest:
         self,
         key: str,
         contract: InputContract,
-        events: DeviceEvents,
+        decisions: DecisionConfig,
         *,
         resolve_resident: Callable[[str, str | None], str],
         load_calibration: Callable[[str], Calibration | None],
@@ -162,13 +167,12 @@ class DeviceIngest:
     ) -> None:
         self.key = key
         self.contract = contract
-        self.events = events
         self._resolve_resident = resolve_resident
         self._load_calibration = load_calibration
         self._save_calibration = save_calibration
         self.enroll = enroll
-        self.resident = resolve_resident(key, None)
-        self.events.resident = self.resident
+        self.wearer = Wearer(key, resolve_resident(key, None))
+        self.events = DeviceEvents(decisions, wearer=self.wearer)
         self.device_id: str | None = None
         self.counters: Counter[str] = Counter()
         self.time = TimeBase(
@@ -260,8 +264,7 @@ class DeviceIngest:
             self._last_seq.clear()
             self._relinked.clear()
         if first:
-            self.resident = self._resolve_resident(self.key, msg.device_id)
-            self.events.resident = self.resident
+            self.wearer.resident = self._resolve_resident(self.key, msg.device_id)
         self._route = {}
         for s in msg.sensors:
             m = self._modality_for(s)
@@ -302,6 +305,12 @@ class DeviceIngest:
         n = msg.count
         if info is None:
             self.counters["samples_before_hello"] += n
+            return
+        got, want = msg.raw.dtype, info.sample_format.dtype
+        same_format = got.kind == want.kind and got.itemsize == want.itemsize
+        if msg.raw.shape[1] != info.channels or not same_format:
+            # not what the HELLO announced for this sensor: its values cannot be read
+            self.counters["samples_format_mismatch"] += n
             return
         t0 = msg.t_device_us * 1e-6
         if n and t0 < self._max_t - CLOCK_REGRESSION_S:
@@ -493,6 +502,11 @@ class DeviceIngest:
         self._lost_reported = lost
 
     # -- reporting ------------------------------------------------------------------------
+    @property
+    def resident(self) -> str:
+        """The resident this device's records are about (its :attr:`wearer`'s)."""
+        return self.wearer.resident
+
     @property
     def data_span_s(self) -> float:
         """Seconds of data (device clock) from this session's window origin to the latest sample."""

@@ -117,8 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from edge.errors import EdgeError
-    from export.errors import ExportError
+    from core.errors import WearableEdgeError
     from export.pipeline import export_run
 
     console = Console(stderr=True)
@@ -135,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = export_run(args.run, args.out, options, step=step)
             if current:
                 progress.update(current[0], completed=1, total=1)
-    except (ExportError, EdgeError) as e:
+    except WearableEdgeError as e:
         console.print(f"[red]edge-export failed:[/red] {e}")
         return 1
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from core.errors import WearableEdgeError
+
 __all__ = ["ExportError"]
 
 
-class ExportError(Exception):
+class ExportError(WearableEdgeError):
     """Export failed. ``path`` names the file involved, ``stage`` the step (e.g. "onnx_int8")."""
 
     def __init__(self, message: str, *, path: str | None = None, stage: str | None = None) -> None:

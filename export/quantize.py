@@ -34,11 +34,11 @@ __all__ = [
 
 CALIB_METHODS: Final = ("minmax", "entropy", "percentile")
 # Not an ONNX op type: names the conv stems' std pooling chain Mul(d, d) -> ReduceMean ->
-# Add(eps) -> Sqrt. Measured on the conv-stem student (final-run, held-out): quantizing it
-# costs 3.4% agreement and 0.12 macro-F1 (the int8 variance, one scale per tensor, rounds
-# the small variances of slow channels to zero and sqrt magnifies that); keeping these 16
-# nodes float brings int8 to 99.5% agreement. Excluding Sqrt alone, the first Conv (input
-# kept float), the stem projections, or LayerNorm/Softmax changed nothing.
+# Add(eps) -> Sqrt. Quantizing it costs the conv-stem student much of its int8 agreement
+# (the int8 variance, one scale per tensor, rounds the small variances of slow channels to
+# zero and sqrt magnifies that); keeping these nodes float recovers it, where excluding
+# Sqrt alone, the first Conv, the stem projections or LayerNorm/Softmax did not
+# (measured: export/RESULTS.md).
 STD_POOL: Final = "StdPool"
 # Transformer ops whose int8 versions most often cost accuracy: LayerNorm (a variance of a
 # few values), Softmax (outputs in [0, 1] squeezed into 256 levels), and the activation.

@@ -1,4 +1,4 @@
-"""Reading a training RUN directory (layout: ``train/checkpoint.py``) for export.
+"""Reading a training RUN directory (layout: ``core.runs.RunLayout``) for export.
 
 ``load_run(path)`` rebuilds the deployable student from ``student.pt`` alone
 (``Student(StudentConfig(**ckpt["model_args"]))``, or the class named by an optional
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.contract import InputContract
+from core.contract import InputContract
+from core.runs import RunLayout
 from export.errors import ExportError
 
 __all__ = ["RunData", "build_student", "load_run"]
@@ -67,7 +68,8 @@ def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 def load_run(path: str | Path) -> RunData:
     run = Path(path)
-    ckpt_path = run / "student.pt"
+    layout = RunLayout(run)
+    ckpt_path = layout.student_checkpoint
     if not ckpt_path.is_file():
         raise ExportError("no student.pt: is this an edge-train fit output?", path=str(ckpt_path), stage="run")
     # weights_only: a checkpoint is dicts, lists, strings and tensors; nothing to execute
@@ -77,16 +79,16 @@ def load_run(path: str | Path) -> RunData:
             raise ExportError(f"checkpoint has no {key!r}", path=str(ckpt_path), stage="run")
     contract = InputContract.from_dict(ckpt["contract"])
     model = build_student(ckpt)
-    calib = _load_npz(run / "windows" / "calib.npz", ("X", "y"))
-    held = _load_npz(run / "windows" / "heldout.npz", ("X", "y"))
-    for name, arr in (("calib.npz", calib["X"]), ("heldout.npz", held["X"])):
+    calib = _load_npz(layout.calib_windows, ("X", "y"))
+    held = _load_npz(layout.heldout_windows, ("X", "y"))
+    for npz_path, arr in ((layout.calib_windows, calib["X"]), (layout.heldout_windows, held["X"])):
         if arr.ndim != 2 or arr.shape[1] != contract.input_length:
             raise ExportError(
                 f"X shape {arr.shape} != (N, {contract.input_length}) of the contract",
-                path=str(run / "windows" / name),
+                path=str(npz_path),
                 stage="run",
             )
-    metrics_path = run / "metrics.json"
+    metrics_path = layout.metrics
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return RunData(
         path=run,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from core.errors import WearableEdgeError
+
 __all__ = [
     "BridgeError",
     "ClockError",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-class BridgeError(Exception):
+class BridgeError(WearableEdgeError):
     """Base class of every error raised by :mod:`firmware_bridge`."""
 
 

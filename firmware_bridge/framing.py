@@ -90,12 +90,12 @@ CRC_SIZE: Final = 2
 MAX_PACKET_LEN: Final = 2048
 # COBS adds one byte per 254 plus the leading code byte.
 MAX_FRAME_LEN: Final = MAX_PACKET_LEN + MAX_PACKET_LEN // 254 + 1
-# Below this many frames in a read, undoing COBS with a Python loop beats the numpy set-up
-# (measured on the simulator's stream: ~0.6 µs a frame either way at ~150 frames, the
-# loop wins at 4 KB reads of ~75 frames, numpy at 64 KB reads: ~0.16 µs a frame).
+# Below this many frames in a read, undoing COBS with a Python loop beats the numpy set-up:
+# numpy's fixed cost per read only pays off over many frames (a serial port's small reads
+# stay on the loop, a frame file's large ones go to numpy; benchmarks/bench_decoder.py).
 _VECTOR_MIN_FRAMES: Final = 128
 # Below this many frames still being chased, a Python loop beats another numpy round: a
-# round is ~8 numpy calls of ~1 µs, one block of the loop ~0.1 µs.
+# round is several numpy calls, each costing many times one block of the loop.
 _CHASE_MIN_FRAMES: Final = 16
 # Frames up to this long hold no full 0xFF block (it needs 254 data bytes + its code), so
 # COBS can be undone in place; longer ones take cobs_decode.
@@ -107,9 +107,9 @@ assert _SAMPLES_KEYED.size == SAMPLES_HEADER_SIZE
 # Bound on cached SAMPLES keys: a device has a handful of sensors; CRC-valid noise must not
 # grow the cache without limit.
 _MAX_FAST_KEYS: Final = 256
-# From this many packets in a read, building per-sensor row views (~1 µs per sensor and
-# byte phase) and slicing them beats one ndarray per packet (~5 % faster at 64 KB reads,
-# ~3 % slower at 4 KB ones).
+# From this many packets in a read, building per-sensor row views (a fixed cost per sensor
+# and byte phase) and slicing them beats one ndarray per packet; below it the fixed cost
+# is not repaid.
 _VIEW_MIN_PACKETS: Final = 128
 _SAMPLES_TYPE: Final = int(MessageType.SAMPLES)
 _HELLO_TYPE: Final = int(MessageType.HELLO)
@@ -443,8 +443,8 @@ class FrameDecoder:
         new = object.__new__
         samples_cls = Samples
         # With enough packets, ``raw`` is a slice of a (rows, channels) view of the whole
-        # buffer made once per sensor and byte phase (~0.15 µs) instead of a new ndarray
-        # on the buffer (~0.4 µs); ``rows`` overlaps with a row stride of one item.
+        # buffer made once per sensor and byte phase (slicing costs less than building a
+        # new ndarray on the buffer); ``rows`` overlaps with a row stride of one item.
         views: dict[bytes, list[np.ndarray]] | None = (
             {} if len(starts) >= _VIEW_MIN_PACKETS else None
         )
@@ -469,7 +469,7 @@ class FrameDecoder:
                         i = off >> shift  # the row of ``phases[off % itemsize]`` at off
                         raw = phases[off & mask][i : i + count * ch : ch]
                     msg = new(samples_cls)
-                    d = msg.__dict__  # Samples._from_wire, inlined: a call costs ~0.1 µs
+                    d = msg.__dict__  # Samples._from_wire, inlined: a call per packet shows
                     d["sensor_id"] = sid
                     d["seq"] = seq
                     d["t_device_us"] = t_us

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import struct
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -42,7 +41,7 @@ from firmware_bridge.errors import (
     TruncatedError,
 )
 from firmware_bridge.framing import MAX_PACKET_LEN, decode_packet
-from firmware_bridge.protocol import Hello, Message, SensorInfo
+from firmware_bridge.protocol import Message
 
 __all__ = [
     "BATTERY_LEVEL_UUID",
@@ -448,24 +447,23 @@ class NotificationDecoder:
 
     ``stats`` holds the :class:`Reassembler` counters plus, for rejected packets, their
     :attr:`ProtocolError.reason` (``crc``, ``truncated``, ``unknown_type`` ...), and
-    ``messages`` decoded. ``sensors`` follows the last HELLO.
+    ``messages`` decoded. It lives for one connection and keeps no record of the device's
+    HELLO: whoever reads the messages owns what the device announced and checks SAMPLES
+    packets against it, across connections.
     """
 
-    def __init__(self, sensors: Mapping[int, SensorInfo] | None = None) -> None:
+    def __init__(self) -> None:
         self.reassembler = Reassembler()
         self.stats = self.reassembler.stats
-        self.sensors: dict[int, SensorInfo] = dict(sensors or {})
 
     def feed(self, fragment: bytes) -> list[Message]:
         packet = self.reassembler.feed(bytes(fragment))
         if packet is None:
             return []
         try:
-            msg = decode_packet(packet, self.sensors)
+            msg = decode_packet(packet)
         except ProtocolError as e:
             self.stats[e.reason] += 1
             return []
-        if isinstance(msg, Hello):
-            self.sensors = msg.sensor_map()
         self.stats["messages"] += 1
         return [msg]

@@ -134,7 +134,7 @@ def _f32(x: float) -> float:
 class SensorInfo:
     """One sensor as the device describes it in HELLO.
 
-    ``kind`` uses the modality names of :mod:`edge.contract` (``bvp``, ``eda``, ``temp``,
+    ``kind`` uses the modality names of :mod:`core.contract` (``bvp``, ``eda``, ``temp``,
     ``acc``, ``hr``, ``rr``, ``ecg``, ``resp`` ...). Physical value = ``raw * scale +
     offset`` in ``unit``. ``rate_hz``, ``scale`` and ``offset`` are float32 on the wire and
     are rounded to float32 on construction.

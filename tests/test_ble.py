@@ -1,4 +1,4 @@
-"""edge.sources.ble: options, backoff, standard-profile translation, scan output (no bus).
+"""edge.sources.ble: options, backoff, standard-profile translation, scan table (no bus).
 
 The end-to-end tests through the real bleak client against the BlueZ stand-in are in
 ``tests/test_ble_e2e.py``.
@@ -12,17 +12,18 @@ import random
 import numpy as np
 import pytest
 
-from edge.errors import SourceError
+from core.errors import ConfigError
 from edge.sources.ble import (
     HR_SENSOR_ID,
     RR_SENSOR_ID,
     TEMP_SENSOR_ID,
     BleOptions,
+    BleSource,
     DiscoveredWearable,
     StandardProfileTranslator,
     backoff_delay,
-    format_scan_results,
 )
+from edge.ui import format_scan_results
 from firmware_bridge import gatt
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.protocol import Event, EventKind, Hello, Samples, TimeSync
@@ -40,24 +41,28 @@ def test_backoff_grows_exponentially_to_the_ceiling_with_bounded_jitter() -> Non
 
 
 def test_options_validate_and_split_devices() -> None:
-    opts = BleOptions.from_devices(["aa:bb:cc:dd:ee:01", "HRM-Strap"], scan_timeout_s=3.0)
+    opts = BleOptions(devices=["aa:bb:cc:dd:ee:01", "HRM-Strap"], scan_timeout_s=3.0)
+    opts.validate()
     assert opts.addresses == ("AA:BB:CC:DD:EE:01",)
     assert opts.names == ("HRM-Strap",)
     assert opts.match_services == ()  # explicit devices: no catch-all service match
     default = BleOptions()
     assert gatt.HEART_RATE_SERVICE_UUID in default.match_services
     assert gatt.WEARABLE_SERVICE_UUID in default.match_services
-    assert BleOptions(service_uuids=("180D",)).match_services == (gatt.HEART_RATE_SERVICE_UUID,)
-    for bad in (
-        {"addresses": ("not-an-address",)},
-        {"scan_timeout_s": 0.0},
-        {"backoff_base_s": 2.0, "backoff_max_s": 1.0},
-        {"backoff_jitter": 1.5},
-        {"max_devices": 0},
-        {"connect_timeout_s": math.nan},
+    assert BleOptions(service_uuids=["180D"]).match_services == (gatt.HEART_RATE_SERVICE_UUID,)
+    for bad, key in (
+        ({"scan_timeout_s": 0.0}, "ble.scan_timeout_s"),
+        ({"reconnect_min_s": 2.0, "reconnect_max_s": 1.0}, "ble.reconnect_max_s"),
+        ({"reconnect_jitter": 1.5}, "ble.reconnect_jitter"),
+        ({"max_devices": 0}, "ble.max_devices"),
+        ({"connect_timeout_s": math.nan}, "ble.connect_timeout_s"),
+        ({"connect_attempts": 0}, "ble.connect_attempts"),
     ):
-        with pytest.raises(SourceError):
-            BleOptions(**bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError) as info:
+            BleOptions(**bad).validate()  # type: ignore[arg-type]
+        assert info.value.key == key
+    with pytest.raises(ConfigError):  # the source checks what it is given
+        BleSource(BleOptions(max_devices=0))
 
 
 def test_strap_translation_hello_samples_contact_battery() -> None:

@@ -51,8 +51,8 @@ TV = "11:22:33:44:55:66"  # advertises nothing we speak
 # Short backoffs and scans so reconnection tests take seconds, not minutes.
 FAST = {
     "scan_timeout_s": 2.0,
-    "backoff_base_s": 0.05,
-    "backoff_max_s": 0.5,
+    "reconnect_min_s": 0.05,
+    "reconnect_max_s": 0.5,
     "connect_attempts": 2,
     "connect_timeout_s": 20.0,
     "seed": 1,
@@ -145,7 +145,7 @@ async def test_strap_notifications_become_samples_and_events(
     bluez: FakeBlueZ, source_factory: Callable[..., BleSource]
 ) -> None:
     strap = bluez.add_peripheral(heart_rate_strap(STRAP, battery=87))
-    source = source_factory(addresses=(STRAP,))
+    source = source_factory(devices=[STRAP])
     await source.start()
     it = aiter(source)
 
@@ -191,7 +191,7 @@ async def test_custom_service_fragments_reassemble_into_the_exact_messages(
     bluez: FakeBlueZ, source_factory: Callable[..., BleSource]
 ) -> None:
     wrist = bluez.add_peripheral(multi_sensor_wearable(WRIST, att_mtu=23))
-    source = source_factory(addresses=(WRIST,))
+    source = source_factory(devices=[WRIST])
     await source.start()
     it = aiter(source)
     (up,) = await take_until(it, is_link(WRIST, True))
@@ -218,7 +218,7 @@ async def test_disconnect_then_the_source_reconnects_by_itself_and_data_resumes(
     bluez: FakeBlueZ, source_factory: Callable[..., BleSource]
 ) -> None:
     strap = bluez.add_peripheral(heart_rate_strap(STRAP))
-    source = source_factory(addresses=(STRAP,))
+    source = source_factory(devices=[STRAP])
     await source.start()
     it = aiter(source)
     await take_until(it, is_link(STRAP, True))
@@ -317,7 +317,7 @@ async def test_match_by_name_connects_only_that_wearable(
 ) -> None:
     bluez.add_peripheral(heart_rate_strap(STRAP, "HRM-Grandpa"))
     other = bluez.add_peripheral(heart_rate_strap(STRAP_2, "HRM-Visitor"))
-    source = source_factory(names=("HRM-Grandpa",))
+    source = source_factory(devices=["HRM-Grandpa"])
     await source.start()
     it = aiter(source)
     up = await take_until(it, lambda i: isinstance(i.message, ConnectionEvent))
@@ -331,7 +331,7 @@ async def test_acquire_notify_path_and_lost_fragments_are_counted_not_fatal(
 ) -> None:
     """use_start_notify=False: bleak takes BlueZ's AcquireNotify socket path instead."""
     wrist = bluez.add_peripheral(multi_sensor_wearable(WRIST, att_mtu=32))
-    source = source_factory(addresses=(WRIST,), use_start_notify=False)
+    source = source_factory(devices=[WRIST], use_start_notify=False)
     await source.start()
     it = aiter(source)
     await take_until(it, is_link(WRIST, True))
@@ -363,7 +363,7 @@ async def test_health_thermometer_indications_become_celsius_samples(
     bluez: FakeBlueZ, source_factory: Callable[..., BleSource]
 ) -> None:
     strap = bluez.add_peripheral(heart_rate_strap(STRAP, thermometer=True))
-    source = source_factory(addresses=(STRAP,))
+    source = source_factory(devices=[STRAP])
     await source.start()
     it = aiter(source)
     items = await take_until(it, lambda i: isinstance(i.message, Hello))
@@ -384,7 +384,7 @@ async def test_stop_announces_the_drop_ends_iteration_and_disconnects(
     bluez: FakeBlueZ, source_factory: Callable[..., BleSource]
 ) -> None:
     strap = bluez.add_peripheral(heart_rate_strap(STRAP))
-    source = source_factory(addresses=(STRAP,))
+    source = source_factory(devices=[STRAP])
     await source.start()
     it = aiter(source)
     await take_until(it, is_link(STRAP, True))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import WearableEdgeError
 from train.config import (
     CONFIG_DIR,
     ConfigError,
@@ -20,7 +21,6 @@ from train.config import (
     load_config,
     parse_variant,
 )
-from train.errors import TrainError
 
 
 def test_default_toml_matches_dataclass_defaults() -> None:
@@ -105,7 +105,7 @@ def test_bad_overrides_name_the_key(override: str, key: str, match: str) -> None
     with pytest.raises(ConfigError, match=match) as e:
         load_config(overrides=[override])
     assert e.value.key == key
-    assert isinstance(e.value, TrainError)
+    assert isinstance(e.value, WearableEdgeError)
 
 
 def test_user_file_layers_and_replaces_groups(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""edge.contract: layout, pack/unpack, validation and (de)serialisation of the input contract."""
+"""core.contract: layout, pack/unpack, validation and (de)serialisation of the input contract."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.contract import (
+from core.contract import (
     ACC_SCALE_G,
     WESAD_CHEST_MODALITIES,
     WESAD_WRIST_MODALITIES,
@@ -17,7 +17,7 @@ from edge.contract import (
     Normalization,
     wesad_normalization,
 )
-from edge.errors import ContractError, EdgeError
+from core.errors import ContractError, WearableEdgeError
 
 CLASSES = ("baseline", "stress", "amusement")
 
@@ -100,7 +100,7 @@ def test_from_dict_names_the_bad_field(change, field) -> None:
     with pytest.raises(ContractError) as e:
         InputContract.from_dict(d)
     assert e.value.field == field
-    assert isinstance(e.value, EdgeError)
+    assert isinstance(e.value, WearableEdgeError)
 
 
 def test_invalid_contracts_are_refused() -> None:

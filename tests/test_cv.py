@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from train.config import ConfigError
+from core.errors import ConfigError
 from train.cv import (
     Fold,
     check_folds,

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.errors import ConfigError
+from core.signal import compute_calibration
 from edge.config import SIM_DEVICES_LIMIT, DaemonConfig, load_config
 from edge.daemon import DecisionTiming, open_daemon
-from edge.decisions import Decision, DeviceEvents
-from edge.errors import ConfigError
+from edge.decisions import Decision
 from edge.ingest import DeviceIngest
-from edge.preprocess import compute_calibration
 from edge.sources.base import SourceItem
-from edge.sources.sim import SimSource, share_wire_samples
+from edge.sources.sim import SimSource
 from firmware_bridge.sim import SimulatedWearable
 from firmware_bridge.sim.synthetic import synthetic_recording
 from tests.fakes.daemon import db_rows, toy_bundle
@@ -45,6 +45,11 @@ def _cfg(tmp_path: Path, **sim: Any) -> DaemonConfig:
     for k, v in sim.items():
         setattr(cfg.sim, k, v)
     return cfg
+
+
+def _sim_source(cfg: DaemonConfig, recording: Any, hop_s: float) -> SimSource:
+    return SimSource.from_options(cfg.sim, speed=cfg.speed, loop_forever=True, hop_s=hop_s,
+                                  recording=recording)
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -72,10 +77,10 @@ def test_sim_device_cap_is_a_validated_config_value(tmp_path: Path) -> None:
 def test_wearables_share_one_read_only_copy_of_the_recording(recording: Any) -> None:
     a = SimulatedWearable(recording, device_id="a")
     b = SimulatedWearable(recording, device_id="b")
-    own = sum(s.raw.nbytes for s in b._sensors)
-    assert share_wire_samples(a, b) == own > 0
-    for sa, sb in zip(a._sensors, b._sensors, strict=True):
-        assert sb.raw is sa.raw and not sa.raw.flags.writeable
+    own = sum(raw.nbytes for raw in b.wire_samples)
+    assert b.share_samples_from(a) == own > 0
+    for ra, rb in zip(a.wire_samples, b.wire_samples, strict=True):
+        assert rb is ra and not ra.flags.writeable
     # sharing changes nothing b sends: same packets as an unshared wearable from the recording
     c = SimulatedWearable(recording, device_id="b")
     for eb, ec in zip(b.timeline(), c.timeline(), strict=False):
@@ -87,18 +92,17 @@ def test_wearables_share_one_read_only_copy_of_the_recording(recording: Any) -> 
             np.testing.assert_array_equal(raw_b, raw_c)
     # another recording: nothing shared
     other = SimulatedWearable(synthetic_recording(120.0, seed=5), device_id="d")
-    assert share_wire_samples(a, other) == 0
-    assert all(so.raw is not sa.raw for so, sa in zip(other._sensors, a._sensors, strict=True))
+    assert other.share_samples_from(a) == 0
+    assert all(ro is not ra for ro, ra in zip(other.wire_samples, a.wire_samples, strict=True))
 
 
-def test_from_config_staggers_starts_over_the_hop_and_shares_samples(tmp_path: Path,
-                                                                      recording: Any) -> None:
-    src = SimSource.from_config(_cfg(tmp_path, devices=4), recording=recording, hop_s=2.0)
+def test_from_options_staggers_starts_over_the_hop_and_shares_samples(tmp_path: Path,
+                                                                       recording: Any) -> None:
+    src = _sim_source(_cfg(tmp_path, devices=4), recording, hop_s=2.0)
     assert src.start_delays_s == [0.0, 0.5, 1.0, 1.5]
     first = src.wearables[0]
-    assert all(w._sensors[0].raw is first._sensors[0].raw for w in src.wearables)
-    off = SimSource.from_config(_cfg(tmp_path, devices=4, stagger=False), recording=recording,
-                                hop_s=2.0)
+    assert all(w.wire_samples[0] is first.wire_samples[0] for w in src.wearables)
+    off = _sim_source(_cfg(tmp_path, devices=4, stagger=False), recording, hop_s=2.0)
     assert off.start_delays_s == [0.0] * 4
     with pytest.raises(ConfigError):
         src.stagger(-1.0)
@@ -107,7 +111,7 @@ def test_from_config_staggers_starts_over_the_hop_and_shares_samples(tmp_path: P
 async def test_staggered_wearables_start_their_clocks_in_turn(tmp_path: Path,
                                                               recording: Any) -> None:
     cfg = _cfg(tmp_path, devices=3)
-    src = SimSource.from_config(cfg, recording=recording, hop_s=3.0)  # 0, 1, 2 s of data
+    src = _sim_source(cfg, recording, hop_s=3.0)  # 0, 1, 2 s of data
     got: dict[str, float] = {}
     await src.start()
     try:
@@ -131,8 +135,7 @@ def _ingest(realtime: bool, recording: Any) -> DeviceIngest:
     contract = toy_contract()
     names = [m.name for m in contract.modalities]
     cal = compute_calibration(recording.streams(names), contract, source="test")
-    return DeviceIngest("sim-0", contract, DeviceEvents(DaemonConfig().decisions, resident="r",
-                                                        device="sim-0"),
+    return DeviceIngest("sim-0", contract, DaemonConfig().decisions,
                         resolve_resident=lambda k, d: "r", load_calibration=lambda r: cal,
                         save_calibration=lambda r, c: None, realtime=realtime)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from edge.config import DaemonConfig, apply_overrides, default_state_dir, load_config
-from edge.errors import ConfigError
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.recording import save_recording
 from edge.bundle import load_bundle
-from edge.recording import save_recording
 from firmware_bridge.sim.synthetic import synthetic_recording
 from tests.fakes.daemon import db_rows, run_cli, toy_bundle
 from tests.fakes.recordings import wesad_dict, write_wesad_pickle

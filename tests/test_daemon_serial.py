@@ -4,7 +4,7 @@ The simulator (firmware_bridge.sim) writes COBS frames into the master side of a
 pair; the daemon, a separate process started like a user would, opens the slave side with
 pyserial. Afterwards the decisions in the database must match an offline evaluation of the
 same windows: the samples the daemon received (its --record-raw file, which must equal the
-simulator's quantized recording), windowed by the offline path of edge.preprocess,
+simulator's quantized recording), windowed by the offline path of core.signal,
 classified by the same engine, smoothed by the same decision logic.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.signal import Stream, compute_calibration, windows_from_streams
 from edge.bundle import load_bundle
 from edge.config import DecisionConfig
-from edge.decisions import DecisionLogic, softmax
+from edge.decisions import DecisionLogic, Wearer, softmax
 from edge.engines import open_engine
-from edge.preprocess import Stream, compute_calibration, windows_from_streams
 from edge.sinks import open_database
 from edge.sources.replay import read_raw_recording
 from firmware_bridge.protocol import Hello, Samples
@@ -160,8 +160,8 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
     stored_raw = np.array([[r["raw"][c] for c in contract.class_names] for r in rows])
     np.testing.assert_allclose(stored_raw, probs, atol=1e-5)
 
-    logic = DecisionLogic(contract.class_names, DecisionConfig(), resident="room-12",
-                          device=port, model_id=b.model_id)
+    logic = DecisionLogic(contract.class_names, DecisionConfig(),
+                          wearer=Wearer(port, "room-12"), model_id=b.model_id)
     offline_states = [
         logic.update(p, t=0.0, window_start=w.start, window_end=w.end, window_index=w.index)[0].state
         for p, w in zip(probs, valid, strict=True)
@@ -183,6 +183,7 @@ async def test_serial_source_reopens_when_the_port_vanishes_and_returns(tmp_path
     """A udev-style link (/dev/serial/by-id/...) to a pty: unplug (the pty closes and the link
     disappears), plug back (a new pty behind the same link): the source reconnects alone."""
     from edge.sources.base import ConnectionEvent
+    from edge.sources.options import SerialOptions
     from edge.sources.serial import SerialSource
     from firmware_bridge.framing import encode_frame
     from firmware_bridge.protocol import Event, EventKind
@@ -190,7 +191,7 @@ async def test_serial_source_reopens_when_the_port_vanishes_and_returns(tmp_path
     link_path = tmp_path / "ttyWEARABLE"
     first = PtyLink()
     link_path.symlink_to(first.open())
-    src = SerialSource(str(link_path), reopen_interval_s=0.05)
+    src = SerialSource(SerialOptions(port=str(link_path), reopen_interval_s=0.05))
     second = PtyLink()
     async with src:
         it = aiter(src)

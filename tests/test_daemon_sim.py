@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.signal import compute_calibration, windows_from_streams
 from edge.bundle import load_bundle
 from edge.decisions import softmax
 from edge.engines import open_engine
-from edge.preprocess import compute_calibration, windows_from_streams
 from tests.fakes.daemon import db_rows, received_streams, run_cli, toy_bundle
 
 pytestmark = pytest.mark.slow
@@ -198,7 +198,7 @@ def test_calibrate_command_records_a_fresh_baseline_and_exits(bundle: Path, tmp_
 
 
 def _other_recording(tmp_path: Path) -> Path:
-    from edge.recording import save_recording
+    from core.recording import save_recording
     from firmware_bridge.sim.synthetic import synthetic_recording
 
     return save_recording(synthetic_recording(200.0, seed=77), tmp_path / "other.npz")

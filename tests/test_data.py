@@ -1,4 +1,4 @@
-"""train.data: WESAD windows via edge.preprocess, label purity, the arrays format, errors."""
+"""train.data: WESAD windows via core.signal, label purity, the arrays format, errors."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.contract import InputContract
-from edge.preprocess import compute_calibration, normalize, windows_from_streams
-from edge.recording import load_wesad_subject
+from core.contract import InputContract
+from core.recording import load_wesad_subject
+from core.signal import compute_calibration, normalize, windows_from_streams
 from tests.fakes.recordings import (
     cached_synth_root,
     malicious_pickle,
@@ -41,7 +41,7 @@ def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fake_ds(fake_root: Path) -> WindowedDataset:
-    return load_wesad(fake_root, modalities=[*WRIST, "c_eda", "resp"], progress=False)
+    return load_wesad(fake_root, modalities=[*WRIST, "c_eda", "resp"])
 
 
 def test_label_purity_keeps_only_90_percent_windows(fake_ds: WindowedDataset) -> None:
@@ -62,7 +62,7 @@ def test_label_purity_keeps_only_90_percent_windows(fake_ds: WindowedDataset) ->
 
 
 def test_windows_equal_edge_preprocess_output(fake_root: Path, fake_ds: WindowedDataset) -> None:
-    # the loader must be a thin shell around edge.preprocess: same calibration, same windows
+    # the loader must be a thin shell around core.signal: same calibration, same windows
     rec = load_wesad_subject(fake_root / "S3" / "S3.pkl")
     contract = fake_ds.contract
     streams = rec.streams(contract.modality_names)
@@ -113,14 +113,14 @@ def test_select(fake_ds: WindowedDataset) -> None:
 
 
 def test_binary_task(fake_root: Path) -> None:
-    ds = load_wesad(fake_root, task="binary", modalities=["eda"], progress=False)
+    ds = load_wesad(fake_root, task="binary", modalities=["eda"])
     assert ds.class_names == ("non_stress", "stress")
     assert ds.class_counts() == {"non_stress": 112, "stress": 16}
 
 
 def test_synthetic_data_set_loads(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = cached_synth_root(tmp_path_factory, n_subjects=3, minutes_scale=0.25)
-    ds = load_wesad(root, modalities=[*WRIST, "c_eda"], progress=False)
+    ds = load_wesad(root, modalities=[*WRIST, "c_eda"])
     assert ds.subjects == ["S2", "S3", "S4"]
     for sid in ds.subjects:
         counts = np.bincount(ds.y[ds.groups == sid], minlength=3)
@@ -138,16 +138,16 @@ def test_synthetic_data_set_loads(tmp_path_factory: pytest.TempPathFactory) -> N
 # -- WESAD errors -----------------------------------------------------------------------------
 def test_missing_root_and_empty_root(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found") as e:
-        load_wesad(tmp_path / "nope", progress=False)
+        load_wesad(tmp_path / "nope")
     assert e.value.path == str(tmp_path / "nope")
     with pytest.raises(DataError, match=r"no subject files S\*/S\*.pkl"):
-        load_wesad(tmp_path, progress=False)
+        load_wesad(tmp_path)
 
 
 def test_subject_dir_without_pickle(tmp_path: Path) -> None:
     (tmp_path / "S4").mkdir()
     with pytest.raises(DataError, match=r"has no S4\.pkl") as e:
-        load_wesad(tmp_path, progress=False)
+        load_wesad(tmp_path)
     assert e.value.path.endswith("S4.pkl")
 
 
@@ -156,7 +156,7 @@ def test_malformed_subject_file_is_named(tmp_path: Path) -> None:
     del d["signal"]["wrist"]["TEMP"]
     p = write_wesad_pickle(tmp_path, d, subject="S5")
     with pytest.raises(DataError, match="missing key signal/wrist/TEMP") as e:
-        load_wesad(tmp_path, progress=False)
+        load_wesad(tmp_path)
     assert e.value.path == str(p) and isinstance(e.value, TrainError)
 
 
@@ -165,22 +165,22 @@ def test_malicious_subject_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "S6").mkdir()
     (tmp_path / "S6" / "S6.pkl").write_bytes(malicious_pickle(f"touch {marker}"))
     with pytest.raises(DataError, match="not allowed"):
-        load_wesad(tmp_path, progress=False)
+        load_wesad(tmp_path)
     assert not marker.exists()
 
 
 def test_too_short_for_calibration(tmp_path: Path) -> None:
     write_wesad_pickle(tmp_path, wesad_dict(((1, 120),)), subject="S7")
     with pytest.raises(DataError, match="S7") as e:
-        load_wesad(tmp_path, modalities=["eda"], progress=False)
+        load_wesad(tmp_path, modalities=["eda"])
     assert "need 300 s" in e.value.reason
 
 
 def test_unknown_task_and_modality(fake_root: Path) -> None:
     with pytest.raises(DataError, match="unknown task"):
-        load_wesad(fake_root, task="4class", progress=False)
+        load_wesad(fake_root, task="4class")
     with pytest.raises(DataError, match="unknown WESAD modalities"):
-        load_wesad(fake_root, modalities=["ppg"], progress=False)
+        load_wesad(fake_root, modalities=["ppg"])
 
 
 # -- arrays ---------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_global_normalization_uses_train_rows_only(tmp_path: Path) -> None:
     x_tr = ds.modalities["signal"][train]
     np.testing.assert_allclose(norm.center["signal"], np.median(x_tr.transpose(1, 0, 2)
                                                                 .reshape(2, -1), axis=1))
-    # the stored transform is edge.preprocess.normalize (what the hub applies)
+    # the stored transform is core.signal.normalize (what the hub applies)
     i = int(np.flatnonzero(~train)[0])
     expected = normalize(ds.modalities["signal"][i], norm.center["signal"], norm.scale["signal"],
                          norm.clip)
@@ -275,8 +275,8 @@ def test_global_normalization_uses_train_rows_only(tmp_path: Path) -> None:
 
 
 def test_workers_give_the_same_result(fake_root: Path) -> None:
-    one = load_wesad(fake_root, modalities=["eda", "bvp"], progress=False)
-    two = load_wesad(fake_root, modalities=["eda", "bvp"], progress=False, workers=2)
+    one = load_wesad(fake_root, modalities=["eda", "bvp"])
+    two = load_wesad(fake_root, modalities=["eda", "bvp"], workers=2)
     for name in ("eda", "bvp"):
         np.testing.assert_array_equal(one.modalities[name], two.modalities[name])
     np.testing.assert_array_equal(one.y, two.y)

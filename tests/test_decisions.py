@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.config import DecisionConfig
-from edge.decisions import DecisionLogic, DeviceEvents, softmax
+from edge.decisions import DecisionLogic, DeviceEvents, Wearer, softmax
 
 CLASSES = ("baseline", "stress", "amusement")
 HOP = 5.0
@@ -16,7 +16,7 @@ HOP = 5.0
 
 def _logic(**cfg: float | str | bool) -> DecisionLogic:
     return DecisionLogic(
-        CLASSES, DecisionConfig(**cfg), resident="r1", device="d1", model_id="m"  # type: ignore[arg-type]
+        CLASSES, DecisionConfig(**cfg), wearer=Wearer("d1", "r1"), model_id="m"  # type: ignore[arg-type]
     )
 
 
@@ -98,7 +98,7 @@ def test_sustained_stress_alert_fires_after_the_configured_time_and_repeats() ->
 
 def test_no_sustained_alert_for_a_model_without_a_stress_class() -> None:
     logic = DecisionLogic(("calm", "tense"), DecisionConfig(ema_alpha=1.0, sustained_stress_s=5),
-                          resident="r", device="d", model_id="m")
+                          wearer=Wearer("d", "r"), model_id="m")
     events = []
     for i in range(20):
         _, ev = logic.update(np.array([0.1, 0.9]), t=i, window_start=i, window_end=60 + i * 5,
@@ -141,7 +141,7 @@ def test_softmax_is_stable_for_large_logits() -> None:
 
 # -- device events ------------------------------------------------------------------------------
 def _events(**cfg: float | bool) -> DeviceEvents:
-    return DeviceEvents(DecisionConfig(**cfg), resident="r1", device="d1")  # type: ignore[arg-type]
+    return DeviceEvents(DecisionConfig(**cfg), wearer=Wearer("d1", "r1"))  # type: ignore[arg-type]
 
 
 def test_contact_events_are_edge_triggered() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core.contract import WESAD_WRIST_MODALITIES
 from edge.bundle import demo_bundle_path, load_bundle
-from edge.contract import WESAD_WRIST_MODALITIES
 
 # The demo wearer is a synthetic subject the model never saw; chance is ~1/3 for three classes
 # and the exported model scores ~0.8 on it, so 0.6 catches a broken model or broken contract.

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.contract import InputContract
 from edge.bundle import load_bundle
-from edge.contract import InputContract
 from export.errors import ExportError
 from export.pipeline import TFLITE_INT8_MAX_BYTES, ExportOptions, best_method, export_run
 from export.quantize import agreement_and_kl, quantize_onnx_int8

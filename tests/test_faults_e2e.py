@@ -13,7 +13,7 @@ three link drops within 2.5 s of data). After each the daemon must still be runn
   fault-free twin of the simulated wearable (the faults act on the link layer only); what
   arrived, from the daemon's ``--record-raw`` file, written before any counting;
 - no decision comes from an invalid window: the same received samples, windowed offline
-  by ``edge.preprocess`` with the baseline the daemon stored, give exactly the decided
+  by ``core.signal`` with the baseline the daemon stored, give exactly the decided
   windows as the valid ones, and the daemon's invalid-window counts by reason equal the
   offline ones.
 
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.signal import Calibration, windows_from_streams
 from edge.bundle import load_bundle
-from edge.preprocess import Calibration, windows_from_streams
 from edge.sources.replay import read_raw_recording
 from firmware_bridge.framing import encode_frame
 from firmware_bridge.protocol import Samples

@@ -1,4 +1,4 @@
-"""train.fit / train.cli: training loops, the arrays path, and the ``--quick`` end-to-end run."""
+"""train.fit / train.cli and the modules fit orchestrates: training loops, the arrays path, and the ``--quick`` end-to-end run."""
 
 from __future__ import annotations
 
@@ -11,20 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from edge.contract import InputContract
+from core.contract import InputContract
+from core.errors import ConfigError
+from train.acceptance import ACCEPT_F1_GAP, acceptance
 from train.cli import main
-from train.config import ConfigError, load_config, parse_variant
-from train.fit import (
-    ACCEPT_F1_GAP,
-    TeacherSpec,
-    _acceptance,
-    _balanced_batches,
-    _lr_lambda,
-    _thin,
-    fit,
-    teacher_specs,
-)
+from train.config import load_config, parse_variant
+from train.fit import fit
+from train.job import thin
+from train.loop import balanced_batches, lr_lambda
 from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig
+from train.plan import TeacherSpec, teacher_specs
 
 WRIST = ["bvp", "eda", "temp", "acc"]
 ALL = [*WRIST, "ecg", "resp", "emg", "c_eda", "c_temp", "c_acc"]
@@ -33,17 +29,17 @@ ALL = [*WRIST, "ecg", "resp", "emg", "c_eda", "c_temp", "c_acc"]
 # -- pieces -------------------------------------------------------------------------------------
 def test_balanced_batches_balance_and_determinism() -> None:
     y = np.array([0] * 900 + [1] * 90 + [2] * 10)
-    draws = np.concatenate(list(_balanced_batches(y, 3, 64, np.random.default_rng(0))))
+    draws = np.concatenate(list(balanced_batches(y, 3, 64, np.random.default_rng(0))))
     assert len(draws) == len(y)  # an epoch has as many draws as windows
     share = np.bincount(y[draws], minlength=3) / len(draws)
     np.testing.assert_allclose(share, [1 / 3] * 3, atol=0.05)
-    again = np.concatenate(list(_balanced_batches(y, 3, 64, np.random.default_rng(0))))
+    again = np.concatenate(list(balanced_batches(y, 3, 64, np.random.default_rng(0))))
     np.testing.assert_array_equal(draws, again)
 
 
 def test_balanced_batches_drop_a_single_trailing_sample() -> None:
     y = np.array([0, 1] * 32 + [0])  # 65 windows, batch 64: the last batch would hold 1
-    sizes = [len(b) for b in _balanced_batches(y, 2, 64, np.random.default_rng(1))]
+    sizes = [len(b) for b in balanced_batches(y, 2, 64, np.random.default_rng(1))]
     assert sizes == [64]
 
 
@@ -51,14 +47,14 @@ def test_thin_keeps_every_kth_window_per_subject_in_time() -> None:
     groups = np.array(["a"] * 6 + ["b"] * 4)
     start = np.array([50, 0, 10, 20, 30, 40, 0, 5, 10, 15], float)
     idx = np.arange(10)
-    kept = _thin(idx, groups, start, 2)
+    kept = thin(idx, groups, start, 2)
     assert sorted(start[kept[groups[kept] == "a"]].tolist()) == [0, 20, 40]
     assert sorted(start[kept[groups[kept] == "b"]].tolist()) == [0, 10]
-    np.testing.assert_array_equal(_thin(idx, groups, start, 1), idx)
+    np.testing.assert_array_equal(thin(idx, groups, start, 1), idx)
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
-    f = _lr_lambda(100)
+    f = lr_lambda(100)
     assert f(0) == pytest.approx(0.1)
     assert f(9) == pytest.approx(1.0)
     assert f(10) == pytest.approx(1.0)
@@ -111,7 +107,7 @@ def test_acceptance_verdicts() -> None:
          "teacher_ensemble": 0.9, "student_alone": 0.70, "student_kd_equal": 0.73,
          "student_kd_ca": 0.74}
     )  # fmt: skip
-    out = _acceptance(good, specs, variants, diag, cfg)
+    out = acceptance(good, specs, variants, diag, cfg)
     assert out["best_wrist_teacher"] == "teacher_eda_temp"  # the chest teacher does not count
     assert out["best_distilled_student"] == "student_kd_ca"
     assert out["within_gap"] and out["beats_alone"]
@@ -120,7 +116,7 @@ def test_acceptance_verdicts() -> None:
     bad = {**good, "student_kd_ca": {"macro_f1": 0.75 - ACCEPT_F1_GAP - 0.01}}
     bad["student_kd_equal"] = {"macro_f1": 0.6}
     bad["student_alone"] = {"macro_f1": 0.72}
-    out = _acceptance(bad, specs, variants, diag, cfg)
+    out = acceptance(bad, specs, variants, diag, cfg)
     assert not out["within_gap"] and not out["beats_alone"]
     assert "NOT met" in out["verdict"] and "Why not" in out["verdict"]
     assert "0.990" in out["notes"][0]  # the reason comes with numbers
@@ -131,7 +127,7 @@ def test_acceptance_verdicts() -> None:
     for name, f1s in (("student_kd_ca", [0.6, 0.8]), ("student_alone", [0.7, 0.8]),
                       ("teacher_eda_temp", [0.7, 0.7])):
         worse[name] = {**worse[name], "folds": [{"macro_f1": v} for v in f1s]}
-    out = _acceptance(worse, specs, variants, diag, cfg)
+    out = acceptance(worse, specs, variants, diag, cfg)
     assert "what distillation does to it" in out["verdict"]
     assert "standard deviation over 2 folds: student_kd_ca 0.141, student_alone 0.071" in out["verdict"]
 

@@ -38,13 +38,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import edge.bundle as bundle_mod
+from core.contract import InputContract, Modality, Normalization
+from core.errors import CalibrationError, ConfigError, ContractError, RecordingError
+from core.recording import load_recording
+from core.signal import Calibration
 from edge.bundle import MANIFEST_NAME, load_bundle
 from edge.calibration_store import CalibrationStore, contract_fingerprint
 from edge.config import DaemonConfig, apply_overrides, load_config
-from edge.contract import InputContract, Modality, Normalization
-from edge.errors import BundleError, CalibrationError, ConfigError, ContractError, RecordingError
-from edge.preprocess import Calibration
-from edge.recording import load_recording
+from edge.errors import BundleError
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.framing import (
     MAX_FRAME_LEN,
@@ -379,16 +380,14 @@ def test_notification_decoder_counts_garbage_then_resynchronises(
     assert all(count >= 0 for count in dec.stats.values())
     # after any garbage, well-formed notifications decode again: nothing is stuck
     frag = Fragmenter(att_payload)
-    sensors = dict(dec.sensors)
     got: list[Message] = []
     want: list[Message] = []
     for m in msgs:
         packet = encode_packet(m)
-        expected = _decode_or_reason(lambda p=packet, s=sensors: decode_packet(p, s))  # type: ignore[misc]
+        # the decoder keeps no HELLO: every packet decodes on its own
+        expected = _decode_or_reason(lambda p=packet: decode_packet(p))  # type: ignore[misc]
         if not isinstance(expected, str):
             want.append(expected)
-            if isinstance(expected, Hello):
-                sensors = expected.sensor_map()
         for f in frag.fragment(packet):
             got += dec.feed(f)
     assert got == want
@@ -1181,7 +1180,7 @@ def test_regression_pickle_nested_past_the_c_stack_does_not_crash(tmp_path: Path
     path = tmp_path / "S9.pkl"
     path.write_bytes(b"\x80\x02}" + b")" + b"\x85" * 200_000 + b"K\x01s.")
     code = (
-        "import sys\nfrom edge.errors import RecordingError\nfrom edge.recording import load_recording\n"
+        "import sys\nfrom core.errors import RecordingError\nfrom core.recording import load_recording\n"
         "try:\n    load_recording(sys.argv[1])\nexcept RecordingError as e:\n    print('refused:', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge.contract import WESAD_WRIST_MODALITIES, InputContract
+from core.contract import WESAD_WRIST_MODALITIES, InputContract
 from train.models import Student, StudentConfig
 
 pytestmark = [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge.contract import WESAD_CHEST_MODALITIES, WESAD_WRIST_MODALITIES, InputContract
+from core.contract import WESAD_CHEST_MODALITIES, WESAD_WRIST_MODALITIES, InputContract
 from train.macs import count_macs, count_params
 from train.models import (
     FusionTeacher,
@@ -297,7 +297,7 @@ def test_teacher_rebuild_from_model_args(fusion: str) -> None:
 def test_teacher_config_rejects_unknown_fusion_and_modality() -> None:
     with pytest.raises(ValueError, match="fusion"):
         TeacherConfig.from_contract(WRIST, fusion="deep")
-    from edge.errors import ContractError
+    from core.errors import ContractError
 
     with pytest.raises(ContractError):
         TeacherConfig.from_contract(WRIST, modalities=["ecg"])

@@ -1,4 +1,4 @@
-"""Tests of edge.preprocess: resampling, gaps, validity reasons, calibration, chunk invariance."""
+"""Tests of core.signal: resampling, gaps, validity reasons, calibration, chunk invariance."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.contract import (
+from core.contract import (
     WESAD_WRIST_MODALITIES,
     InputContract,
     Modality,
     Normalization,
 )
-from edge.errors import CalibrationError, ContractError
-from edge.preprocess import (
+from core.errors import CalibrationError, ContractError
+from core.signal import (
     Calibration,
     CalibrationAccumulator,
     InvalidReason,

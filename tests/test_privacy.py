@@ -51,7 +51,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def recording_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edge.recording import save_recording
+    from core.recording import save_recording
 
     return save_recording(synthetic_recording(DATA_S, seed=SEED),
                           tmp_path_factory.mktemp("rec") / "wrist.npz")
@@ -61,7 +61,7 @@ class LeakDetector:
     """Finds a wearable's raw samples in text or binary output."""
 
     def __init__(self, recording_path: Path) -> None:
-        from edge.recording import load_recording
+        from core.recording import load_recording
 
         wearable = SimulatedWearable(load_recording(recording_path).wrist_only(), speed=1.0)
         self.text_runs: set[tuple[float, ...]] = set()
@@ -107,7 +107,7 @@ def detector(recording_file: Path) -> LeakDetector:
 
 def test_the_detector_finds_samples_written_in_the_usual_ways(detector: LeakDetector,
                                                                recording_file: Path) -> None:
-    from edge.recording import load_recording
+    from core.recording import load_recording
 
     rec = load_recording(recording_file)
     eda = rec.signals["eda"].values[400:410, 0]

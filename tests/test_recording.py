@@ -1,4 +1,4 @@
-"""edge.recording: the WESAD pickle reader (restricted unpickler) and our compact .npz."""
+"""core.recording: the WESAD pickle reader (restricted unpickler) and our compact .npz."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import EdgeError, RecordingError
-from edge.recording import (
+from core.errors import RecordingError, WearableEdgeError
+from core.recording import (
     Recording,
     Signal,
     load_recording,
@@ -118,7 +118,7 @@ def _assert_error(path: Path, *needles: str) -> None:
     assert str(path) in msg and e.value.path == str(path)
     for n in needles:
         assert n in msg, msg
-    assert isinstance(e.value, EdgeError)
+    assert isinstance(e.value, WearableEdgeError)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The wearable simulator: faithful playback, every fault switch, pty / TCP transports, CLI.
 
 The recording is a small deterministic synthetic one built in-process
-(:func:`firmware_bridge.sim.synthetic.synthetic_recording`, an ``edge.recording.Recording``).
+(:func:`firmware_bridge.sim.synthetic.synthetic_recording`, an ``core.recording.Recording``).
 """
 
 from __future__ import annotations

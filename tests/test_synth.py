@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-from edge.recording import load_recording, load_wesad_subject
+from core.recording import load_recording, load_wesad_subject
 from tests.fakes.recordings import cached_synth_root
 from train.synth import (
     BASELINE_FLOOR_S,

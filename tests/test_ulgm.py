@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edge.contract import WESAD_WRIST_MODALITIES, InputContract
+from core.contract import WESAD_WRIST_MODALITIES, InputContract
 from train.models import Student, StudentConfig
 from train.ulgm import AuxHeads, UnimodalLabelGenerator
 

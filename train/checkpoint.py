@@ -1,30 +1,66 @@
-"""What a training run leaves on disk (``edge-train fit ... --out RUN``), read by ``edge-export``.
+"""Checkpoint dicts: weights with the ``model_args`` and contract that rebuild them, and provenance.
 
-Layout (stable; export and the daemon's demo bundle code against it):
-
-    RUN/config.toml            the full config used (after command-line overrides)
-    RUN/metrics.json           {"task", "cv", "subjects", "models": {name: {"accuracy",
-                               "macro_f1", "macro_precision", "macro_recall", "auc", "ece",
-                               "per_class": {cls: {"precision","recall","f1","support"}},
-                               "confusion": [[...]], "folds": [...]}}, "student": {"params",
-                               "macs"}, "ablation": [...], "notes": [...]}
-    RUN/report.md + RUN/plots/*.png
-    RUN/student.pt             the deployable student: torch.save of a dict
-                               {"model_args": StudentConfig as dict (rebuilds the model alone),
-                                "contract": InputContract.to_dict(),
-                                "state_dict": ..., "train_subjects": [...],
-                                "holdout_subjects": [...], "dataset": {"kind", "path", "sha256"?},
-                                "metrics": {...LOSO summary of the student...},
-                                "git_commit": str | None, "created": ISO time}
-    RUN/teachers/*.pt          the same shape for each teacher (model_args, contract, state_dict)
-    RUN/windows/calib.npz      X (N, L) float32 packed windows of TRAINING subjects only (for
-                               int8 calibration), y (N,) int
-    RUN/windows/heldout.npz    X (M, L), y (M,), start (M,) seconds, subject (M,) str: windows
-                               of the held-out subject(s) the deployable student never saw
-                               (for export parity and the quantization report)
-    RUN/demo_recording.npz     (optional) the held-out subject's wrist recording in
-                               ``edge.recording`` .npz form, for the simulator / demo
-
-The deployable student is trained on every subject except ``holdout_subjects`` (default:
-the last subject id), after the LOSO evaluation that produced metrics.json.
+A checkpoint rebuilds its model alone (``Student(StudentConfig(**ckpt["model_args"]))``) and
+says which packed input it reads (``contract``); ``git_commit``, ``created`` and ``dataset``
+say where it came from. Where the files go: :class:`core.runs.RunLayout`.
 """
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.contract import InputContract
+
+__all__ = ["dataset_info", "git_commit", "make_checkpoint"]
+
+
+def git_commit() -> str | None:
+    """The commit of the code that trained the model (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def dataset_info(kind: str, path: Path) -> dict[str, Any]:
+    """Kind and path of the training data, and the sha256 of a single-file data set."""
+    d: dict[str, Any] = {"kind": kind, "path": str(path)}
+    if path.is_file():
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        d["sha256"] = h.hexdigest()
+    return d
+
+
+def make_checkpoint(
+    state: Mapping[str, torch.Tensor],
+    model_args: dict[str, Any],
+    contract: InputContract,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The dict ``torch.save`` writes: rebuild arguments, contract, weights, ``extra``, provenance."""
+    return {
+        "model_args": model_args,
+        "contract": contract.to_dict(),
+        "state_dict": dict(state),
+        **extra,
+        "git_commit": git_commit(),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

@@ -1,4 +1,4 @@
-"""``edge-train``: generate synthetic WESAD data, train teachers and the distilled student.
+"""``edge-train``, the command line of training: synthetic WESAD data, teachers, distilled student.
 
     edge-train synth --subjects 10 --out runs/data --seed 7
     edge-train fit --dataset wesad --data runs/data --out runs/run1
@@ -6,17 +6,23 @@
     edge-train fit --dataset arrays --data my.npz --out runs/arr --cv fixed
 
 Heavy imports (torch, neurokit2, matplotlib) happen inside the subcommand that needs them,
-so ``--help`` is instant.
+so ``--help`` is instant. This module and ``train.ui`` (the progress bars) are the only ones
+of ``train`` that write to the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from train.progress import ProgressFn
 
 __all__ = ["build_parser", "main"]
 
@@ -68,7 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="X",
-        help="scale every protocol segment's duration (1.0 = WESAD lengths; 0.2 for quick tests)",
+        help="scale every protocol segment's duration (1.0 = WESAD lengths; 0.2 for quick tests; "
+        "the baseline keeps >= 5.5 min for calibration)",
+    )
+    s.add_argument(
+        "--float64",
+        action="store_true",
+        help="store float64 arrays like the real WESAD files (twice the disk)",
+    )
+    s.add_argument(
+        "--demo-npz",
+        type=Path,
+        metavar="FILE",
+        help="also write the last subject's wrist recording here (.npz, for the simulator)",
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -124,15 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[ProgressFn]:
+    """rich bars on the terminal when ``enabled``, else a sink that ignores every event."""
+    if not enabled:
+        from train.progress import no_progress
+
+        yield no_progress
+        return
+    from train.ui import RichProgress
+
+    with RichProgress() as bars:
+        yield bars
+
+
 def _synth(args: argparse.Namespace, progress: bool) -> int:
-    from train.synth import generate_dataset
+    from train.synth import generate_dataset, write_demo_recording
 
     t0 = time.perf_counter()
-    paths = generate_dataset(
-        args.out, args.subjects, args.seed, minutes_scale=args.minutes_scale, progress=progress
-    )
-    n = len(paths) if isinstance(paths, Sequence) else args.subjects
-    print(f"wrote {n} subjects to {args.out} in {time.perf_counter() - t0:.1f} s")  # noqa: T201
+    with _progress(progress) as report:
+        paths = generate_dataset(
+            args.out,
+            args.subjects,
+            args.seed,
+            minutes_scale=args.minutes_scale,
+            progress=report,
+            dtype="float64" if args.float64 else "float32",
+        )
+    print(f"wrote {len(paths)} subjects to {args.out} in {time.perf_counter() - t0:.1f} s")  # noqa: T201
+    if args.demo_npz is not None:
+        print(f"demo recording: {write_demo_recording(paths[-1], args.demo_npz)}")  # noqa: T201
     return 0
 
 
@@ -148,7 +187,8 @@ def _fit(args: argparse.Namespace, progress: bool) -> int:
     if args.cv is not None:
         overrides.append(f"cv.kind={args.cv}")
     cfg = load_config(args.config, quick=args.quick, overrides=overrides)
-    result = fit(args.dataset, args.data, args.out, cfg, progress=progress)
+    with _progress(progress) as report:
+        result = fit(args.dataset, args.data, args.out, cfg, progress=report)
     print(result.summary())  # noqa: T201
     return 0
 
@@ -161,14 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     progress = sys.stderr.isatty() and not args.no_progress
-    from edge.errors import EdgeError
-    from train.errors import TrainError
+    from core.errors import WearableEdgeError
 
     try:
         if args.command == "synth":
             return _synth(args, progress)
         return _fit(args, progress)
-    except (TrainError, EdgeError) as e:
+    except WearableEdgeError as e:
         # expected failures (bad config key, missing file, malformed data): one clear line
         print(f"edge-train {args.command}: error: {e}", file=sys.stderr)  # noqa: T201
         return 2

@@ -6,26 +6,25 @@ then ``--set section.key=value`` overrides on top of that. Every key is checked 
 dataclass field it names: an unknown key or a value of the wrong type raises
 :class:`ConfigError` naming the dotted key. The config actually used is written back to
 ``RUN/config.toml`` (:func:`dump_toml`) so a run can be repeated from its own directory.
+
+Reading, layering, type checks and the TOML writer are the kernel's one config engine
+(:mod:`core.config`), shared with the hub; this module keeps the dataclasses and the rules
+only training knows (:meth:`RunConfig.validate`, the variant grammar).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import tomllib
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from train.errors import TrainError
+from core import config as engine
+from core.errors import ConfigError
 
 __all__ = [
     "CONFIG_DIR",
     "CVConfig",
-    "ConfigError",
     "DataConfig",
     "DeployConfig",
     "DistillConfig",
@@ -48,14 +47,6 @@ KD_WEIGHTINGS: Final = {"equal": "equal", "ca": "confidence"}  # short name -> l
 FUSION_MODES: Final = ("early", "mid", "late")  # what train.models.FusionTeacher accepts
 CV_KINDS: Final = ("loso", "forward", "fixed")
 TASKS: Final = ("3class", "binary")
-
-
-class ConfigError(TrainError):
-    """A configuration key is unknown or its value invalid; ``key`` is the dotted path."""
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(f"config key {key!r}: {message}")
-        self.key = key
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -105,10 +96,10 @@ class TeacherTrainConfig:
         }
     )
     # the fusion teacher that joins the distillation mixture: late scored best on synthetic
-    # 10-subject LOSO (late 0.904, mid 0.893, early 0.637 macro-F1, seed 7)
+    # LOSO (scores in train/RESULTS.md)
     fusion: str = "late"
     # fusion modes trained for the ablation only (the mixture uses `fusion`); [] skips them.
-    # "early" is left out of the default run for time (it scored 0.637; add it to compare)
+    # "early" is left out of the default run for time (it scored far lower; add it to compare)
     fusion_ablation: list[str] = field(default_factory=lambda: ["mid"])
     epochs: int = 6  # the CNN teachers plateau after ~5 epochs on ~1.2k windows per fold
     batch_size: int = 64  # small enough for many updates per epoch on CPU
@@ -137,12 +128,11 @@ class StudentTrainConfig:
 
 @dataclass
 class DistillConfig:
-    """Multi-teacher distillation (MODEL_NOTES.md): alpha*CE + (1-alpha)*T^2*KL to the mixture."""
+    """Multi-teacher distillation (train.losses): alpha*CE + (1-alpha)*T^2*KL to the mixture."""
 
     # weight of the hard-label CE; the rest goes to the teachers. 0.8: the mixture includes
     # weak teachers (acc, eda_temp) whose near-one-hot soft targets pull the student off;
-    # best distilled macro-F1 0.811 at 0.5 vs 0.826 at 0.8 (10-subject LOSO, seed 7, chosen
-    # on those same folds, where one fold's sd is ~0.1)
+    # 0.8 scored above 0.5 on synthetic LOSO, within the fold noise (train/RESULTS.md)
     alpha: float = 0.8
     temperature: float = 3.0  # softens teacher distributions; 2-5 is the usual range
     # teachers in the mixture: group names, "fusion", or ["all"] for every trained teacher
@@ -191,12 +181,12 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Check values that a type alone cannot; raises :class:`ConfigError`."""
-        _choice(self.data.task, TASKS, "data.task")
-        _choice(self.cv.kind, CV_KINDS, "cv.kind")
-        _choice(self.cv.forward_scope, ("subject", "global"), "cv.forward_scope")
-        _choice(self.teachers.fusion, FUSION_MODES, "teachers.fusion")
+        engine.require_choice(self.data.task, TASKS, "data.task")
+        engine.require_choice(self.cv.kind, CV_KINDS, "cv.kind")
+        engine.require_choice(self.cv.forward_scope, ("subject", "global"), "cv.forward_scope")
+        engine.require_choice(self.teachers.fusion, FUSION_MODES, "teachers.fusion")
         for i, mode in enumerate(self.teachers.fusion_ablation):
-            _choice(mode, FUSION_MODES, f"teachers.fusion_ablation[{i}]")
+            engine.require_choice(mode, FUSION_MODES, f"teachers.fusion_ablation[{i}]")
         for key, value in (
             ("data.window_s", self.data.window_s),
             ("data.hop_s", self.data.hop_s),
@@ -204,8 +194,7 @@ class RunConfig:
             ("student.lr", self.student.lr),
             ("distill.temperature", self.distill.temperature),
         ):
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"must be positive, got {value!r}", key=key)
+            engine.require_positive(value, key)  # finite already: the engine refuses inf/nan
         for key, ivalue, lo in (
             ("threads", self.threads, 1),
             ("workers", self.workers, 1),
@@ -219,8 +208,7 @@ class RunConfig:
             ("deploy.calib_windows", self.deploy.calib_windows, 1),
             ("deploy.epochs", self.deploy.epochs, 0),
         ):
-            if ivalue < lo:
-                raise ConfigError(f"must be >= {lo}, got {ivalue}", key=key)
+            engine.require_at_least(ivalue, lo, key)
         if self.data.hop_s > self.data.window_s:
             raise ConfigError("hop_s must not exceed window_s", key="data.hop_s")
         if not 0.0 <= self.distill.alpha <= 1.0:
@@ -244,12 +232,6 @@ class RunConfig:
             if not mods:
                 raise ConfigError("a teacher group needs a modality", key=f"teachers.groups.{name}")
         return self
-
-
-def _choice(value: str, allowed: Iterable[str], key: str) -> None:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ConfigError(f"{value!r} is not one of {allowed}", key=key)
 
 
 @dataclass(frozen=True)
@@ -283,166 +265,25 @@ def parse_variant(name: str, *, key: str = "student.variants") -> Variant:
     )
 
 
-# -- dict <-> dataclass with type checking -------------------------------------------------------
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; returns it (ints widen to float)."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"expected a table, got {type(value).__name__}", key=key)
-        return _build(tp, value, key)
-    if origin in (types.UnionType, typing.Union):
-        errors = []
-        for arm in typing.get_args(tp):
-            if arm is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _coerce(value, arm, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=key)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"expected a list, got {type(value).__name__}", key=key)
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        key_tp, val_tp = typing.get_args(tp)
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"expected a table, got {type(value).__name__}", key=key)
-        return {_coerce(k, key_tp, key): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true/false, got {value!r}", key=key)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {value!r}", key=key)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"expected a number, got {value!r}", key=key)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", key=key)
-        return value
-    raise ConfigError(f"unsupported field type {_type_name(tp)}", key=key)  # pragma: no cover
-
-
-def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    known = {f.name for f in dataclasses.fields(cls)}
-    for k, v in values.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in known:
-            raise ConfigError(f"unknown key; known keys: {sorted(known)}", key=key)
-        kwargs[k] = _coerce(v, hints[k], key)
-    return cls(**kwargs)
-
-
+# -- reading and writing: the kernel's config engine (core.config) ------------------------------
 def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
-    """A :class:`RunConfig` from nested mappings (missing keys keep their defaults)."""
-    cfg: RunConfig = _build(RunConfig, values, "")
-    return cfg.validate()
+    """A :class:`RunConfig` from nested mappings (missing keys keep their defaults); validated."""
+    return engine.build(RunConfig, values).validate()
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
-def _merge(base: Mapping[str, Any], top: Mapping[str, Any], tp: Any = None) -> dict[str, Any]:
-    """Layer ``top`` over ``base``: config sections merge key by key; a free-form table
-    (teacher groups, model overrides) is replaced whole, so a profile can drop a group."""
-    tp = RunConfig if tp is None else tp
-    hints = typing.get_type_hints(tp) if dataclasses.is_dataclass(tp) else {}
-    out = dict(base)
-    for k, v in top.items():
-        sub = hints.get(k)
-        if (
-            isinstance(v, Mapping)
-            and isinstance(out.get(k), Mapping)
-            and dataclasses.is_dataclass(sub)
-        ):
-            out[k] = _merge(out[k], v, sub)
-        else:
-            out[k] = v
-    return out
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist", key="<file>") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}", key="<file>") from e
-
-
-def _parse_value(text: str) -> Any:
-    """A TOML literal (``3``, ``0.5``, ``true``, ``["a", "b"]``, ``"s"``), else a bare string.
-
-    A bare comma list ``a,b`` becomes a list of strings, so ``--set
-    student.variants=alone,kd_ca`` works without shell-quoting TOML brackets.
-    """
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        pass
-    if "," in text:
-        return [p.strip() for p in text.split(",") if p.strip()]
-    return text
+    return engine.to_dict(cfg)
 
 
 def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings to nested mappings (checked later by type).
+    """``values`` (nested mappings) with ``section.key=value`` strings applied: a new dict.
 
-    A value is read as a TOML literal; for a list field, a single value is wrapped in a
-    list and a string that is a number is refused by the type check, naming the key.
+    A value is read as a TOML literal (a bare ``a,b`` is a list of strings); for a list field
+    a single value is a one-item list, and a string that is a number is refused by the type
+    check, naming the key.
     """
-    out = _merge({}, values)  # a copy of the section tables
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError("expected key=value", key=item)
-        dotted, text = item.split("=", 1)
-        dotted = dotted.strip()
-        parts = dotted.split(".")
-        if not all(parts):
-            raise ConfigError("empty path component", key=dotted)
-        value = _parse_value(text.strip())
-        # walk the dataclass tree to find the field type so "a" can become ["a"] for lists
-        tp: Any = RunConfig
-        for i, p in enumerate(parts):
-            if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-                hints = typing.get_type_hints(tp)
-                if p not in hints:
-                    where = ".".join(parts[:i]) or "<top>"
-                    known = sorted(hints)
-                    raise ConfigError(f"unknown key in {where}; known keys: {known}", key=dotted)
-                tp = hints[p]
-            elif typing.get_origin(tp) is dict:
-                tp = typing.get_args(tp)[1]
-            else:
-                raise ConfigError(f"{'.'.join(parts[:i])} is not a table", key=dotted)
-        if typing.get_origin(tp) is list and not isinstance(value, list):
-            value = [value]
-        node = out
-        for p in parts[:-1]:
-            child = node.get(p)
-            node[p] = dict(child) if isinstance(child, Mapping) else {}
-            node = node[p]
-        node[parts[-1]] = value
-    return out
+    cfg = engine.build(RunConfig, values)
+    return engine.to_dict(engine.apply_overrides(cfg, map(engine.parse_override, overrides)))
 
 
 def load_config(
@@ -452,59 +293,18 @@ def load_config(
     overrides: Iterable[str] = (),
 ) -> RunConfig:
     """default.toml, then quick.toml (if ``quick``), then ``path``, then ``overrides``."""
-    values = _read_toml(CONFIG_DIR / "default.toml")
+    files = [CONFIG_DIR / "default.toml"]
     if quick:
-        values = _merge(values, _read_toml(CONFIG_DIR / "quick.toml"))
+        files.append(CONFIG_DIR / "quick.toml")
     if path is not None:
-        values = _merge(values, _read_toml(Path(path)))
-    values = apply_overrides(values, overrides)
-    return config_from_dict(values)
-
-
-# -- TOML writer (tomllib only reads) ----------------------------------------------------------
-def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_scalar(k)
-
-
-def _toml_scalar(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_scalar(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_scalar(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def _toml_table(d: Mapping[str, Any], name: str, lines: list[str]) -> None:
-    scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping)}
-    tables = {k: v for k, v in d.items() if isinstance(v, Mapping)}
-    if name and (scalars or not tables):
-        lines.append(f"[{name}]")
-    for k, v in scalars.items():
-        lines.append(f"{_toml_key(k)} = {_toml_scalar(v)}")
-    if scalars or (name and not tables):
-        lines.append("")
-    for k, v in tables.items():
-        _toml_table(v, f"{name}.{_toml_key(k)}" if name else _toml_key(k), lines)
+        files.append(Path(path))
+    cfg = engine.load(RunConfig, *files)
+    return engine.apply_overrides(cfg, map(engine.parse_override, overrides)).validate()
 
 
 def dump_toml(cfg: RunConfig, path: str | Path | None = None) -> str:
     """The config as TOML text (and written to ``path`` when given); reads back identically."""
-    lines: list[str] = ["# written by edge-train fit: the full config of this run", ""]
-    _toml_table(config_to_dict(cfg), "", lines)
-    text = "\n".join(lines).rstrip() + "\n"
+    text = engine.dump_toml(cfg, header="written by edge-train fit: the full config of this run")
     if path is not None:
         Path(path).write_text(text, encoding="utf-8")
     return text

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.config import ConfigError
+from core.errors import ConfigError
 
 __all__ = [
     "Fold",

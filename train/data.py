@@ -1,11 +1,11 @@
 """Labelled windows for training: WESAD (real or synthetic) and the generic arrays format.
 
 Both loaders return a :class:`WindowedDataset`: per-modality ``(N, C, T)`` float32 windows,
-labels, subject groups, start times and the :class:`edge.contract.InputContract` that
+labels, subject groups, start times and the :class:`core.contract.InputContract` that
 describes them, so a model trained on any subset of modalities carries its contract.
 
 WESAD (``load_wesad``): every ``S*/S*.pkl`` under ``root`` is read with
-:func:`edge.recording.load_wesad_subject` and windowed by :mod:`edge.preprocess` (the same
+:func:`core.recording.load_wesad_subject` and windowed by :mod:`core.signal` (the same
 code the hub runs): per-subject calibration from the first ``calibration_s`` seconds of the
 recording (``compute_calibration``, the hub's enrollment), then ``windows_from_streams``.
 Nothing here resamples, filters or normalizes a signal itself. A window's label is the task
@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from edge.contract import (
+from core.contract import (
     WESAD_CHEST_MODALITIES,
     WESAD_WRIST_MODALITIES,
     InputContract,
@@ -43,9 +43,10 @@ from edge.contract import (
     Normalization,
     wesad_normalization,
 )
-from edge.errors import EdgeError, RecordingError
-from edge.recording import CHEST_RATE_HZ, Recording, load_wesad_subject
+from core.errors import RecordingError, WearableEdgeError
+from core.recording import CHEST_RATE_HZ, Recording, load_wesad_subject
 from train.errors import DataError
+from train.progress import ProgressEvent, ProgressFn, no_progress
 
 __all__ = [
     "LABEL_PURITY",
@@ -72,11 +73,11 @@ TASK_CLASSES: Final[dict[str, tuple[tuple[str, ...], dict[int, int]]]] = {
 ALL_WESAD_MODALITIES: Final = WESAD_WRIST_MODALITIES + WESAD_CHEST_MODALITIES
 
 # Extra seconds of signal kept around each labelled stretch when cropping, beyond the
-# window itself: more than any resampling margin edge.preprocess may read.
+# window itself: more than any resampling margin core.signal may read.
 CROP_MARGIN_S: Final = 10.0
 
 # Robust global normalization: a channel whose spread is below this (in its unit) would
-# blow up; the floor matches the idea of edge.preprocess's calibration floor.
+# blow up; the floor matches the idea of core.signal's calibration floor.
 GLOBAL_SCALE_FLOOR: Final = 1e-6
 # Per-channel robust statistics need not see every sample: a strided subset this large
 # estimates a median to well under 1 % of the spread.
@@ -205,7 +206,7 @@ def _crop_streams(
     rec: Recording, names: Sequence[str], t0: float, t1: float
 ) -> dict[str, Any]:
     """``{name: Stream}`` of the samples in ``[t0, t1)`` (recording time)."""
-    from edge.preprocess import Stream
+    from core.signal import Stream
 
     out = {}
     for name in names:
@@ -239,7 +240,7 @@ def _window_subject(
     rec: Recording, contract: InputContract, task: str, info: dict[str, Any]
 ) -> tuple[dict[str, list[np.ndarray]], list[int], list[float]]:
     """Windows of one subject: (data per modality, class indices, start times)."""
-    from edge.preprocess import compute_calibration, windows_from_streams
+    from core.signal import compute_calibration, windows_from_streams
 
     names = contract.modality_names
     missing = [n for n in names if n not in rec.signals]
@@ -321,7 +322,7 @@ def _load_subject(f: Path, contract: InputContract, task: str) -> _SubjectWindow
     info: dict[str, Any] = {"invalid": Counter(), "mixed_label": 0, "not_in_task": 0}
     try:
         data, ys, starts = _window_subject(rec, contract, task, info)
-    except EdgeError as e:  # e.g. CalibrationError: too little data at the start
+    except WearableEdgeError as e:  # e.g. CalibrationError: too little data at the start
         raise DataError(str(f), f"cannot window subject {sid}: {e}") from e
     shapes = {m.name: (0, m.n_channels, contract.samples(m.name)) for m in contract.modalities}
     return _SubjectWindows(
@@ -342,9 +343,10 @@ def load_wesad(
     window_s: float = 60.0,
     hop_s: float = 5.0,
     modalities: Sequence[str] | None = None,
-    progress: bool = True,
+    progress: ProgressFn = no_progress,
     normalization: Normalization | None = None,
     workers: int = 1,
+    threads: int = 1,
 ) -> WindowedDataset:
     """Every ``root/S*/S*.pkl`` (real or synthetic WESAD) as labelled windows.
 
@@ -353,9 +355,9 @@ def load_wesad(
     ecg, resp, emg, c_eda, c_temp, c_acc). ``info`` counts invalid windows by reason, windows
     dropped for mixed labels (``mixed_label``), windows with no task label at all
     (``not_in_task``, only those near task segments are examined) and windows per subject.
-    ``workers > 1`` windows subjects in that many processes (same result, same order; when
-    torch is already imported the processes are spawned, so a calling script needs the usual
-    ``if __name__ == "__main__":`` guard).
+    ``workers > 1`` windows subjects in that many spawned processes of ``threads`` BLAS
+    threads each (same result, same order; a calling script needs the usual
+    ``if __name__ == "__main__":`` guard). ``progress`` hears of every subject loaded.
     """
     root = Path(root)
     if task not in TASK_CLASSES:
@@ -368,35 +370,23 @@ def load_wesad(
     files = _subject_files(root)
     names = contract.modality_names
     t_start = time.perf_counter()
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(files), desc="load WESAD", unit="subject")
     parts: list[_SubjectWindows] = []
-    try:
-        if workers <= 1 or len(files) == 1:
-            for f in files:
-                parts.append(_load_subject(f, contract, task))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing
-            import sys
-            from concurrent.futures import ProcessPoolExecutor
 
-            # fork is cheap and needs no `if __name__ == "__main__"` guard in the caller's
-            # script, but copies torch's thread pools in a broken state: spawn once torch is in
-            ctx = multiprocessing.get_context("spawn" if "torch" in sys.modules else "fork")
-            with ProcessPoolExecutor(min(workers, len(files)), mp_context=ctx) as pool:
-                futures = [pool.submit(_load_subject, f, contract, task) for f in files]
-                for fut in futures:  # in file order: the result does not depend on workers
-                    parts.append(fut.result())
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    def loaded(part: _SubjectWindows) -> None:
+        parts.append(part)
+        progress(ProgressEvent("subjects", "load WESAD", len(parts), len(files)))
+
+    progress(ProgressEvent("subjects", "load WESAD", 0, len(files)))
+    if workers <= 1 or len(files) == 1:
+        for f in files:
+            loaded(_load_subject(f, contract, task))
+    else:
+        from train.pool import process_pool
+
+        with process_pool(min(workers, len(files)), threads) as pool:
+            futures = [pool.submit(_load_subject, f, contract, task) for f in files]
+            for fut in futures:  # in file order: the result does not depend on workers
+                loaded(fut.result())
     invalid: Counter[str] = Counter()
     for part in parts:
         invalid.update(part.invalid)
@@ -521,7 +511,7 @@ def load_arrays(path: str | Path) -> WindowedDataset:
             hop_s=window_s,  # windows come pre-cut; the hub would step a whole window
             normalization=Normalization(kind="global"),
         )
-    except EdgeError as e:
+    except WearableEdgeError as e:
         raise DataError(sp, f"cannot describe these arrays as an input contract: {e}") from e
     starts = z.get("start")
     start = (starts.astype(np.float64) if starts is not None and starts.shape == (n,)
@@ -550,13 +540,15 @@ def load_arrays(path: str | Path) -> WindowedDataset:
 def fit_global_normalization(
     ds: WindowedDataset, train_mask: np.ndarray | Sequence[bool]
 ) -> WindowedDataset:
-    """Per-channel center (median) and scale (IQR / 1.349, floored) from ``train_mask`` rows.
+    """Per-channel median and robust spread (``core.signal.robust_spread``) of ``train_mask`` rows.
 
     Returns a new dataset with every row (train and test) normalized by those statistics
     and clipped to ±``clip``, and a contract whose ``global`` normalization carries them, so
     the exported model and the hub apply exactly the same transform. Test rows never
     influence the statistics.
     """
+    from core.signal import robust_spread
+
     if ds.contract.normalization.kind != "global":
         raise ValueError(f"dataset normalization is {ds.contract.normalization.kind!r}, not global")
     if ds.info.get("normalized"):
@@ -574,8 +566,7 @@ def fit_global_normalization(
         step = max(1, flat.shape[1] // GLOBAL_STAT_SAMPLES)
         sub = flat[:, ::step].astype(np.float64)
         center = np.median(sub, axis=1)
-        q75, q25 = np.percentile(sub, [75, 25], axis=1)
-        scale = np.maximum((q75 - q25) / 1.349, GLOBAL_SCALE_FLOOR)
+        scale = robust_spread(sub, axis=1, floor=GLOBAL_SCALE_FLOOR)  # the hub's own statistic
         flat_sd = sub.std(axis=1)
         # a channel that is mostly constant (IQR 0) but not flat: fall back to its SD
         scale = np.where(scale <= GLOBAL_SCALE_FLOOR, np.maximum(flat_sd, GLOBAL_SCALE_FLOOR),
@@ -590,8 +581,8 @@ def fit_global_normalization(
 
 
 def _apply_global(x: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: float) -> np.ndarray:
-    """(N, C, T) -> normalized, through edge.preprocess.normalize (the hub's own transform)."""
-    from edge.preprocess import normalize
+    """(N, C, T) -> normalized, through core.signal.normalize (the hub's own transform)."""
+    from core.signal import normalize
 
     out = np.empty(x.shape, np.float32)
     for i in range(x.shape[0]):

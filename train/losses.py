@@ -1,4 +1,4 @@
-"""Multi-teacher knowledge distillation losses (formulas in ../shared/MODEL_NOTES.md).
+"""Multi-teacher knowledge distillation losses: the student's loss against a mixture of teachers.
 
     L = α·CE(y, z_s) + (1−α)·T²·KL(p̄ ‖ σ(z_s/T)),   p̄ = Σ_k w_k·σ(z_k/T)
 

@@ -32,9 +32,17 @@ __all__ = [
     "precision_recall_f1",
     "roc_auc_binary",
     "roc_auc_ovr",
+    "softmax",
 ]
 
 ECE_BINS: Final = 15  # Guo et al.'s choice; enough bins for ~500 windows per fold
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(n, K)`` from logits ``(n, K)`` (max-shifted: no overflow)."""
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _labels(y: np.ndarray | Sequence[int]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Teachers and the distilled student, in one file (nanoGPT style).
 
 Every model takes ONE packed float32 input ``(B, L)`` laid out by an
-:class:`edge.contract.InputContract` (modalities in contract order, each channel-major) and
+:class:`core.contract.InputContract` (modalities in contract order, each channel-major) and
 slices it with constant offsets stored in its config, so a config alone (``model_args`` in a
 checkpoint) rebuilds the model: ``Student(StudentConfig(**ckpt["model_args"]))``.
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge.contract import InputContract
+from core.contract import InputContract
 
 __all__ = [
     "FUSIONS",
@@ -121,8 +121,8 @@ class StudentConfig:
     input_length: int = 0  # L of the packed vector
     n_classes: int = 3  # baseline / stress / amusement
     patch_s: float = 5.0  # 5 s holds several heartbeats and one SCR onset; 12 tokens per minute
-    # width; 48 with the conv tokenizer is ~63k parameters and ~4.3M MACs. 32 lost ~0.09
-    # macro-F1 (mean 0.74 vs 0.82 over 4 LOSO folds of synthetic WESAD, student alone)
+    # width: narrower lost clearly in cross-validation; 48 stays well inside the parameter and
+    # MAC budgets (train.acceptance). Measured scores and sizes: train/RESULTS.md
     d_model: int = 48
     n_heads: int = 4  # 12-dim heads: enough for time x modality routing at this width
     n_layers: int = 2  # two layers: one to mix within a modality, one across
@@ -136,18 +136,18 @@ class StudentConfig:
     tokenizer: str = "conv"
     stem_channels: int = 16  # conv width; 16 is what the CNN teachers need to read BVP well
     stem_rate_hz: float = 8.0  # the first conv strides each modality down to about this rate
-    # stride-2 convs after the first: 8 Hz -> 2 Hz inside a 5 s patch (3, to 1 Hz, scored
-    # 0.79 vs 0.82 mean macro-F1 at d_model 48)
+    # stride-2 convs after the first: 8 Hz -> 2 Hz inside a 5 s patch (one more, to 1 Hz,
+    # scored lower: train/RESULTS.md)
     stem_layers: int = 2
     stem_kernel: int = 5  # taps of those convs (5 at 8 Hz spans ~0.6 s, about one heartbeat)
-    # per-patch summary: "mean", or "meanstd" (level + variability; 0.82 vs 0.79 for mean)
+    # per-patch summary: "mean", or "meanstd" (level + variability, which a mean hides)
     stem_pool: str = "meanstd"
     patch_hidden: int = 0  # linear tokenizer only: >0 makes it Linear-act-Linear
     # conv tokenizer only: these modalities get one more token, their stem features pooled
-    # (mean, std) over the whole window as the CNN teachers pool them. A 5 s patch holds ~6
-    # beats, too few for heart-rate variability. LOSO macro-F1, student alone, seed 7: none
-    # 0.779, bvp 0.830, all four 0.843 (within fold noise of bvp; +17 KB of TFLite int8, over
-    # the 150 KB budget, where bvp alone costs ~4 KB)
+    # (mean, std) over the whole window as the CNN teachers pool them: a 5 s patch holds a
+    # handful of beats, too few for heart-rate variability. bvp alone: tokens for the other
+    # modalities gained less than the fold noise and cost int8 bytes the bundle's size budget
+    # does not have (train/RESULTS.md)
     global_modalities: tuple[str, ...] = ("bvp",)
 
     def __post_init__(self) -> None:
@@ -311,7 +311,7 @@ class ConvPatchEmbed(nn.Module):
 
     With ``global_token`` the same stem features are also pooled over the whole window into
     one more token, as the CNN teachers pool them: heart-rate variability needs more beats
-    than a patch holds (see ``StudentConfig.global_modalities`` for what it measured).
+    than a patch holds (``StudentConfig.global_modalities`` says which modalities get one).
     """
 
     def __init__(
@@ -339,7 +339,8 @@ class ConvPatchEmbed(nn.Module):
         self.net = nn.Sequential(*layers)
         self.proj = nn.Linear(w * (1 + self.meanstd), config.d_model)
         # the window-level token: the stem features' mean and std over every patch at once,
-        # projected on their own (sharing ``proj`` scored lower: 0.788 vs 0.843, 4 modalities)
+        # projected on their own: they summarise a window, not a patch (sharing ``proj`` scored
+        # lower, train/RESULTS.md)
         self.global_proj = nn.Linear(2 * w, config.d_model) if global_token else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -1,6 +1,6 @@
 """``RUN/report.md`` and ``RUN/plots/*.png`` from ``RUN/metrics.json``: the run for a person.
 
-Pure presentation: everything shown is read from the metrics dict ``train.fit`` wrote, so a
+Pure presentation: everything shown is read from the metrics dict ``train.fit`` writes, so a
 report can be regenerated from metrics.json alone (:func:`write_report`). matplotlib runs on
 the Agg backend (no display), imported only here.
 """
@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["PLOT_FILES", "render_markdown", "write_plots", "write_report"]
+from core.runs import RunLayout
+
+__all__ = ["PLOT_FILES", "render_markdown", "render_summary", "write_plots", "write_report"]
 
 PLOT_FILES: Final = {
     "ablation": "ablation.png",
@@ -66,7 +68,7 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
     ]
     acc = m.get("acceptance", {})
     if acc:
-        lines += ["## Acceptance (issue 2)", "", acc.get("verdict", ""), ""]
+        lines += ["## Acceptance", "", acc.get("verdict", ""), ""]
         if "within_gap" in acc:
             lines += _table(
                 ["check", "value", "required", "holds"],
@@ -206,7 +208,8 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    out_dir = run / "plots"
+    layout = RunLayout(run)
+    out_dir = layout.plots_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     models = metrics["models"]
     names = list(models)
@@ -239,7 +242,7 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
     fig.tight_layout()
     fig.savefig(out_dir / PLOT_FILES["ablation"], dpi=DPI)
     plt.close(fig)
-    written["ablation"] = f"plots/{PLOT_FILES['ablation']}"
+    written["ablation"] = _relative(layout, "ablation")
 
     # per-fold scores
     folds = [f["fold"] for f in models[names[0]]["folds"]]
@@ -264,7 +267,7 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
     fig.tight_layout()
     fig.savefig(out_dir / PLOT_FILES["folds"], dpi=DPI)
     plt.close(fig)
-    written["folds"] = f"plots/{PLOT_FILES['folds']}"
+    written["folds"] = _relative(layout, "folds")
 
     # confusion matrices (row-normalized), every model
     cols = min(4, len(names))
@@ -295,7 +298,7 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
     fig.tight_layout()
     fig.savefig(out_dir / PLOT_FILES["confusion"], dpi=DPI)
     plt.close(fig)
-    written["confusion"] = f"plots/{PLOT_FILES['confusion']}"
+    written["confusion"] = _relative(layout, "confusion")
 
     # attention: modality shares per class + the mean patch map
     st = metrics.get("student", {})
@@ -324,14 +327,34 @@ def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:
         fig.tight_layout()
         fig.savefig(out_dir / PLOT_FILES["importance"], dpi=DPI)
         plt.close(fig)
-        written["importance"] = f"plots/{PLOT_FILES['importance']}"
+        written["importance"] = _relative(layout, "importance")
     return written
+
+
+def _relative(layout: RunLayout, section: str) -> str:
+    """Where the report links a section's plot: relative to the run, so the run can move."""
+    return layout.plot(PLOT_FILES[section]).relative_to(layout.root).as_posix()
+
+
+def render_summary(metrics: Mapping[str, Any]) -> str:
+    """The run in a few lines for the terminal: the ablation table and the verdict."""
+    lines = [f"{'model':28s} {'macro-F1':>8s} {'acc':>6s} {'AUC':>6s} {'ECE':>6s}"]
+    for row in metrics["ablation"]:
+        cells = [row[k] if row[k] is not None else math.nan for k in ("auc", "ece")]
+        lines.append(
+            f"{row['model']:28s} {row['macro_f1']:8.3f} {row['accuracy']:6.3f} "
+            f"{cells[0]:6.3f} {cells[1]:6.3f}"
+        )
+    verdict = metrics.get("acceptance", {}).get("verdict")
+    if verdict:
+        lines += ["", verdict]
+    return "\n".join(lines)
 
 
 def write_report(run: str | Path, metrics: Mapping[str, Any], *, plots: bool = True) -> Path:
     """Write ``RUN/report.md`` (and ``RUN/plots/*.png`` when ``plots``); returns the report."""
     run = Path(run)
     written = write_plots(run, metrics) if plots else {}
-    path = run / "report.md"
+    path = RunLayout(run).report
     path.write_text(render_markdown(metrics, written), encoding="utf-8")
     return path

@@ -1,11 +1,11 @@
-"""Synthetic WESAD: physiologically plausible recordings in exactly the WESAD on-disk format.
+"""Writes synthetic WESAD: physiologically plausible recordings in exactly WESAD's on-disk format.
 
 ``generate_dataset(out_dir, n_subjects)`` writes ``S{n}/S{n}.pkl`` (ids S2, S3, ... skipping
 S12 as WESAD does), each a dict ``{"subject", "signal": {"chest": {...}, "wrist": {...}},
 "label"}``: chest RespiBAN ``ACC`` (N, 3) g, ``ECG``, ``EMG``, ``EDA``, ``Temp``, ``Resp``
 (N, 1) at 700 Hz; wrist Empatica E4 ``ACC`` (M, 3) at 32 Hz in 1/64 g (integer counts),
 ``BVP`` 64 Hz, ``EDA`` 4 Hz (uS), ``TEMP`` 4 Hz (degC); ``label`` (N,) int32 at 700 Hz. The
-one loader (``edge.recording.load_wesad_subject``) reads real and synthetic files alike.
+one loader (``core.recording.load_wesad_subject``) reads real and synthetic files alike.
 Arrays are float32 by default (WESAD's own are float64; pass ``dtype="float64"`` for that) to
 halve disk use; every loader converts to float32 anyway.
 
@@ -63,16 +63,14 @@ laughter directly in Resp (the wrist sees them only through RSA); EMG tension in
 chest EDA follows arousal fully while wrist EDA follows it with a per-person coupling
 U(0.1, 0.6) and more noise; chest posture change in stress.
 
-How hard it is (measured on 10 default subjects, seed 0, windows from ``train.data.load_wesad``,
-a 100-tree random forest on per-window mean / SD / slope / spectral peak, leave-one-subject-
-out 3-class macro-F1): wrist 0.75, chest 0.93, all 0.93; single modalities bvp 0.77, resp
-0.84, ecg 0.67, emg 0.59, c_eda 0.52, eda 0.46, acc 0.51, temp 0.55. Baseline vs amusement is
-the hard pair, as in the real data set.
+How hard the task is on these data (a feature baseline per modality, measured) is recorded in
+``train/RESULTS.md``; baseline vs amusement is the hard pair, as in the real data set.
+
+``edge-train synth`` (``train.cli``) is the command line of this module.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import pickle
@@ -84,13 +82,14 @@ from typing import Any, Final
 
 import numpy as np
 
+from train.progress import ProgressEvent, ProgressFn, no_progress
+
 __all__ = [
     "CONDITION_EFFECTS",
     "ConditionEffect",
     "SubjectParams",
     "generate_dataset",
     "generate_subject",
-    "main",
     "protocol",
     "subject_ids",
     "write_demo_recording",
@@ -543,13 +542,13 @@ def generate_dataset(
     seed: int = 0,
     *,
     minutes_scale: float = 1.0,
-    progress: bool = True,
+    progress: ProgressFn = no_progress,
     dtype: str = "float32",
 ) -> list[Path]:
     """Write ``n_subjects`` synthetic WESAD subjects under ``out_dir``; returns the pickles.
 
     Subject ``S{k}`` depends only on ``(seed, k)``, so a larger ``n_subjects`` adds people
-    without changing the first ones.
+    without changing the first ones. ``progress`` hears of every subject written.
     """
     if n_subjects < 1:
         raise ValueError("n_subjects must be >= 1")
@@ -558,29 +557,20 @@ def generate_dataset(
     out = Path(out_dir)
     paths = []
     ids = subject_ids(n_subjects)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(ids), desc="synth WESAD", unit="subject")
     t_start = time.perf_counter()
-    try:
-        for sid in ids:
-            data = generate_subject(sid, seed, minutes_scale=minutes_scale, dtype=dtype)
-            path = out / f"S{sid}" / f"S{sid}.pkl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".pkl.tmp")
-            with tmp.open("wb") as fh:
-                # protocol 4 writes arrays as raw bytes (protocol 2 would go through latin-1
-                # text, 1.5x larger and slow); pickle.load(f, encoding="latin1") reads it.
-                pickle.dump(data, fh, protocol=4)
-            tmp.replace(path)
-            paths.append(path)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    progress(ProgressEvent("subjects", "synth WESAD", 0, len(ids)))
+    for sid in ids:
+        data = generate_subject(sid, seed, minutes_scale=minutes_scale, dtype=dtype)
+        path = out / f"S{sid}" / f"S{sid}.pkl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".pkl.tmp")
+        with tmp.open("wb") as fh:
+            # protocol 4 writes arrays as raw bytes (protocol 2 would go through latin-1
+            # text, 1.5x larger and slow); pickle.load(f, encoding="latin1") reads it.
+            pickle.dump(data, fh, protocol=4)
+        tmp.replace(path)
+        paths.append(path)
+        progress(ProgressEvent("subjects", "synth WESAD", len(paths), len(ids)))
     log.info("wrote %d subjects to %s in %.1f s", len(paths), out, time.perf_counter() - t_start)
     return paths
 
@@ -593,41 +583,9 @@ def write_demo_recording(
     dtype: str = "float16",
 ) -> Path:
     """The hub's demo recording: one subject's wrist signals (and labels) as compact .npz."""
-    from edge.recording import load_wesad_subject, save_recording
+    from core.recording import load_wesad_subject, save_recording
 
     rec = load_wesad_subject(pkl).wrist_only()
     if max_minutes is not None:
         rec = rec.crop(0.0, max_minutes * 60.0)
     return save_recording(rec, out_npz, dtype=dtype)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m train.synth`` (``edge-train synth`` delegates here)."""
-    ap = argparse.ArgumentParser(
-        prog="edge-train synth",
-        description="Write a synthetic WESAD data set (S*/S*.pkl, the real on-disk format) "
-        "that the WESAD loader reads like the real one.",
-    )
-    ap.add_argument("--out", required=True, type=Path, help="output directory (created)")
-    ap.add_argument("--subjects", type=int, default=10, help="number of subjects (default 10)")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
-    ap.add_argument("--minutes-scale", type=float, default=1.0,
-                    help="shrink protocol segments (baseline kept >= 5.5 min); 0.25 for quick runs")
-    ap.add_argument("--float64", action="store_true",
-                    help="store float64 arrays like the real WESAD files (twice the disk)")
-    ap.add_argument("--demo-npz", type=Path, default=None,
-                    help="also write the last subject's wrist recording here (.npz)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    a = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    paths = generate_dataset(a.out, a.subjects, a.seed, minutes_scale=a.minutes_scale,
-                             progress=not a.no_progress,
-                             dtype="float64" if a.float64 else "float32")
-    print(f"wrote {len(paths)} subjects to {a.out} in {time.perf_counter() - t0:.1f} s")  # noqa: T201
-    if a.demo_npz is not None:
-        print(f"demo recording: {write_demo_recording(paths[-1], a.demo_npz)}")  # noqa: T201
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,12 +5,22 @@ records through a non-blocking :meth:`Sink.submit` from the event loop. Sinks th
 run it on their own thread over a bounded buffer: a sink that fails (disk full, read-only
 file system, a closed pipe) keeps its undelivered records, reports the fault, retries with
 back-off, and drops the oldest record (counted) only when the buffer is full.
+
+Names are resolved on first use, so that the configuration can hold a sink's typed options
+(``edge.sinks.mqtt.options``) without importing the sinks (and, through them, the decisions
+module, which itself reads the configuration).
 """
 
-from edge.sinks.base import FaultCallback, Record, Sink, SinkStats, ThreadedSink
-from edge.sinks.jsonl import JsonLinesSink
-from edge.sinks.log import LogSink
-from edge.sinks.sqlite import SCHEMA_VERSION, SqliteSink, open_database
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from edge.sinks.base import FaultCallback, Record, Sink, SinkStats, ThreadedSink
+    from edge.sinks.jsonl import JsonLinesSink
+    from edge.sinks.log import LogSink
+    from edge.sinks.sqlite import SCHEMA_VERSION, SqliteSink, open_database
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -24,3 +34,26 @@ __all__ = [
     "ThreadedSink",
     "open_database",
 ]
+
+# public name -> the module that defines it
+_HOME: Final = {
+    "FaultCallback": "base",
+    "Record": "base",
+    "Sink": "base",
+    "SinkStats": "base",
+    "ThreadedSink": "base",
+    "JsonLinesSink": "jsonl",
+    "LogSink": "log",
+    "SCHEMA_VERSION": "sqlite",
+    "SqliteSink": "sqlite",
+    "open_database": "sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # resolved once
+    return value

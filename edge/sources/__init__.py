@@ -1,28 +1,34 @@
 """Sensor sources: ble / serial / sim / replay behind one small contract.
 
-``open_source(kind, options)`` imports the chosen backend only when it is chosen, so a
-missing optional library (bleak on a serial-only hub, say) never breaks ``import edge``.
-``options`` is the daemon's :class:`~edge.config.DaemonConfig`; each backend reads its own
-section (``serial``, ``ble``, ``sim``, ``replay``) and the shared ``speed``.
+Each backend takes its own typed options (:class:`~edge.sources.options.SerialOptions`,
+:class:`~edge.sources.ble.BleOptions`, :class:`~edge.sources.options.SimOptions`,
+:class:`~edge.sources.options.ReplayOptions`), which are also the sections of the daemon's
+configuration and live apart from the backends, so reading a configuration imports none.
+:func:`open_source` is the one place that hands the chosen backend its section and the
+run's parameters (speed, whether to loop, the model's hop); it imports the backend only
+when it is chosen, so a missing optional library (bleak on a serial-only hub, say) never
+breaks ``import edge``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
-from edge.errors import ConfigError
-from edge.sources.base import (
-    DEFAULT_QUEUE_SIZE,
-    ConnectionEvent,
-    QueueBridge,
-    SensorSource,
-    SourceItem,
-    SourceStats,
-)
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.config import DaemonConfig
+    from edge.sources.base import (
+        DEFAULT_QUEUE_SIZE,
+        ConnectionEvent,
+        QueueBridge,
+        SensorSource,
+        SourceItem,
+        SourceStats,
+    )
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -35,40 +41,54 @@ __all__ = [
 ]
 
 
-def open_source(
-    kind: str, options: DaemonConfig, *, class_names: Sequence[str] | None = None
-) -> SensorSource:
-    """The source for ``kind`` (``ble``, ``serial``, ``sim``, ``replay``), not yet started.
+_CONTRACT: Final = frozenset(("DEFAULT_QUEUE_SIZE", "ConnectionEvent", "QueueBridge", "SensorSource",
+                       "SourceItem", "SourceStats"))
 
-    ``class_names`` (the model's) lets sim/replay translate their ground-truth labels.
+
+def __getattr__(name: str) -> Any:
+    # the contract is resolved on first use: the configuration imports the options modules
+    # under this package and must not pay for the sources themselves
+    if name not in _CONTRACT:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("edge.sources.base"), name)
+    globals()[name] = value
+    return value
+
+
+def open_source(
+    cfg: DaemonConfig,
+    *,
+    class_names: Sequence[str] | None = None,
+    hop_s: float | None = None,
+) -> SensorSource:
+    """The source ``cfg.device`` names (``ble``, ``serial``, ``sim``, ``replay``), not yet
+    started, built from its own section of ``cfg``.
+
+    ``class_names`` (the model's) lets sim/replay translate their ground-truth labels;
+    ``hop_s`` (the model's hop) is the span ``sim.stagger`` spreads simulated starts over.
     """
+    kind = cfg.device
     if kind == "serial":
         from edge.sources.serial import SerialSource
 
-        s = options.serial
-        return SerialSource(s.port, s.baud, reopen_interval_s=s.reopen_interval_s,
-                            read_size=s.read_size)
+        return SerialSource(cfg.serial)
     if kind == "ble":
-        from edge.sources.ble import BleOptions, BleSource
+        from edge.sources.ble import BleSource
 
-        b = options.ble
-        return BleSource(
-            BleOptions.from_devices(
-                b.devices,
-                service_uuids=tuple(b.service_uuids),
-                max_devices=b.max_devices,
-                scan_timeout_s=b.scan_timeout_s,
-                backoff_base_s=b.reconnect_min_s,
-                backoff_max_s=b.reconnect_max_s,
-                adapter=b.adapter or None,
-            )
-        )
+        return BleSource(cfg.ble)
     if kind == "sim":
+        from edge.bundle import demo_bundle_path
         from edge.sources.sim import SimSource
 
-        return SimSource.from_config(options, class_names=class_names)
+        bundle_dir = Path(cfg.bundle) if cfg.bundle else demo_bundle_path()
+        return SimSource.from_options(
+            cfg.sim, speed=cfg.speed,
+            loop_forever=cfg.duration > 0,  # a timed run keeps playing; else play once
+            hop_s=hop_s, bundle_dir=bundle_dir if bundle_dir.is_dir() else None,
+            class_names=class_names,
+        )
     if kind == "replay":
         from edge.sources.replay import open_replay
 
-        return open_replay(options, class_names=class_names)
+        return open_replay(cfg.replay, speed=cfg.speed, sim=cfg.sim, class_names=class_names)
     raise ConfigError(f"unknown device {kind!r}; expected ble, serial, sim or replay", key="device")

@@ -19,7 +19,9 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
+
+from edge.sources.options import DEFAULT_QUEUE_SIZE
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -30,9 +32,6 @@ __all__ = [
     "SourceStats",
 ]
 
-# ~4 s of a 4-sensor wearable at 10 packets/s per sensor per device for 25 devices: enough to
-# ride out a slow window without letting a stalled consumer grow memory without bound.
-DEFAULT_QUEUE_SIZE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ class ConnectionEvent:
     ``connected=True`` every time the link comes up (the first time and after every
     reconnection) and ``connected=False`` every time it goes down, including on ``stop()``
     (reason ``"stopped"``). The daemon turns these into ``disconnected`` / ``reconnected``
-    events (``DecisionLogic.on_link``). After a ``connected=True`` the device sends (or the
+    events (``DeviceEvents.on_link``). After a ``connected=True`` the device sends (or the
     source synthesises) a fresh ``Hello``. Not a wire message: it never leaves the hub.
     """
 

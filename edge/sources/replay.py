@@ -1,8 +1,11 @@
 """Replay: a recorded session played through the hub at N x real time.
 
+Its options are :class:`~edge.sources.options.ReplayOptions`, the ``[replay]`` section of
+the daemon's configuration (the file); the speed is the run's.
+
 Three kinds of file, told apart by their content:
 
-- a WESAD subject file (``S*.pkl``) or our compact ``.npz`` recording (:mod:`edge.recording`):
+- a WESAD subject file (``S*.pkl``) or our compact ``.npz`` recording (:mod:`core.recording`):
   played by the wearable simulator (:class:`~edge.sources.sim.SimSource`), so the hub sees
   exactly what a wearable would send; the recording's labels are the ground truth shown
   beside each decision, and the summary prints the agreement;
@@ -31,14 +34,12 @@ import struct
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
-from edge.errors import RecordingError
+from core.errors import RecordingError
 from edge.sources.base import DEFAULT_QUEUE_SIZE, QueueBridge, SensorSource, SourceItem
+from edge.sources.options import ReplayOptions, SimOptions
 from edge.sources.sim import SimSource, load_sim_recording
-
-if TYPE_CHECKING:
-    from edge.config import DaemonConfig
 
 __all__ = ["RAW_MAGIC", "FrameFileSource", "RawRecorder", "ReplaySource", "open_replay",
            "read_raw_recording"]
@@ -216,17 +217,25 @@ class ReplaySource(SimSource):
     kind = "replay"
 
 
-def open_replay(cfg: DaemonConfig, *, class_names: Sequence[str] | None = None) -> SensorSource:
-    """The replay source for ``cfg.replay.file`` (recording or frame file, by content)."""
-    path = Path(cfg.replay.file)
+def open_replay(
+    options: ReplayOptions,
+    *,
+    speed: float = 1.0,
+    sim: SimOptions | None = None,
+    class_names: Sequence[str] | None = None,
+) -> SensorSource:
+    """The replay source for ``options.file`` (recording or frame file, by content).
+
+    A recording is played once by the simulator, as ``sim`` (its devices, seed and faults)
+    configures it.
+    """
+    path = Path(options.file)
     if not path.is_file():
         raise RecordingError("no such file (replay.file / --file)", path=str(path))
     if path.suffix.lower() in (".pkl", ".npz"):
         recording = load_sim_recording(str(path), None)
         log.info("replaying %s (subject %s, %.0f s) at %gx", path, recording.subject,
-                 recording.duration_s, cfg.speed)
-        src = ReplaySource.from_config(cfg, class_names=class_names, recording=recording)
-        for w in src.wearables:
-            w.loop_forever = False  # a replay plays its file once
-        return src
-    return FrameFileSource(path, speed=cfg.speed)
+                 recording.duration_s, speed)
+        return ReplaySource.from_options(sim or SimOptions(), speed=speed, loop_forever=False,
+                                         recording=recording, class_names=class_names)
+    return FrameFileSource(path, speed=speed)

@@ -1,5 +1,8 @@
 """A wearable on a serial port (USB-serial, UART, a pty): COBS frames in, messages out.
 
+Its options are :class:`~edge.sources.options.SerialOptions`, the ``[serial]`` section of
+the daemon's configuration.
+
 The port is opened with pyserial in non-blocking mode (``timeout=0``) and read from the
 event loop through ``loop.add_reader`` on its file descriptor: no thread, no blocking read.
 Bytes go through the bridge's streaming :class:`~firmware_bridge.framing.FrameDecoder`
@@ -28,6 +31,7 @@ from edge.sources.base import (
     SensorSource,
     SourceItem,
 )
+from edge.sources.options import SerialOptions
 
 __all__ = ["SerialSource"]
 
@@ -38,22 +42,23 @@ REOPEN_LOG_EVERY_S: Final = 60.0
 
 
 class SerialSource(SensorSource):
+    """One wearable on one serial port; the port path is its device key."""
+
     kind = "serial"
 
     def __init__(
         self,
-        port: str,
-        baud: int = 115200,
+        options: SerialOptions | None = None,
         *,
-        reopen_interval_s: float = 1.0,
-        read_size: int = 4096,
         queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
         super().__init__()
-        self.port = port
-        self.baud = baud
-        self.reopen_interval_s = reopen_interval_s
-        self.read_size = read_size
+        self.options = options or SerialOptions()
+        self.options.validate()
+        self.port = self.options.port
+        self.baud = self.options.baud
+        self.reopen_interval_s = self.options.reopen_interval_s
+        self.read_size = self.options.read_size
         self._bridge = QueueBridge(self.stats, queue_size)
         from firmware_bridge.framing import FrameDecoder
 

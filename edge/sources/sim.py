@@ -1,11 +1,12 @@
-"""The embedded default: simulated wearables in-process, no hardware needed.
+"""Simulated wearables in-process: the embedded default source, no hardware needed.
 
 Wraps :class:`firmware_bridge.sim.SimulatedWearable`: each plays a recording as protocol
 messages (through a real frame encoder and decoder, so the simulator's corrupted-byte fault
 is rejected by the CRC as on a serial line) at ``speed`` x real time, with the simulator's
-fault switches. The recording is, in order of preference: ``sim.recording`` from the
-config, the demo recording shipped beside the demo bundle (``demo_recording.npz``), or the
-simulator's own small synthetic recording.
+fault switches. Its options are :class:`~edge.sources.options.SimOptions`, the ``[sim]``
+section of the daemon's configuration. The recording is, in order of preference:
+``sim.recording``, the demo recording shipped beside the demo bundle
+(``demo_recording.npz``), or the simulator's own small synthetic recording.
 
 Ground truth: the recording's WESAD labels are exposed as :meth:`SimSource.label_for` (the
 class name a window should get, when the label maps to one of the model's classes), which
@@ -16,7 +17,8 @@ Several wearables (``sim.devices``): each its own device, resident and fault see
 ``sim.stagger`` (the default) wearable ``i`` of ``N`` starts ``hop * i / N`` seconds of data
 time after the first (:meth:`SimSource.stagger`), as real wearables switched on at random
 times do, so their windows complete spread over a hop rather than all in one instant. They
-play one shared, read-only copy of the recording's wire samples instead of one each.
+play one shared, read-only copy of the recording's wire samples instead of one each
+(:meth:`~firmware_bridge.sim.SimulatedWearable.share_samples_from`).
 
 Not live: when the engine falls behind, the daemon reads the simulator more slowly instead
 of dropping windows, so a sped-up run loses nothing.
@@ -30,20 +32,21 @@ import logging
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from edge.errors import ConfigError
+from core.errors import ConfigError
 from edge.sources.base import DEFAULT_QUEUE_SIZE, QueueBridge, SensorSource, SourceItem
+from edge.sources.options import SimOptions
 
 if TYPE_CHECKING:
-    from edge.config import DaemonConfig
-    from edge.recording import Recording
+    from core.recording import Recording
+    from firmware_bridge.sim import SimulatedWearable
 
-__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording",
-           "share_wire_samples"]
+__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def label_name(code: int, class_names: Sequence[str]) -> str | None:
     1 baseline, 2 stress, 3 amusement map to classes of those names; for a binary model
     with a ``stress`` class, baseline and amusement map to its other class.
     """
-    from edge.recording import LABEL_NAMES
+    from core.recording import LABEL_NAMES
 
     name = LABEL_NAMES.get(int(code))
     if name is None:
@@ -75,7 +78,7 @@ def label_name(code: int, class_names: Sequence[str]) -> str | None:
 
 def load_sim_recording(path: str, bundle_dir: Path | None) -> Recording:
     """The recording ``sim`` plays (see the module docstring); wrist signals only."""
-    from edge.recording import load_recording
+    from core.recording import load_recording
 
     if path:
         return load_recording(path).wrist_only()
@@ -95,7 +98,7 @@ class SimSource(SensorSource):
 
     def __init__(
         self,
-        wearables: Sequence[Any],
+        wearables: Sequence[SimulatedWearable],
         *,
         class_names: Sequence[str] | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
@@ -115,34 +118,44 @@ class SimSource(SensorSource):
         self.start_delays_s: list[float] = [0.0] * len(self.wearables)
 
     @classmethod
-    def from_config(cls, cfg: DaemonConfig, *, class_names: Sequence[str] | None = None,
-                    recording: Recording | None = None,
-                    hop_s: float | None = None) -> SimSource:
-        """``cfg.sim.devices`` wearables playing one recording; staggered over ``hop_s``
-        (the model's hop) when ``cfg.sim.stagger`` and ``hop_s`` is given."""
-        from edge.bundle import demo_bundle_path
+    def from_options(
+        cls,
+        options: SimOptions,
+        *,
+        speed: float = 1.0,
+        loop_forever: bool = False,
+        hop_s: float | None = None,
+        bundle_dir: Path | None = None,
+        recording: Recording | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> SimSource:
+        """``options.devices`` wearables playing one recording at ``speed`` x real time.
+
+        ``loop_forever``: play the recording again and again (a timed run) instead of once.
+        ``hop_s`` (the model's hop): with ``options.stagger``, the span the wearables'
+        starts are spread over. ``bundle_dir``: where the demo recording is looked for when
+        ``options.recording`` is empty; ``recording`` replaces both.
+        """
         from firmware_bridge.sim import SimulatedWearable
 
-        bundle_dir = Path(cfg.bundle) if cfg.bundle else demo_bundle_path()
         if recording is None:
-            recording = load_sim_recording(cfg.sim.recording, bundle_dir if bundle_dir.is_dir()
-                                           else None)
-        faults = cfg.sim.make_faults()
-        wearables: list[Any] = []
-        for i in range(cfg.sim.devices):
+            recording = load_sim_recording(options.recording, bundle_dir)
+        faults = options.make_faults()
+        wearables: list[SimulatedWearable] = []
+        for i in range(options.devices):
             w = SimulatedWearable(
                 recording,
                 device_id=f"{cls.kind}-{i}",
-                speed=cfg.speed,
-                faults=_reseed(faults, cfg.sim.seed + i),
-                loop_forever=cfg.duration > 0,  # a timed run keeps playing; else play once
+                speed=speed,
+                faults=replace(faults, seed=options.seed + i),
+                loop_forever=loop_forever,
                 t0_device_us=1_000_000 + i * DEVICE_CLOCK_STAGGER_US,
             )
             if wearables:
-                share_wire_samples(wearables[0], w)
+                w.share_samples_from(wearables[0])
             wearables.append(w)
         src = cls(wearables, class_names=class_names)
-        if cfg.sim.stagger and hop_s is not None:
+        if options.stagger and hop_s is not None:
             src.stagger(hop_s)
         return src
 
@@ -164,7 +177,7 @@ class SimSource(SensorSource):
                                                    name=f"sim:{w.device_id}"))
         self._running = len(self._tasks)
 
-    async def _play(self, w: Any, delay_s: float = 0.0) -> None:
+    async def _play(self, w: SimulatedWearable, delay_s: float = 0.0) -> None:
         try:
             if delay_s > 0:
                 # data seconds -> wall seconds; the wearable's clocks start when it iterates
@@ -205,7 +218,7 @@ class SimSource(SensorSource):
     def label_for(self, device: str, start: float, end: float) -> str | None:
         """The class a window ``[start, end)`` (device seconds) should get, or None."""
         w = self._by_device.get(device)
-        if w is None or self.class_names is None or getattr(w, "_labels", None) is None:
+        if w is None or self.class_names is None or not w.has_labels:
             return None
         drift = 1.0 + w.faults.clock_drift_ppm * 1e-6
         t0 = w.t0_device_us * 1e-6
@@ -221,32 +234,3 @@ class SimSource(SensorSource):
             return None
         return label_name(code, self.class_names)
 
-
-def share_wire_samples(first: Any, other: Any) -> int:
-    """Let ``other`` play ``first``'s wire samples (one read-only copy instead of one per
-    simulated wearable: ~0.6 MB each for the half-hour demo recording); bytes freed.
-
-    Both must have been built from the same recording; a sensor whose samples differ keeps
-    its own. ``SimulatedWearable`` has no public way to share them yet, so this reaches into
-    its per-sensor ``raw`` arrays; anything unexpected leaves ``other`` untouched.
-    """
-    mine, theirs = getattr(first, "_sensors", None), getattr(other, "_sensors", None)
-    if not isinstance(mine, list) or not isinstance(theirs, list) or len(mine) != len(theirs):
-        return 0
-    freed = 0
-    for a, b in zip(mine, theirs, strict=True):
-        ra, rb = getattr(a, "raw", None), getattr(b, "raw", None)
-        if (not isinstance(ra, np.ndarray) or not isinstance(rb, np.ndarray) or ra is rb
-                or getattr(a, "info", None) != getattr(b, "info", None)
-                or ra.shape != rb.shape or ra.dtype != rb.dtype or not np.array_equal(ra, rb)):
-            continue
-        ra.flags.writeable = False  # shared: a write would change every wearable's data
-        b.raw = ra
-        freed += rb.nbytes
-    return freed
-
-
-def _reseed(faults: Any, seed: int) -> Any:
-    from dataclasses import replace
-
-    return replace(faults, seed=seed)

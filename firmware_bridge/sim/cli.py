@@ -10,8 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edge.errors import EdgeError
-from firmware_bridge.errors import BridgeError
+from core.errors import WearableEdgeError
 from firmware_bridge.sim.transports import PtyLink, serve_tcp
 from firmware_bridge.sim.wearable import Faults, SimulatedWearable
 
@@ -80,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Any:
     if args.recording:
-        from edge.recording import load_recording  # the hub's loader: numpy only
+        from core.recording import load_recording  # the hub's loader: numpy only
 
         rec = load_recording(args.recording)
         return rec.wrist_only() if args.wrist_only else rec
@@ -117,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _load(args), device_id=args.device_id, speed=args.speed, faults=faults,
             loop_forever=args.loop, duration_s=args.duration, packet_s=args.packet_s,
         )  # fmt: skip
-    except (BridgeError, EdgeError, OSError) as e:
+    except (WearableEdgeError, OSError) as e:
         print(f"wearable-sim: {e}", file=sys.stderr)
         return 2
     sensors = ", ".join(f"{s.kind}@{s.rate_hz:g}Hz" for s in wearable.hello.sensors)

@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from edge.recording import Recording, Signal
+from core.recording import Recording, Signal
 
 __all__ = ["PHASES", "synthetic_recording"]
 

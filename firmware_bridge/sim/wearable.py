@@ -148,7 +148,7 @@ def _stream_key(msg: Message | None) -> tuple[str, int]:
 
 
 class SimulatedWearable:
-    """Plays ``recording`` (an :class:`edge.recording.Recording`) as a wearable would."""
+    """Plays ``recording`` (an :class:`core.recording.Recording`) as a wearable would."""
 
     def __init__(
         self,
@@ -239,7 +239,39 @@ class SimulatedWearable:
         per_packet = max(self.min_samples_per_packet, round(self.packet_s * info.rate_hz))
         return _Sensor(info, raw, per_packet)
 
+    # -- sharing one recording between wearables -----------------------------------------
+    @property
+    def wire_samples(self) -> tuple[np.ndarray, ...]:
+        """Each sensor's wire values for the whole recording, ``(N, C)``, in HELLO order."""
+        return tuple(s.raw for s in self._sensors)
+
+    def share_samples_from(self, other: SimulatedWearable) -> int:
+        """Play ``other``'s wire samples instead of this wearable's own identical copy.
+
+        Wearables built from one recording hold the same wire values; sharing one copy
+        keeps a many-wearable simulation's memory at one recording. The shared arrays
+        are made read-only, since a write would change every wearable's data. A sensor
+        whose format or values differ keeps its own. Returns the bytes freed.
+        """
+        if len(self._sensors) != len(other._sensors):
+            return 0
+        freed = 0
+        for mine, theirs in zip(self._sensors, other._sensors, strict=True):
+            a, b = theirs.raw, mine.raw
+            if (a is b or mine.info != theirs.info or a.shape != b.shape
+                    or a.dtype != b.dtype or not np.array_equal(a, b)):
+                continue
+            a.flags.writeable = False
+            mine.raw = a
+            freed += b.nbytes
+        return freed
+
     # -- clocks and ground truth ----------------------------------------------------------
+    @property
+    def has_labels(self) -> bool:
+        """Whether the recording carries ground truth (:meth:`label_at` works)."""
+        return self._labels is not None
+
     def device_time_us(self, t: float) -> int:
         """Device clock (µs) at recording time ``t`` (drift and jump applied)."""
         f = self.faults

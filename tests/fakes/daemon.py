@@ -107,11 +107,11 @@ def db_rows(db: Path, table: str = "decisions") -> list[dict[str, Any]]:
 
 def received_streams(raw: Path) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Per device of a ``--record-raw`` file: its first HELLO and the samples it sent, as
-    ``edge.preprocess.Stream`` per sensor kind (physical units, device seconds), in arrival
+    ``core.signal.Stream`` per sensor kind (physical units, device seconds), in arrival
     order: duplicates and late packets are left in, as the daemon received them."""
     import numpy as np
 
-    from edge.preprocess import Stream
+    from core.signal import Stream
     from edge.sources.replay import read_raw_recording
     from firmware_bridge.protocol import Hello, Samples
 

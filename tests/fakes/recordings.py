@@ -7,7 +7,7 @@ Two kinds, pick by what the test needs:
   wrist E4 rates, wrist ACC in 1/64 g, labels at 700 Hz) from a list of
   ``(label, seconds)`` segments, with simple noisy signals whose level depends on the label;
   :func:`write_wesad_pickle` writes one (or a modified dict) to ``S{n}/S{n}.pkl``;
-  :func:`tiny_recording` gives the loaded :class:`edge.recording.Recording` directly;
+  :func:`tiny_recording` gives the loaded :class:`core.recording.Recording` directly;
   :func:`malicious_pickle` returns a pickle that would run a shell command if loaded
   with plain ``pickle.load``.
 - Physiological, through :mod:`train.synth` (host only: imports neurokit2, ~1 s per
@@ -103,8 +103,8 @@ def write_wesad_pickle(
 
 
 def tiny_recording(tmp_dir: str | Path, **kw: Any) -> Any:
-    """The :class:`edge.recording.Recording` of a freshly written :func:`wesad_dict`."""
-    from edge.recording import load_wesad_subject
+    """The :class:`core.recording.Recording` of a freshly written :func:`wesad_dict`."""
+    from core.recording import load_wesad_subject
 
     return load_wesad_subject(write_wesad_pickle(tmp_dir, **kw))
 
@@ -136,7 +136,7 @@ def cached_synth_root(
     root = base / f"synth_wesad_n{n_subjects}_s{minutes_scale:g}_seed{seed}"
     done = root / ".complete"
     if not done.exists():
-        generate_dataset(root, n_subjects, seed, minutes_scale=minutes_scale, progress=False)
+        generate_dataset(root, n_subjects, seed, minutes_scale=minutes_scale)
         done.touch()
     return root
 

@@ -1,6 +1,6 @@
 """A small, real training RUN directory for tests of export, the bundle and the engines.
 
-Stands in for ``edge-train fit ... --out RUN`` (layout: ``train/checkpoint.py``) so export
+Stands in for ``edge-train fit ... --out RUN`` (layout: ``core.runs.RunLayout``) so export
 tests do not have to run the whole training pipeline. What it writes is real: a briefly
 trained model on a small deterministic toy problem (three classes that differ in pulse
 rate, skin-conductance level and movement), so int8 quantization parity is meaningful
@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.contract import InputContract, Modality, Normalization
+from core.contract import InputContract, Modality, Normalization
+from core.runs import RunLayout
 
 __all__ = [
     "TOY_CLASSES",
@@ -239,7 +240,8 @@ def build_run(
     ``"real"`` or ``"stand-in"``. Deterministic for a given seed (single-threaded torch).
     """
     out = Path(out)
-    (out / "windows").mkdir(parents=True, exist_ok=True)
+    layout = RunLayout(out)
+    layout.windows_dir.mkdir(parents=True, exist_ok=True)
     contract = toy_contract()
     torch.manual_seed(seed)
     net, model_args, model_class = _build_model(contract, model)
@@ -279,10 +281,10 @@ def build_run(
     }
     if model_class is not None:
         ckpt["model_class"] = model_class
-    torch.save(ckpt, out / "student.pt")
-    np.savez(out / "windows" / "calib.npz", X=x_train[:n_calib], y=y_train[:n_calib])
+    torch.save(ckpt, layout.student_checkpoint)
+    np.savez(layout.calib_windows, X=x_train[:n_calib], y=y_train[:n_calib])
     np.savez(
-        out / "windows" / "heldout.npz",
+        layout.heldout_windows,
         X=x_held,
         y=y_held,
         start=np.arange(n_heldout, dtype=np.float64) * contract.hop_s,
@@ -296,7 +298,7 @@ def build_run(
         "student": {"params": sum(p.numel() for p in net.parameters())},
         "notes": ["tests/fakes/runs.py toy run"],
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    layout.metrics.write_text(json.dumps(metrics, indent=2))
     return BuiltRun(out, contract, net, acc, model_class is not None)
 
 

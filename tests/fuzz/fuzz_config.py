@@ -12,9 +12,9 @@ import sys
 import atheris
 from _common import main, scratch_dir
 
-with atheris.instrument_imports(include=["edge", "tomllib"]):
+with atheris.instrument_imports(include=["core", "edge", "tomllib"]):
+    from core.errors import ConfigError
     from edge.config import DaemonConfig, load_config
-    from edge.errors import ConfigError
 
 PATH = scratch_dir("config") / "edge.toml"
 

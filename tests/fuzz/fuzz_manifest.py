@@ -1,4 +1,4 @@
-"""atheris harness: the JSON a hub reads from disk (edge.bundle, edge.contract, calibration).
+"""atheris harness: the JSON a hub reads from disk (edge.bundle, core.contract, calibration).
 
 Input byte 0 picks the target; the rest is the file's bytes:
 
@@ -7,7 +7,7 @@ Input byte 0 picks the target; the rest is the file's bytes:
 2. a calibration -> ``Calibration.from_dict``; 3. a stored baseline -> ``CalibrationStore.load``
 (returns a baseline or None); 4. ``manifest.sig`` of a bundle checked with a trusted key.
 
-Allowed outcomes: success or ``EdgeError`` (``BundleError``, ``ContractError``,
+Allowed outcomes: success or ``WearableEdgeError`` (``BundleError``, ``ContractError``,
 ``CalibrationError``). Anything else is a finding.
 """
 
@@ -24,12 +24,12 @@ import atheris
 import numpy as np
 from _common import main, scratch_dir
 
-with atheris.instrument_imports(include=["edge"]):
+with atheris.instrument_imports(include=["core", "edge"]):
+    from core.contract import InputContract, Modality, Normalization
+    from core.errors import WearableEdgeError
+    from core.signal import Calibration
     from edge.bundle import MANIFEST_NAME, SIGNATURE_NAME, key_id, load_bundle
     from edge.calibration_store import CalibrationStore
-    from edge.contract import InputContract, Modality, Normalization
-    from edge.errors import EdgeError
-    from edge.preprocess import Calibration
 
 CONTRACT = InputContract(
     modalities=(
@@ -76,7 +76,7 @@ def exercise(path: Path, **kw: Any) -> None:
     """load_bundle; on success every accessor must work too."""
     try:
         b = load_bundle(path, **kw)
-    except EdgeError:
+    except WearableEdgeError:
         return
     with b:
         _ = (b.model_id, b.model_version, b.class_names, b.calibration_required, b.recommended)
@@ -134,10 +134,10 @@ def test_one_input(data: bytes) -> None:
         (BUNDLE / MANIFEST_NAME).write_bytes(rest)
         exercise(BUNDLE)
     elif which == 1:
-        with contextlib.suppress(EdgeError):
+        with contextlib.suppress(WearableEdgeError):
             InputContract.from_dict(_json(rest))
     elif which == 2:
-        with contextlib.suppress(EdgeError):
+        with contextlib.suppress(WearableEdgeError):
             Calibration.from_dict(_json(rest))
     elif which == 3:
         STORE.path_for("r1").write_bytes(rest)

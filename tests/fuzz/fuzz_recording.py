@@ -1,4 +1,4 @@
-"""atheris harness: recordings (``edge.recording.load_recording``: WESAD .pkl, our .npz).
+"""atheris harness: recordings (``core.recording.load_recording``: WESAD .pkl, our .npz).
 
 Input byte 0: even -> the rest is a ``.pkl`` (through the restricted unpickler), odd -> a
 ``.npz``. Allowed outcomes: a ``Recording`` or ``RecordingError``. The process runs under a
@@ -19,9 +19,9 @@ import atheris
 import numpy as np
 from _common import main, scratch_dir
 
-with atheris.instrument_imports(include=["edge"]):
-    from edge.errors import RecordingError
-    from edge.recording import load_recording
+with atheris.instrument_imports(include=["core"]):
+    from core.errors import RecordingError
+    from core.recording import load_recording
 
 SCRATCH = scratch_dir("recording")
 PKL, NPZ = SCRATCH / "S2.pkl", SCRATCH / "r.npz"

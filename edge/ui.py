@@ -1,75 +1,63 @@
-"""What the daemon says about itself: a live status line, periodic health, the final summary.
+"""The hub's terminal: the live status line, the log's look, and the text the CLI prints.
 
 - :class:`StatusLine`: one line redrawn in place (rich) when stdout is a terminal: per
   device its resident, current state and smoothed probability; windows, queue depth,
-  inference latency and memory. Off when stdout is not a TTY (a service, a pipe, ``--json``).
-- :func:`format_health`: the periodic health log line (packets, drops, windows valid and
-  invalid, inference latency p50/p99, queue depths, sink backlog, RSS) from the health dict
-  the daemon gathers.
+  inference latency and memory; state changes printed above it as they happen. Off when
+  stdout is not a TTY (a service, a pipe, ``--json``). It is the daemon's
+  :class:`~edge.health.StatusView`.
+- :func:`setup_logging`: the log to stderr, or through the live line's console.
 - :func:`format_summary`: the end-of-run report (decisions per state, windows by validity
   reason, drops, latency, memory and time to ready, replay agreement).
+- :func:`format_scan_results`: the table ``edge-daemon scan`` prints.
 
-Footprint figures (RSS, peak RSS, time to READY) are printed here for the benchmarks to
-read; they are measured, never asserted by a unit test.
+Only this module and the CLI write to the terminal; the rest of ``edge`` logs.
+rich is imported only when a terminal is drawn.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import os
-import resource
 import sys
-from collections.abc import Mapping
-from typing import Any, Final, TextIO
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-__all__ = ["StatusLine", "format_health", "format_summary", "peak_rss_mb", "rss_mb"]
+if TYPE_CHECKING:
+    from edge.decisions import Event
+    from edge.sources.ble import DiscoveredWearable
 
-_PAGE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+__all__ = ["StatusLine", "format_scan_results", "format_summary", "setup_logging"]
+
 REFRESH_PER_S: Final = 4  # a status line redrawn 4x/s looks live and costs nothing
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process in MiB (Linux /proc; else the peak)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * _PAGE / 2**20
-    except (OSError, ValueError, IndexError):
-        return peak_rss_mb()
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size in MiB (``ru_maxrss`` is KiB on Linux)."""
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024 if sys.platform != "darwin" else r / 2**20
+STATE_STYLES: Final = {"stress": "bold red", "amusement": "green", "baseline": "cyan"}
 
 
 def _ms(v: Any) -> str:
     return "-" if not isinstance(v, int | float) or not math.isfinite(v) else f"{v:.1f}"
 
 
-def format_health(h: Mapping[str, Any]) -> str:
-    """One log line from the daemon's health dict (see ``Daemon.health``)."""
-    src = h.get("source", {})
-    inf = h.get("inference", {})
-    win = h.get("windows", {})
-    invalid = sum(v for k, v in win.items() if k.startswith("invalid"))
-    sinks = h.get("sinks", {})
-    backlog = ",".join(f"{k}={v.get('pending', 0)}" for k, v in sinks.items()) or "-"
-    drops = h.get("drops", {})
-    drop_text = ",".join(f"{k}={v}" for k, v in sorted(drops.items()) if v) or "0"
-    return (
-        f"health: devices={h.get('devices', 0)} packets={src.get('items', 0)}"
-        f" samples={h.get('samples', 0)} windows={win.get('valid', 0)}+{invalid}invalid"
-        f" decisions={h.get('decisions', 0)} drops={drop_text}"
-        f" queue={inf.get('queue', 0)}/src={src.get('queue', 0)}"
-        f" infer_p50={_ms(inf.get('latency_p50_ms'))}ms infer_p99={_ms(inf.get('latency_p99_ms'))}ms"
-        f" sinks={backlog} rss={h.get('rss_mb', 0):.1f}MB"
-        f" tasks={h.get('tasks', '-')} fds={h.get('fds', '-')}"
-    )
+def setup_logging(level: str, console: Any = None) -> None:
+    """Log at ``level`` to stderr, or through ``console`` (the live line's rich console,
+    so log lines scroll above the line instead of breaking it)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler: logging.Handler
+    if console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
 
 
 def format_summary(s: Mapping[str, Any]) -> str:
-    """The end-of-run report, several lines, for a terminal or the log."""
+    """The end-of-run report (:func:`edge.health.summary`), several lines."""
     lines = [f"edge-daemon summary ({s.get('elapsed_s', 0):.1f} s wall, "
              f"{s.get('data_s', 0):.0f} s of data, model {s.get('model_id', '?')}, "
              f"engine {s.get('engine', '?')})"]
@@ -115,6 +103,27 @@ def format_summary(s: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_scan_results(results: Sequence[DiscoveredWearable]) -> str:
+    """A plain-text table of what :func:`edge.sources.ble.scan` found."""
+    if not results:
+        return "no BLE devices found (is the wearable awake and in range?)"
+    rows = [("ADDRESS", "RSSI", "NAME", "OFFERS", "USABLE")]
+    for w in results:
+        rows.append(
+            (
+                w.address,
+                f"{w.rssi} dBm",
+                w.name or "-",
+                ", ".join(w.profiles) or "-",
+                "yes" if w.supported else "no",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
 class StatusLine:
     """A one-line live status drawn with rich when ``stream`` is a terminal."""
 
@@ -158,11 +167,8 @@ class StatusLine:
         t = Text()
         for dev in status.get("devices", []):
             state = dev.get("state") or "…"
-            colour = {"stress": "bold red", "amusement": "green", "baseline": "cyan"}.get(
-                state, "yellow"
-            )
             t.append(f"{dev['resident']} ", style="bold")
-            t.append(state, style=colour)
+            t.append(state, style=STATE_STYLES.get(state, "yellow"))
             p = dev.get("p")
             if p is not None:
                 t.append(f" {p:.2f}")
@@ -178,6 +184,14 @@ class StatusLine:
             style="dim",
         )
         self._live.update(t)
+
+    def on_event(self, event: Event) -> None:
+        """A state change gets a line above the live status, when it happens."""
+        if event.kind != "state_change":
+            return
+        d = event.detail
+        self.print(f"{time.strftime('%H:%M:%S', time.localtime(event.t))} "
+                   f"{event.resident}: {d.get('from') or '…'} → {d.get('to')}")
 
     def print(self, text: str) -> None:
         """A line above the live status (state changes, the summary)."""

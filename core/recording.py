@@ -10,11 +10,11 @@ API (stable; other modules code against it):
   Integer arrays (the label codes) keep their integer dtype; everything else is float32.
   ``crop(start_s, end_s)``; ``n_samples``; ``duration_s``.
 - ``Recording(subject, signals: dict[str, Signal], labels: Signal | None, meta: dict)``:
-  ``signals`` keyed by modality name as in ``edge.contract`` (wrist: bvp, eda, temp, acc;
+  ``signals`` keyed by modality name as in ``core.contract`` (wrist: bvp, eda, temp, acc;
   chest: ecg, resp, emg, c_eda, c_temp, c_acc); ``labels`` the raw WESAD codes at 700 Hz
   (0 undefined, 1 baseline, 2 stress, 3 amusement, 4 meditation, 5-7 ignore), shape (N, 1).
   ``duration_s``; ``streams(names, t0=0.0) -> dict[str, (timestamps, values)]`` for
-  ``edge.preprocess`` (a missing name raises ``RecordingError``); ``label_codes()`` -> (N,)
+  ``core.signal`` (a missing name raises ``RecordingError``); ``label_codes()`` -> (N,)
   int codes; ``wrist_only()``; ``crop(start_s, end_s)``. ``meta["path"]`` is the source file.
 - ``load_wesad_subject(path) -> Recording``: reads ``S{n}.pkl`` (Python-2 latin-1 pickle)
   through a restricted unpickler that only admits numpy arrays and builtin containers (a
@@ -49,7 +49,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from edge.errors import RecordingError
+from core.errors import RecordingError
 
 __all__ = [
     "CHEST_KEYS",
@@ -70,7 +70,7 @@ CHEST_RATE_HZ: Final = 700.0
 E4_ACC_PER_G: Final = 64.0
 
 # WESAD key -> (our modality name, rate Hz, unit after conversion, channel names, divisor).
-# The unit strings match edge.contract.WESAD_WRIST_MODALITIES / WESAD_CHEST_MODALITIES.
+# The unit strings match core.contract.WESAD_WRIST_MODALITIES / WESAD_CHEST_MODALITIES.
 WRIST_KEYS: Final[dict[str, tuple[str, float, str, tuple[str, ...], float]]] = {
     "ACC": ("acc", 32.0, "g", ("x", "y", "z"), E4_ACC_PER_G),
     "BVP": ("bvp", 64.0, "a.u.", ("bvp",), 1.0),
@@ -187,7 +187,7 @@ class Recording:
     def streams(
         self, names: Iterable[str] | None = None, t0: float = 0.0
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{name: (timestamps (N,) float64, values (N, C) float32)}`` for ``edge.preprocess``.
+        """``{name: (timestamps (N,) float64, values (N, C) float32)}`` for ``core.signal``.
 
         ``names`` defaults to every signal; a name the recording lacks raises
         :class:`RecordingError` (a model asking for chest ECG from a wrist-only file).

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from edge.errors import ContractError
+from core.errors import ContractError
 
 __all__ = [
     "ACC_SCALE_G",

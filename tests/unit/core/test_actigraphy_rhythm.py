@@ -1,0 +1,145 @@
+"""Rhythm measures: known answers on synthetic days, and pyActigraphy's values on a real file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.actigraphy import EpochSeries, hhmm, rhythm_measures
+from core.actigraphy.rhythm import hourly_values, interdaily_stability, intradaily_variability
+from core.errors import ActigraphyError
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "actigraphy"
+MIDNIGHT = datetime(2024, 3, 4)
+
+
+def square_days(days: int, epoch_s: int = 60, *, start: datetime = MIDNIGHT,
+                active: tuple[float, float] = (8.0, 20.0), level: float = 100.0) -> EpochSeries:
+    """``level`` counts from ``active[0]`` to ``active[1]`` o'clock every day, else zero."""
+    n = days * 86400 // epoch_s
+    t0 = start.hour * 3600 + start.minute * 60 + start.second
+    hour = ((t0 + np.arange(n) * epoch_s) % 86400) / 3600.0
+    act = np.where((hour >= active[0]) & (hour < active[1]), level, 0.0)
+    return EpochSeries(start, epoch_s, act)
+
+
+def load_fixture() -> tuple[EpochSeries, np.ndarray, dict]:
+    with (FIXTURES / "pyactigraphy_example_02.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    meta = json.loads((FIXTURES / "pyactigraphy_example_02.json").read_text())
+    series = EpochSeries(datetime.fromisoformat(rows[0]["time"]), meta["epoch_s"],
+                         np.array([float(r["activity"]) for r in rows]))
+    sadeh = np.array([int(r["pyactigraphy_sadeh"]) for r in rows])
+    return series, sadeh, meta
+
+
+def test_the_same_square_wave_every_day_is_perfectly_stable() -> None:
+    m = rhythm_measures(square_days(7))
+    assert pytest.approx(1.0) == m.IS
+    # 168 hourly values of 0/100 with two steps of 100 a day
+    x = np.tile(np.r_[np.zeros(8), np.full(12, 100.0), np.zeros(4)], 7)
+    d2 = np.sum(np.diff(x) ** 2)
+    expected_iv = x.size * d2 / ((x.size - 1) * np.sum((x - x.mean()) ** 2))
+    assert pytest.approx(expected_iv) == m.IV
+    assert pytest.approx(168 * 14e4 / (167 * 168 * 2500)) == m.IV
+    assert m.L5 == 0.0 and m.M10 == 100.0 and m.RA == 1.0
+    assert hhmm(m.L5_start) == "00:00"  # the first of the all-zero windows
+    assert hhmm(m.M10_start) == "08:00"
+    assert m.hours == 168
+
+
+def test_noise_has_no_daily_pattern_and_high_fragmentation() -> None:
+    rng = np.random.default_rng(0)
+    m = rhythm_measures(EpochSeries(MIDNIGHT, 60, rng.exponential(50, 14 * 1440)))
+    assert m.IS < 0.1  # only the sampling error of 14-day hour means: about 1/14
+    assert 1.8 < m.IV < 2.2
+
+
+def test_l5_wraps_midnight_and_m10_is_the_active_day() -> None:
+    # rest 22:00-06:00, deepest 23:30-04:30: L5 must start at 23:30 and cross midnight
+    n = 5 * 1440
+    hour = (np.arange(n) % 1440) / 60.0
+    act = np.full(n, 200.0)
+    act[(hour >= 22) | (hour < 6)] = 20.0
+    act[(hour >= 23.5) | (hour < 4.5)] = 1.0
+    m = rhythm_measures(EpochSeries(MIDNIGHT, 60, act))
+    assert hhmm(m.L5_start) == "23:30"
+    assert pytest.approx(1.0) == m.L5
+    assert pytest.approx(200.0) == m.M10
+    assert pytest.approx(199 / 201) == m.RA
+
+
+def test_start_times_keep_the_epoch_grid_phase() -> None:
+    start = datetime(2024, 3, 4, 13, 58, 30)  # 60 s epochs at hh:mm:30
+    m = rhythm_measures(square_days(5, start=start, active=(9.5, 21.0)))
+    assert m.M10_start == pytest.approx(9.5 * 3600 + 30)
+    assert m.IS > 0.99
+
+
+def test_hour_bins_from_the_clock_or_from_the_start() -> None:
+    at_midnight = square_days(4)
+    a = rhythm_measures(at_midnight)
+    b = rhythm_measures(at_midnight, hour_origin="start")
+    assert (a.IS, a.IV) == (b.IS, b.IV)
+    offset = square_days(4, start=MIDNIGHT + timedelta(minutes=30))
+    clock, _ = hourly_values(offset)
+    fromstart, _ = hourly_values(offset, origin="start")
+    assert np.isnan(clock[0]) and np.isfinite(fromstart[0])  # 00:30-01:00 is not a clock hour
+    with pytest.raises(ActigraphyError, match="hour bins"):
+        hourly_values(offset, origin="noon")
+
+
+def test_missing_hours_are_left_out_not_zero_filled() -> None:
+    s = square_days(6)
+    act = s.activity.copy()
+    act[2 * 1440 + 600 : 2 * 1440 + 900] = np.nan  # five hours of day 3 missing
+    m = rhythm_measures(EpochSeries(s.start, 60, act))
+    assert pytest.approx(1.0) == m.IS
+    assert m.hours == 6 * 24 - 5
+    values, _ = hourly_values(EpochSeries(s.start, 60, act))
+    assert np.isfinite(intradaily_variability(values))
+
+
+def test_degenerate_inputs_give_nan_not_an_exception() -> None:
+    assert np.isnan(interdaily_stability(np.full(48, 3.0), np.arange(48) % 24))
+    assert np.isnan(intradaily_variability(np.array([np.nan, 1.0, np.nan, 2.0])))
+
+
+def test_fewer_than_two_days_is_refused() -> None:
+    with pytest.raises(ActigraphyError, match="at least 2 days"):
+        rhythm_measures(square_days(1))
+
+
+def test_epoch_lengths_that_do_not_divide_an_hour_are_refused() -> None:
+    with pytest.raises(ActigraphyError, match="divide an hour"):
+        EpochSeries(MIDNIGHT, 7, np.zeros(10))
+
+
+def test_against_pyactigraphy_on_a_real_recording() -> None:
+    series, _, meta = load_fixture()
+    ref = meta["pyactigraphy"]
+    ours = rhythm_measures(series)
+    for key in ("RA", "L5", "M10"):  # the same computation: equal to rounding
+        assert getattr(ours, key) == pytest.approx(ref[key], rel=1e-9), key
+    for key in ("IS", "IV"):  # within the 8 % target
+        assert getattr(ours, key) == pytest.approx(ref[key], rel=0.08), key
+    assert ours.L5_start == ref["L5_start_s"]
+    assert ours.M10_start == ref["M10_start_s"]
+    # pyActigraphy's IS is ours with sample variances: the factor explains the gap
+    n, p = ours.hours, 24
+    assert ref["IS"] > ours.IS
+    assert ours.IS * (n - 1) / n * p / (p - 1) == pytest.approx(ref["IS"], rel=0.02)
+
+
+def test_against_pyactigraphy_live_when_it_is_installed() -> None:
+    pytest.importorskip("pyActigraphy")
+    from benchmarks.rhythms import compare_recording, extract
+
+    ref = extract(["example_01.AWD"])["recordings"][0]
+    row = compare_recording(ref)
+    assert row["passed"], row

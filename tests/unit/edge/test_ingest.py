@@ -1,0 +1,66 @@
+"""edge.ingest: the device's HELLO and its wearer have one owner, the device's ingest."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edge.config import DecisionConfig
+from edge.decisions import DecisionLogic
+from edge.ingest import DeviceIngest
+from edge.sources.base import SourceItem
+from firmware_bridge.protocol import (
+    PROTOCOL_VERSION,
+    Event,
+    EventKind,
+    Hello,
+    SampleFormat,
+    Samples,
+    SensorInfo,
+)
+from tests.fakes.runs import toy_contract
+
+BVP = SensorInfo(1, "bvp", "a.u.", 16.0, 1, SampleFormat.INT16, 0.1)
+EDA = SensorInfo(2, "eda", "uS", 4.0, 1, SampleFormat.UINT16, 0.001)
+ACC = SensorInfo(3, "acc", "g", 8.0, 3, SampleFormat.INT16, 1 / 4096)
+RESIDENTS = {"WE-0001": "room-7"}
+
+
+def _ingest() -> DeviceIngest:
+    return DeviceIngest(
+        "AA:BB:CC:DD:EE:01", toy_contract(), DecisionConfig(battery_low_pct=15.0),
+        resolve_resident=lambda key, device_id: RESIDENTS.get(device_id or "", key),
+        load_calibration=lambda resident: None, save_calibration=lambda resident, cal: None,
+    )
+
+
+def _item(msg: object) -> SourceItem:
+    return SourceItem("AA:BB:CC:DD:EE:01", time.monotonic(), msg)
+
+
+def test_samples_that_disagree_with_the_hello_are_counted_not_read() -> None:
+    ingest = _ingest()
+    ingest.handle(_item(Hello("WE-0001", "fw", PROTOCOL_VERSION, (BVP, EDA, ACC))))
+    ingest.handle(_item(Samples(1, 0, 0, np.zeros((16, 1), np.int16))))  # as announced
+    ingest.handle(_item(Samples(1, 1, 1_000_000, np.zeros((16, 2), np.int16))))  # 2 channels
+    ingest.handle(_item(Samples(2, 0, 0, np.zeros((4, 1), np.float32))))  # float, not uint16
+    assert ingest.counters["samples"] == 16
+    assert ingest.counters["samples_format_mismatch"] == 16 + 4
+    # a rejected packet is not taken as a received sequence number
+    assert ingest.seq.counts(2).received == 0
+
+
+def test_the_hello_names_the_resident_every_record_of_the_device_carries() -> None:
+    ingest = _ingest()
+    logic = DecisionLogic(("baseline", "stress", "amusement"), DecisionConfig(),
+                          wearer=ingest.wearer, model_id="m")
+    assert ingest.resident == "AA:BB:CC:DD:EE:01"  # until the device says who it is
+    ingest.handle(_item(Hello("WE-0001", "fw", PROTOCOL_VERSION, (BVP, EDA, ACC))))
+    assert ingest.resident == "room-7"
+    out = ingest.handle(_item(Event(EventKind.BATTERY, 0, 0, 5)))
+    assert [(e.kind, e.resident, e.device) for e in out.events] == [
+        ("battery_low", "room-7", "AA:BB:CC:DD:EE:01")]
+    decision, _ = logic.update(np.array([0.8, 0.1, 0.1]), t=0.0, window_start=0.0,
+                               window_end=4.0, window_index=0)
+    assert (decision.resident, decision.device) == ("room-7", "AA:BB:CC:DD:EE:01")
