@@ -6,7 +6,7 @@ committed JSON alone (``edge-bench render DIR``). matplotlib is imported only to
 hub install without it the Markdown is still written and the plots are skipped (logged).
 
 The derived figures (multiples of the floor, the chosen hub format, the targets) are pure
-functions of the document, tested in ``tests/test_bench.py``.
+functions of the document, tested in ``tests/unit/benchmarks/test_report.py``.
 """
 
 from __future__ import annotations

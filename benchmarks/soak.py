@@ -1,7 +1,7 @@
 """Soak: a day of three wearables through the real daemon, sped up; memory, fds, tasks, counts.
 
     python -m benchmarks.soak                          # 24 h of 3 wearables (several minutes)
-    python -m benchmarks.soak --hours 2 --out /tmp/s   # the CI variant (tests/test_soak.py)
+    python -m benchmarks.soak --hours 2 --out /tmp/s   # the CI variant (tests/e2e/test_soak.py)
     python -m benchmarks.soak --help
 
 The daemon runs in a fresh child process built exactly as ``edge-daemon`` builds it

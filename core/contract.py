@@ -5,6 +5,13 @@ bundle manifest) to the hub (the daemon reads it and hard-codes nothing). It say
 modalities the model sees, in which unit, at which rate, with which channels and in which
 order; the window length and hop; how each window is normalized; and the class names.
 
+A modality is of one of two kinds. ``samples``: a stream sampled at a rate (BVP, EDA, ...),
+resampled onto the window's grid. ``beats``: beat-to-beat intervals (``rr``, seconds, each
+stamped with the time of the beat that ends it), which the window assembler cleans and
+judges by the contract's :class:`BeatRules` and resamples evenly at the modality's rate (the
+tachogram, :mod:`core.rr`). Contract version 2 added beats; version 1 manifests (samples
+only) are read as before.
+
 Models take one packed float32 vector per window, ``(L,)`` with
 ``L = Σ_m channels_m · samples_m``: modalities in contract order, each channel-major
 (all samples of channel 0, then channel 1, …). :meth:`InputContract.pack` and
@@ -22,12 +29,18 @@ from typing import Any, Final
 import numpy as np
 
 from core.errors import ContractError
+from core.rr.series import RR_MODALITY, RR_PLAUSIBLE_S, TACHOGRAM_RATE_HZ
+from core.rr.verdict import RRQuality
 
 __all__ = [
     "ACC_SCALE_G",
     "CONTRACT_VERSION",
+    "HR_MODALITIES",
+    "MODALITY_KINDS",
+    "READABLE_VERSIONS",
     "WESAD_CHEST_MODALITIES",
     "WESAD_WRIST_MODALITIES",
+    "BeatRules",
     "InputContract",
     "Modality",
     "ModalitySlice",
@@ -35,7 +48,12 @@ __all__ = [
     "wesad_normalization",
 ]
 
-CONTRACT_VERSION: Final = 1  # bump when the meaning of a field changes; loaders refuse unknown
+CONTRACT_VERSION: Final = 2  # bump when the meaning of a field changes; loaders refuse unknown
+# 1: samples modalities only (no `kind`, no `beats`): read as such, written back as version 1
+READABLE_VERSIONS: Final = (1, 2)
+
+MODALITY_KINDS: Final = ("samples", "beats")
+RR_CLEANING_METHODS: Final = ("lipponen", "malik")
 
 NORMALIZATION_KINDS: Final = ("subject_baseline", "global", "none")
 
@@ -50,6 +68,8 @@ class Modality:
     channels: tuple[str, ...] = ("value",)  # channel names, in packed order
     # physically plausible range in `unit`; samples outside are treated as saturated/invalid
     valid_range: tuple[float, float] = (-math.inf, math.inf)
+    # "samples" (a sampled stream) or "beats" (RR intervals; rate_hz is the tachogram's)
+    kind: str = "samples"
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.isidentifier():
@@ -58,12 +78,60 @@ class Modality:
             raise ContractError(f"rate {self.rate_hz!r} must be positive", field=f"{self.name}.rate_hz")
         if not self.channels:
             raise ContractError("a modality needs at least one channel", field=f"{self.name}.channels")
+        if self.kind not in MODALITY_KINDS:
+            raise ContractError(f"unknown kind {self.kind!r}; expected one of {MODALITY_KINDS}",
+                                field=f"{self.name}.kind")
+        if self.kind == "beats" and len(self.channels) != 1:
+            raise ContractError("a beats modality has one channel (the intervals)",
+                                field=f"{self.name}.channels")
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "valid_range", tuple(float(v) for v in self.valid_range))
 
     @property
     def n_channels(self) -> int:
         return len(self.channels)
+
+    @property
+    def beats(self) -> bool:
+        """True for a beats modality (RR intervals, not samples at a rate)."""
+        return self.kind == "beats"
+
+
+@dataclass(frozen=True)
+class BeatRules:
+    """How the windows of a contract's beats modalities are cleaned and judged (:mod:`core.rr`).
+
+    Training and the hub both read these from the contract, so a strap's windows are cleaned
+    and refused exactly as the training windows were. The limits' reasons are
+    :class:`core.rr.RRQuality`'s, whose defaults these are.
+    """
+
+    method: str = "lipponen"  # Lipponen & Tarvainen (2019); "malik": the 20 % rule
+    # beats on each side of a window that cleaning sees: the 11-beat running median and the
+    # 91-beat thresholds judge a window's edge beats by neighbours outside it; 15 s (~18 beats)
+    # is also the latency of a beats window beyond its end
+    context_s: float = 15.0
+    max_corrected_fraction: float = RRQuality.max_corrected_fraction
+    max_gap_s: float = RRQuality.max_gap_s
+    min_coverage: float = RRQuality.min_coverage
+    min_contact_fraction: float = RRQuality.min_contact_fraction
+
+    def __post_init__(self) -> None:
+        if self.method not in RR_CLEANING_METHODS:
+            raise ContractError(f"unknown method {self.method!r}; expected {RR_CLEANING_METHODS}",
+                                field="beats.method")
+        if not (self.context_s >= 0 and math.isfinite(self.context_s)):
+            raise ContractError(f"{self.context_s!r} must be >= 0 seconds", field="beats.context_s")
+        self.quality()  # the limits' own checks
+
+    def quality(self) -> RRQuality:
+        """The limits as :func:`core.rr.rr_verdict` takes them."""
+        return RRQuality(
+            max_corrected_fraction=self.max_corrected_fraction,
+            min_coverage=self.min_coverage,
+            max_gap_s=self.max_gap_s,
+            min_contact_fraction=self.min_contact_fraction,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,6 +206,7 @@ class InputContract:
     # a window needs at least this fraction of each modality's expected samples
     min_coverage: float = 0.9
     version: int = CONTRACT_VERSION
+    beats: BeatRules = field(default_factory=BeatRules)  # for beats modalities only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -151,11 +220,14 @@ class InputContract:
             raise ContractError("need at least two classes", field="class_names")
         if not (0 < self.hop_s <= self.window_s):
             raise ContractError("need 0 < hop_s <= window_s", field="hop_s")
-        if self.version != CONTRACT_VERSION:
+        if self.version not in READABLE_VERSIONS:
             raise ContractError(
-                f"contract version {self.version} is not supported (this hub reads {CONTRACT_VERSION})",
+                f"contract version {self.version} is not supported (this hub reads "
+                f"{', '.join(map(str, READABLE_VERSIONS))})",
                 field="version",
             )
+        if self.version < 2 and any(m.beats for m in self.modalities):
+            raise ContractError("beats modalities need contract version 2", field="version")
         if self.normalization.kind == "subject_baseline":
             by_name = {m.name: m for m in self.modalities}
             for name, values in self.normalization.scale.items():
@@ -177,6 +249,11 @@ class InputContract:
     @property
     def modality_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.modalities)
+
+    @property
+    def has_beats(self) -> bool:
+        """True when some modality is beats (RR intervals)."""
+        return any(m.beats for m in self.modalities)
 
     def modality(self, name: str) -> Modality:
         for m in self.modalities:
@@ -250,6 +327,7 @@ class InputContract:
             normalization=norm,
             max_gap_s=self.max_gap_s,
             min_coverage=self.min_coverage,
+            beats=self.beats,
         )
 
     # -- (de)serialisation ----------------------------------------------------------------
@@ -267,6 +345,10 @@ class InputContract:
             for s in self.layout()
         ]
         d["input_length"] = self.input_length
+        if self.version < 2:  # written back as read: a version-1 manifest has neither field
+            del d["beats"]
+            for m in d["modalities"]:
+                del m["kind"]
         return d
 
     @classmethod
@@ -286,6 +368,7 @@ class InputContract:
                             -math.inf if lo is None else float(lo),
                             math.inf if hi is None else float(hi),
                         ),
+                        kind=str(m.get("kind", "samples")),
                     )
                 )
             n = dict(d.get("normalization", {}))
@@ -305,6 +388,7 @@ class InputContract:
                 max_gap_s=float(d.get("max_gap_s", 1.0)),
                 min_coverage=float(d.get("min_coverage", 0.9)),
                 version=int(d.get("version", CONTRACT_VERSION)),
+                beats=_beat_rules(d.get("beats", {})),
             )
             if "input_length" in d and int(d["input_length"]) != c.input_length:
                 raise ContractError(
@@ -317,6 +401,19 @@ class InputContract:
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise ContractError(f"malformed contract: {e!r}", field="contract") from e
         return c
+
+
+def _beat_rules(d: Mapping[str, Any]) -> BeatRules:
+    defaults = BeatRules()
+    return BeatRules(
+        method=str(d.get("method", defaults.method)),
+        context_s=float(d.get("context_s", defaults.context_s)),
+        max_corrected_fraction=float(d.get("max_corrected_fraction",
+                                           defaults.max_corrected_fraction)),
+        max_gap_s=float(d.get("max_gap_s", defaults.max_gap_s)),
+        min_coverage=float(d.get("min_coverage", defaults.min_coverage)),
+        min_contact_fraction=float(d.get("min_contact_fraction", defaults.min_contact_fraction)),
+    )
 
 
 # Empatica E4 as WESAD records it, at the rates the student sees. Units after the loader's
@@ -336,6 +433,13 @@ WESAD_CHEST_MODALITIES: Final = (
     Modality("c_eda", "uS", 4.0, ("eda",), valid_range=(0.0, 100.0)),
     Modality("c_temp", "degC", 4.0, ("temp",), valid_range=(15.0, 45.0)),
     Modality("c_acc", "g", 32.0, ("x", "y", "z"), valid_range=(-8.0, 8.0)),
+)
+
+# What a stock heart-rate strap or watch gives through the standard Heart Rate Service: RR
+# intervals, resampled evenly (4 Hz) for the model; a plausible adult interval is 0.25-2 s.
+HR_MODALITIES: Final = (
+    Modality(RR_MODALITY, "s", TACHOGRAM_RATE_HZ, (RR_MODALITY,), valid_range=RR_PLAUSIBLE_S,
+             kind="beats"),
 )
 
 # Fixed scale of accelerometer channels under subject-baseline normalization: the E4's

@@ -51,6 +51,7 @@ __all__ = [
     "WELCH_SEGMENT_S",
     "band_power",
     "hrv_features",
+    "hrv_time_domain",
     "welch_psd",
 ]
 
@@ -113,6 +114,21 @@ def hrv_features(rr_s: ArrayLike) -> dict[str, float]:
     docstring for every method choice). Raises :class:`~core.errors.ContractError` for
     fewer than :data:`MIN_INTERVALS` intervals or any non-finite or non-positive one.
     """
+    out = hrv_time_domain(rr_s)
+    rr = np.asarray(rr_s, dtype=np.float64)
+    t = np.cumsum(rr)
+    if t[-1] - t[0] < 1.0 / LF_BAND_HZ[0]:
+        lf = hf = math.nan
+    else:
+        lf, hf = _spectral(rr * 1000.0, t)
+    out["LF"], out["HF"] = lf, hf
+    out["LFHF"] = lf / hf if hf > 0 else math.nan
+    return out
+
+
+def hrv_time_domain(rr_s: ArrayLike) -> dict[str, float]:
+    """The time-domain part of :func:`hrv_features` alone (``MeanNN`` to ``pNN50``): what a
+    window's derived heart rate and RMSSD need, without the spectrum's cost. Same checks."""
     rr = np.asarray(rr_s, dtype=np.float64)
     if rr.ndim != 1 or rr.size < MIN_INTERVALS:
         raise ContractError(
@@ -130,11 +146,4 @@ def hrv_features(rr_s: ArrayLike) -> dict[str, float]:
         "SDSD": float(d.std(ddof=1)),
         "pNN50": float(100.0 * np.count_nonzero(np.abs(d) > NN50_MS) / rr_ms.size),
     }
-    t = np.cumsum(rr)
-    if t[-1] - t[0] < 1.0 / LF_BAND_HZ[0]:
-        lf = hf = math.nan
-    else:
-        lf, hf = _spectral(rr_ms, t)
-    out["LF"], out["HF"] = lf, hf
-    out["LFHF"] = lf / hf if hf > 0 else math.nan
     return out

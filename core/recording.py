@@ -5,6 +5,9 @@ recordings with this module, and training's WESAD loader (``train/data.py``) is 
 
 API (stable; other modules code against it):
 
+- ``Beats(t_s, rr_s)``: beat-to-beat intervals (s), each stamped with the recording time of
+  the beat that ends it (strictly increasing); ``crop``; ``duration_s``. Not a ``Signal``:
+  beats come when the heart beats, not at a rate.
 - ``Signal(rate_hz, values, unit, channels)``: ``values`` (N, C) float32 in ``unit``
   (after conversion: WESAD wrist ACC /64 -> g); ``timestamps(t0=0.0)`` -> (N,) float64.
   Integer arrays (the label codes) keep their integer dtype; everything else is float32.
@@ -12,7 +15,8 @@ API (stable; other modules code against it):
 - ``Recording(subject, signals: dict[str, Signal], labels: Signal | None, meta: dict)``:
   ``signals`` keyed by modality name as in ``core.contract`` (wrist: bvp, eda, temp, acc;
   chest: ecg, resp, emg, c_eda, c_temp, c_acc); ``labels`` the raw WESAD codes at 700 Hz
-  (0 undefined, 1 baseline, 2 stress, 3 amusement, 4 meditation, 5-7 ignore), shape (N, 1).
+  (0 undefined, 1 baseline, 2 stress, 3 amusement, 4 meditation, 5-7 ignore), shape (N, 1);
+  ``beats`` (optional) named beat series (``rr``: RR intervals from ECG R peaks, say).
   ``duration_s``; ``streams(names, t0=0.0) -> dict[str, (timestamps, values)]`` for
   ``core.signal`` (a missing name raises ``RecordingError``); ``label_codes()`` -> (N,)
   int codes; ``wrist_only()``; ``crop(start_s, end_s)``. ``meta["path"]`` is the source file.
@@ -32,6 +36,7 @@ Compact ``.npz`` layout (read with ``allow_pickle=False``: no code can ride alon
                 "labels": {"rate_hz", "unit", "channels"} | null}
     sig_<name>  (N, C) float32 or float16
     labels      (N, 1) int8 (when the recording has labels)
+    beats_<name>_t, beats_<name>_rr   (M,) float64 each (header "beats": {name: {"unit"}})
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "LABEL_NAMES",
     "WRIST_KEYS",
     "WRIST_MODALITIES",
+    "Beats",
     "Recording",
     "Signal",
     "load_recording",
@@ -161,20 +167,56 @@ class Signal:
         return replace(self, values=self.values[i0:max(i0, i1)])
 
 
+@dataclass(frozen=True)
+class Beats:
+    """Beat-to-beat intervals ``rr_s`` (M,) s, each ending at recording time ``t_s`` (M,)."""
+
+    t_s: np.ndarray
+    rr_s: np.ndarray
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.t_s, dtype=np.float64).reshape(-1)
+        rr = np.asarray(self.rr_s, dtype=np.float64).reshape(-1)
+        if t.shape != rr.shape:
+            raise ValueError(f"t_s {t.shape} and rr_s {rr.shape} differ in length")
+        if not (np.isfinite(t).all() and np.isfinite(rr).all() and (rr > 0).all()):
+            raise ValueError("beat times and intervals must be finite, intervals positive")
+        if t.size > 1 and not (np.diff(t) > 0).all():
+            raise ValueError("beat times must be strictly increasing")
+        object.__setattr__(self, "t_s", t)
+        object.__setattr__(self, "rr_s", rr)
+
+    @property
+    def n_beats(self) -> int:
+        return int(self.t_s.size)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t_s[-1]) if self.t_s.size else 0.0
+
+    def crop(self, start_s: float, end_s: float) -> Beats:
+        """The intervals whose ending beat lies in ``[start_s, end_s)``."""
+        keep = (self.t_s >= start_s) & (self.t_s < end_s)
+        return Beats(self.t_s[keep], self.rr_s[keep])
+
+
 @dataclass
 class Recording:
-    """One person's session: named signals (different rates) and optional 700 Hz labels."""
+    """One person's session: named signals (different rates), optional 700 Hz labels and
+    optional beat series."""
 
     subject: str
     signals: dict[str, Signal]
     labels: Signal | None = None  # (N, 1) integer WESAD codes
     meta: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable provenance
+    beats: dict[str, Beats] = field(default_factory=dict)  # "rr" -> RR intervals
 
     @property
     def duration_s(self) -> float:
         durations = [s.duration_s for s in self.signals.values()]
         if self.labels is not None:
             durations.append(self.labels.duration_s)
+        durations += [b.duration_s for b in self.beats.values()]
         return max(durations, default=0.0)
 
     @property
@@ -216,6 +258,7 @@ class Recording:
             signals={k: v for k, v in self.signals.items() if k in WRIST_MODALITIES},
             labels=self.labels if keep_labels else None,
             meta={**self.meta, "wrist_only": True},
+            beats=dict(self.beats),  # a watch has beats too; they play only when asked for
         )
 
     def crop(self, start_s: float, end_s: float) -> Recording:
@@ -225,6 +268,7 @@ class Recording:
             signals={k: v.crop(start_s, end_s) for k, v in self.signals.items()},
             labels=None if self.labels is None else self.labels.crop(start_s, end_s),
             meta={**self.meta, "cropped_s": [float(start_s), float(end_s)]},
+            beats={k: b.crop(start_s, end_s) for k, b in self.beats.items()},
         )
 
 
@@ -452,12 +496,16 @@ def save_recording(
         "meta": {k: v for k, v in rec.meta.items() if k != "path"},
         "signals": {k: _sig_header(s) for k, s in rec.signals.items()},
         "labels": None if rec.labels is None else _sig_header(rec.labels),
+        "beats": {k: {"unit": "s"} for k in rec.beats},
     }
     arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header, default=str))}
     for k, s in rec.signals.items():
         arrays[f"sig_{k}"] = s.values.astype(dtype)
     if rec.labels is not None:
         arrays["labels"] = rec.labels.values.astype(np.int8)
+    for k, b in rec.beats.items():  # float64: beat times must stay exact to the ms over hours
+        arrays[f"beats_{k}_t"] = b.t_s
+        arrays[f"beats_{k}_rr"] = b.rr_s
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("wb") as f:  # a file object keeps numpy from appending a second ".npz"
         if compress:
@@ -501,6 +549,13 @@ def _load_npz(p: Path) -> Recording:
                 h = header["labels"]
                 labels = Signal(float(h["rate_hz"]), z["labels"], str(h["unit"]),
                                 tuple(h["channels"]))
+            beats = {}
+            for name in header.get("beats") or {}:
+                keys = (f"beats_{name}_t", f"beats_{name}_rr")
+                if not set(keys) <= files:
+                    raise RecordingError(f"header declares beats {name!r} but no arrays {keys}",
+                                         path=sp)
+                beats[str(name)] = Beats(z[keys[0]], z[keys[1]])
             meta = dict(header.get("meta") or {})
             subject = str(header.get("subject", ""))
     except FileNotFoundError:
@@ -514,7 +569,7 @@ def _load_npz(p: Path) -> Recording:
             MemoryError, RuntimeError, zipfile.BadZipFile) as e:
         raise RecordingError(f"malformed recording: {type(e).__name__}: {e}", path=sp) from e
     meta["path"] = sp
-    return Recording(subject, signals, labels, meta)
+    return Recording(subject, signals, labels, meta, beats)
 
 
 def load_recording(path: str | Path) -> Recording:

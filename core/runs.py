@@ -26,6 +26,9 @@ all of them take their paths from :class:`RunLayout`, so the layout is defined o
                                (for export parity and the quantization report)
     RUN/demo_recording.npz     (optional) the held-out subject's wrist recording in
                                ``core.recording`` .npz form, for the simulator / demo
+    RUN/run.json               the run record: config, headline metrics, git commit, data
+                               fingerprint and every artifact's size and sha256
+    RUN/seeds/seed_<s>/metrics.json   (``--seeds N``) the further seeds' evaluations
 
 The deployable student is trained on every subject except the held-out ones (default: the
 last subject id), and evaluated on them; ``metrics.json`` holds the cross-validation.
@@ -55,6 +58,11 @@ class RunLayout:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def record(self) -> Path:
+        """The run record (:mod:`train.tracking`)."""
+        return self.root / "run.json"
 
     @property
     def report(self) -> Path:

@@ -31,7 +31,9 @@ API: ``load_bundle(path, *, trusted_keys=(), require_signature=False) -> Bundle`
 schema and every file's size and sha256 and raises ``BundleError(path=<file>, reason=...)``
 naming the file at fault; ``Bundle.contract``, ``Bundle.class_names``, ``Bundle.files``,
 ``Bundle.path_of(key)``, ``Bundle.read_verified(key)``, ``Bundle.manifest``;
-``demo_bundle_path()`` -> the bundle shipped in ``edge/demo_bundle``.
+``demo_bundle_path()`` -> the wrist bundle shipped in ``edge/demo_bundle``;
+``hr_demo_bundle_path()`` -> the heart-rate (RR) bundle shipped in ``edge/hr_demo_bundle``;
+``demo_bundle_paths()`` -> those of the two that are installed.
 
 Signatures: with ``trusted_keys`` (PEM public keys: bytes, text, or paths to PEM files) a
 bundle must carry a ``manifest.sig`` made by one of them; ``require_signature=True``
@@ -74,6 +76,8 @@ __all__ = [
     "FileEntry",
     "TensorSpec",
     "demo_bundle_path",
+    "demo_bundle_paths",
+    "hr_demo_bundle_path",
     "key_id",
     "load_bundle",
     "sha256_file",
@@ -258,8 +262,20 @@ class Bundle:
 
 
 def demo_bundle_path() -> Path:
-    """The bundle shipped inside the package (``edge/demo_bundle``)."""
+    """The wrist bundle shipped inside the package (``edge/demo_bundle``)."""
     return Path(__file__).resolve().parent / "demo_bundle"
+
+
+def hr_demo_bundle_path() -> Path:
+    """The heart-rate bundle shipped inside the package (``edge/hr_demo_bundle``): RR
+    intervals from any standard Heart Rate Service strap or watch."""
+    return Path(__file__).resolve().parent / "hr_demo_bundle"
+
+
+def demo_bundle_paths() -> tuple[Path, ...]:
+    """The shipped bundles that are installed (a manifest present), wrist first."""
+    return tuple(p for p in (demo_bundle_path(), hr_demo_bundle_path())
+                 if (p / MANIFEST_NAME).is_file())
 
 
 # -- loading ------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
     edge-daemon [run] --device {ble,serial,sim,replay} [options]   decide (the default command)
     edge-daemon scan                                              list nearby BLE wearables
     edge-daemon calibrate --device ... [--resident NAME]          (re)set a resident's baseline
+    edge-daemon history [--wearer W] [--since 24h] [--json]       what the database holds, in words
+    edge-daemon status [--json]                                   the running daemon, live
 
 Every option is also a key of the ``--config`` TOML file (``--port`` is ``serial.port``;
 the others have the same name with ``_`` for ``-``); the command line wins. Exit status:
@@ -24,10 +26,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from core.errors import ConfigError, WearableEdgeError
 from edge.config import BACKENDS, DEVICES, PRECISIONS, DaemonConfig, apply_overrides, load_config
+from edge.sources.options import SIM_KINDS
 
 if TYPE_CHECKING:
     from edge.daemon import Daemon
@@ -56,13 +60,19 @@ CLI_TO_CONFIG: Final = {
     "file": "replay.file",
     "recording": "sim.recording",
     "sim_devices": "sim.devices",
+    "sim_days": "sim.days",
+    "sim_kind": "sim.kind",
     "record_raw": "record_raw",
     "resident": "resident",
     "state_dir": "state_dir",
     "status": "health.status_line",
     "health_interval": "health.interval_s",
     "summary_json": "summary_json",
+    "mqtt": "mqtt.url",
 }
+# where the systemd unit keeps its state (StateDirectory=wearable-edge): `history` and
+# `status` look there when the user's own state directory has nothing
+SERVICE_STATE_DIR: Final = Path("/var/lib/wearable-edge")
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
@@ -75,7 +85,11 @@ examples:
   edge-daemon --device ble --ble-device AA:BB:CC:DD:EE:FF a BLE wearable (see: edge-daemon scan)
   edge-daemon --device replay --file S2.pkl --speed 100   replay a WESAD subject, compare with
                                                           its labels
+  edge-daemon --device sim --mqtt mqtt://127.0.0.1       publish to a local broker; Home
+                                                          Assistant finds the wearers itself
   edge-daemon --config /etc/wearable-edge/edge-daemon.toml
+  edge-daemon status                                      what the running daemon sees now
+  edge-daemon history --since 7d --wearer anna            a week of anna's states and alerts
 
 Only derived states (state, class probabilities, events) are stored or printed; raw sensor
 samples never leave the hub and are written only to --record-raw, if you ask for it.
@@ -98,6 +112,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                                          "(default: the demo recording)")
     src.add_argument("--sim-devices", type=int, metavar="N",
                      help="for --device sim: how many simulated wearables (default 1)")
+    src.add_argument("--sim-days", type=float, metavar="N",
+                     help="for --device sim: instead of the recording, N days and nights of a "
+                          "simulated resident (wrist movement and light; nights fragment from "
+                          "day 10) for the daily activity report; try --speed 100000")
+    src.add_argument("--sim-kind", choices=SIM_KINDS,
+                     help="for --device sim: wrist (the full wrist service, default), hr (a "
+                          "stock heart-rate strap: RR intervals, heart rate, contact) or "
+                          "mixed (one of each in turn)")
     src.add_argument("--speed", type=float, metavar="X",
                      help="sim/replay: play X times faster than real time (default 1)")
     src.add_argument("--duration", type=float, metavar="SECONDS",
@@ -107,8 +129,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                      help="resident id for a single wearable (default: the device's own id)")
 
     model = p.add_argument_group("model")
-    model.add_argument("--bundle", metavar="DIR",
-                       help="model bundle directory or .tar (default: the bundled demo model)")
+    model.add_argument("--bundle", metavar="DIR", action="append",
+                       help="model bundle directory or .tar; repeat for one per kind of "
+                            "wearable, each device gets the one that fits what it offers "
+                            "(default: the bundled wrist and heart-rate demo models)")
     model.add_argument("--backend", choices=BACKENDS,
                        help="inference runtime; auto measures the bundle's formats at start "
                             "and picks the fastest (default auto)")
@@ -136,6 +160,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                      help="health line in the log this often (default 60)")
     out.add_argument("--summary-json", metavar="FILE",
                      help="also write the end-of-run summary to FILE as JSON")
+    out.add_argument("--mqtt", metavar="URL",
+                     help="publish derived states and alerts to this MQTT broker, with Home "
+                          "Assistant discovery: mqtt://[user@]host[:port], mqtts:// for TLS; "
+                          "the password comes only from [mqtt] password_file or password_env "
+                          "in the --config file, never from the command line")
 
 
 def _device_arg(value: str) -> str:
@@ -165,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    sub = top.add_subparsers(dest="command", metavar="{run,scan,calibrate}")
+    sub = top.add_subparsers(dest="command", metavar="{run,scan,calibrate,history,status}")
     run = sub.add_parser("run", help="read, decide, store (the default command)",
                          description="Run the hub pipeline until the source ends, --duration "
                                      "passes, or SIGTERM/SIGINT (which drain and flush).",
@@ -189,12 +218,45 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(replacing any earlier one) and exit.")
     _add_common(cal)
     _add_run_options(cal)
+    _add_reader_commands(sub)
     return top
+
+
+def _add_reader_commands(sub: Any) -> None:
+    """``history`` and ``status``: read what a daemon stored or is doing; they run none."""
+    hist = sub.add_parser(
+        "history", help="states, episodes and alerts from the database, in words",
+        description="Print what the hub's database holds for each wearer: time in each "
+                    "state, episodes, alerts and events, in the hub's local time. Reads only: "
+                    "safe while the daemon runs.")
+    _add_common(hist)
+    hist.add_argument("--wearer", metavar="NAME", help="only this wearer (resident id)")
+    hist.add_argument("--since", default="24h", metavar="DURATION",
+                      help="how far back: 30m, 24h, 7d, ... or `all` (default 24h)")
+    hist.add_argument("--json", dest="as_json", action="store_true",
+                      help="the same as JSON (episodes, time in state, events)")
+    hist.add_argument("--db", metavar="PATH", help="the database (default STATE_DIR/edge.db)")
+    hist.add_argument("--state-dir", metavar="DIR",
+                      help="the daemon's state directory (default as the daemon's; the "
+                           "service's /var/lib/wearable-edge when yours has none)")
+
+    status = sub.add_parser(
+        "status", help="the running daemon now: wearers, last decisions, alerts, health",
+        description="Read the status file the running daemon rewrites every few seconds "
+                    "(STATE_DIR/status.json) and say what it shows, or that the daemon "
+                    "stopped or stopped responding. Exit status 0 when it runs, 1 when not.")
+    _add_common(status)
+    status.add_argument("--json", dest="as_json", action="store_true",
+                        help="the status file's content, with its age and verdict")
+    status.add_argument("--state-dir", metavar="DIR",
+                        help="the daemon's state directory (default as the daemon's; the "
+                             "service's /var/lib/wearable-edge when yours has none)")
 
 
 def _argv_with_command(argv: Sequence[str]) -> list[str]:
     args = list(argv)
-    if not args or args[0] not in ("run", "scan", "calibrate", "-h", "--help"):
+    if not args or args[0] not in ("run", "scan", "calibrate", "history", "status", "-h",
+                                   "--help"):
         args.insert(0, "run")  # `edge-daemon --device sim` means `edge-daemon run --device sim`
     return args
 
@@ -207,6 +269,11 @@ def _config_from_args(args: argparse.Namespace) -> DaemonConfig:
             overrides[key] = getattr(args, dest)
     if getattr(args, "verbose", False):
         overrides["log_level"] = "debug"
+    bundles = overrides.get("bundle")
+    if isinstance(bundles, list):  # --bundle A --bundle B: the first, then the others
+        overrides["bundle"] = bundles[0]
+        if len(bundles) > 1:
+            overrides["bundles"] = bundles[1:]
     device = overrides.get("device")
     if device is not None and device.startswith("serial:"):
         overrides["device"], overrides["serial.port"] = "serial", device.split(":", 1)[1]
@@ -315,6 +382,53 @@ def _scan(args: argparse.Namespace, cfg: DaemonConfig) -> int:
     return EXIT_OK
 
 
+def _state_file(cfg: DaemonConfig, args: argparse.Namespace, name: str) -> Path:
+    """``name`` in the daemon's state directory; when none was given (flag, config file,
+    $STATE_DIRECTORY) and the user's own has no such file, the systemd service's."""
+    path = cfg.db_path if name == "edge.db" else cfg.state_path / name
+    given = (getattr(args, "state_dir", None) or getattr(args, "db", None) or cfg.state_dir
+             or cfg.db or os.environ.get("STATE_DIRECTORY"))
+    service = SERVICE_STATE_DIR / name
+    if not given and not path.exists() and service.exists():
+        return service
+    return path
+
+
+def _history(args: argparse.Namespace, cfg: DaemonConfig) -> int:
+    import json
+
+    from edge.history import HistoryError, history_json, history_lines, parse_since
+
+    try:
+        since = None if args.since.strip().lower() == "all" else parse_since(args.since)
+        db = _state_file(cfg, args, "edge.db")
+        if args.as_json:
+            print(json.dumps(history_json(db, args.wearer, since), indent=1))
+        else:
+            print("\n".join(history_lines(db, args.wearer, since)))
+    except HistoryError as e:
+        print(f"edge-daemon: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, cfg: DaemonConfig) -> int:
+    import json
+
+    from edge.status_file import STATUS_FILE, StatusError, read_status, status_lines
+
+    try:
+        report = read_status(_state_file(cfg, args, STATUS_FILE))
+    except StatusError as e:
+        print(f"edge-daemon: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.as_json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print("\n".join(status_lines(report)))
+    return EXIT_OK if report.running else EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_argv_with_command(sys.argv[1:] if argv is None else argv))
@@ -325,6 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "scan":
         return _scan(args, cfg)
+    if args.command == "history":
+        return _history(args, cfg)
+    if args.command == "status":
+        return _status(args, cfg)
     return _run(cfg, calibrate=args.command == "calibrate")
 
 

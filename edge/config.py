@@ -1,7 +1,8 @@
 """The daemon's configuration: typed dataclasses, read from TOML and the command line.
 
 The source sections (``serial``, ``ble``, ``sim``, ``replay``) are the sources' own typed
-options, defined beside each source; the rest are defined here.
+options, defined beside each source, as ``mqtt`` (the MQTT sink) and ``alerts`` (the alert
+rules) are; the rest are defined here.
 
 Every command-line option has a TOML key (``--port`` is ``serial.port``, the rest are
 top-level keys of the same name), so a hub can be configured by one file under
@@ -27,7 +28,11 @@ from core.config import require_choice as _choice
 from core.config import require_non_negative as _non_negative
 from core.config import require_positive as _positive
 from core.errors import ConfigError
+from edge.activity.options import ActigraphyOptions
+from edge.alerts.options import AlertConfig
+from edge.sinks.mqtt.options import MqttOptions
 from edge.sources.options import (
+    SIM_DAYS_MAX_SPEED,
     SIM_DEVICES_LIMIT,
     BleOptions,
     ReplayOptions,
@@ -40,12 +45,15 @@ __all__ = [
     "DEVICES",
     "PRECISIONS",
     "SIM_DEVICES_LIMIT",
+    "ActigraphyOptions",
+    "AlertConfig",
     "BleOptions",
     "CalibrationConfig",
     "DaemonConfig",
     "DecisionConfig",
     "HealthConfig",
     "InferenceConfig",
+    "MqttOptions",
     "ReplayOptions",
     "SerialOptions",
     "SimOptions",
@@ -87,7 +95,9 @@ class DecisionConfig:
     # and must itself reach this smoothed probability (not a plurality of three weak votes)
     enter_threshold: float = 0.5
     min_dwell_s: float = 30.0  # a state holds at least this long (6 hops) before it may change
-    sustained_stress_s: float = 600.0  # 10 min of stress raises an alert (and again every period)
+    # moved to the alert rules, the one place that decides when stress is sustained:
+    # [alerts] sustained_stress_min (per wearer too); set here, it is refused with that advice
+    sustained_stress_s: float | None = None
     stress_class: str = "stress"  # which class name counts as stress for the sustained alert
     battery_low_pct: float = 15.0  # battery-low event below this; rearmed 5 points above it
     invalid_events: bool = True  # an event when a device's windows turn invalid (and back)
@@ -100,7 +110,10 @@ class DecisionConfig:
         if not 0.0 <= self.enter_threshold <= 1.0:
             raise ConfigError("must be in [0, 1]", key=f"{key}.enter_threshold")
         _non_negative(self.min_dwell_s, f"{key}.min_dwell_s")
-        _positive(self.sustained_stress_s, f"{key}.sustained_stress_s")
+        if self.sustained_stress_s is not None:
+            raise ConfigError("has moved: set sustained_stress_min (minutes) under [alerts], "
+                              "or per wearer under [alerts.wearers.NAME]",
+                              key=f"{key}.sustained_stress_s")
         if not 0.0 <= self.battery_low_pct <= 100.0:
             raise ConfigError("must be a percentage", key=f"{key}.battery_low_pct")
 
@@ -165,10 +178,14 @@ class CalibrationConfig:
 class HealthConfig:
     interval_s: float = 60.0  # a health line in the log this often
     status_line: str = "auto"  # the one-line live status: auto (TTY only), on, off
+    # STATE_DIR/status.json (what `edge-daemon status` reads) is rewritten this often; a few
+    # seconds keeps it current at the cost of one small write; 0: no status file
+    status_file_interval_s: float = 5.0
 
     def validate(self, key: str) -> None:
         _positive(self.interval_s, f"{key}.interval_s")
         _choice(self.status_line, STATUS_MODES, f"{key}.status_line")
+        _non_negative(self.status_file_interval_s, f"{key}.status_file_interval_s")
 
 
 @dataclass
@@ -176,7 +193,12 @@ class DaemonConfig:
     """Everything ``edge-daemon`` needs; the TOML file's top level plus one table per section."""
 
     device: str = "sim"  # the embedded default: needs no hardware
-    bundle: str = ""  # a bundle directory or .tar; empty = the demo bundle in edge/demo_bundle
+    # a bundle directory or .tar; empty = the shipped demo bundles (edge/demo_bundle for the
+    # wrist service, edge/hr_demo_bundle for heart-rate straps and watches)
+    bundle: str = ""
+    # more bundles beside `bundle`, one per kind of wearable: each device gets the one that
+    # fits what it offers (edge.models)
+    bundles: list[str] = field(default_factory=list)
     backend: str = "auto"
     precision: str = "auto"
     threads: int = 1  # engine threads; 1 leaves the other cores of a Pi to the radio and the OS
@@ -201,6 +223,10 @@ class DaemonConfig:
     sinks: SinkConfig = field(default_factory=SinkConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    mqtt: MqttOptions = field(default_factory=MqttOptions)  # off until mqtt.url (--mqtt) is set
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    # activity counts per epoch, each wearer's day and rhythm trends (edge.activity)
+    actigraphy: ActigraphyOptions = field(default_factory=ActigraphyOptions)
 
     def validate(self) -> DaemonConfig:
         _choice(self.device, DEVICES, "device")
@@ -211,12 +237,23 @@ class DaemonConfig:
             raise ConfigError("must be between 1 and 64", key="threads")
         _non_negative(self.duration, "duration")
         _positive(self.speed, "speed")
-        if self.speed > 10000:
+        if self.device == "sim" and self.sim.days:
+            if self.speed > SIM_DAYS_MAX_SPEED:
+                raise ConfigError(f"must be at most {SIM_DAYS_MAX_SPEED:.0f}", key="speed")
+            if not (self.actigraphy.enabled and self.sinks.sqlite):
+                raise ConfigError("a simulated resident's days feed only actigraphy, which "
+                                  "needs [actigraphy] enabled and the database", key="sim.days")
+        elif self.speed > 10000:
             raise ConfigError("more than 10000x real time is not a meaningful replay", key="speed")
         if self.device == "replay" and not self.replay.file:
             raise ConfigError("--device replay needs a file (replay.file or --file)", key="replay.file")
+        for key, name in [("resident", self.resident),
+                          *((f"residents.{k}", v) for k, v in self.residents.items())]:
+            if name == "hub":  # hub events, alerts and topics use this name for the hub itself
+                raise ConfigError("'hub' names the hub itself in events and MQTT topics; "
+                                  "choose another resident id", key=key)
         for section in ("serial", "ble", "sim", "replay", "decisions", "inference", "sinks",
-                        "calibration", "health"):
+                        "calibration", "health", "mqtt", "alerts", "actigraphy"):
             getattr(self, section).validate(section)
         return self
 

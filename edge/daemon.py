@@ -16,8 +16,16 @@ preprocessing that cuts the window, the inference queue and engine, the hand-bac
 event loop and the decision logic. :meth:`Daemon.observe` gives each decision with its
 :class:`DecisionTiming` to a callback (benchmarks use it; no private method needs wrapping).
 
-What the daemon says about itself (periodic health, the live status, the end-of-run
-summary) is :mod:`edge.health`; a person watching it sees it through a
+Beside the pipeline, :class:`~edge.carers.CarerOutputs` sees every record and source item
+and returns what carers are told: alerts (emitted as records), wearables' battery and heart
+rate (to the sinks that take them), the hub's own faults. Also beside it,
+:class:`~edge.activity.service.ActivityService` taps each device's raw accelerometer before
+the windows (activity counts per epoch, in the database) and, after each wearer's midnight,
+hands the day's report and trend events back as events.
+
+What the daemon says about itself (periodic health, the live status and its file for
+``edge-daemon status``, the end-of-run summary) is :mod:`edge.health`; a person watching it
+sees it through a
 :class:`~edge.health.StatusView` (the terminal's is :mod:`edge.ui`). Signals belong to the
 process's owner, the CLI, which turns them into :meth:`Daemon.request_stop` and
 :meth:`Daemon.hurry`.
@@ -41,26 +49,29 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-import numpy as np
-
+from core.contract import InputContract
 from core.errors import ContractError, WearableEdgeError
 from core.signal import Calibration
 from edge import health
-from edge.bundle import Bundle, demo_bundle_path, load_bundle
+from edge.activity.service import ActivityService
+from edge.bundle import Bundle
 from edge.calibration_store import CalibrationStore
+from edge.carers import CarerOutputs, hub_event
 from edge.config import DaemonConfig
 from edge.decisions import Decision, DecisionLogic, Event
-from edge.errors import BundleError
+from edge.device_status import WearableStatus
 from edge.health import StatusView, Tally
 from edge.inference import Engine, InferenceResult, InferenceWorker, Job, LatencyTracker
 from edge.ingest import DeviceIngest, ReadyWindow
+from edge.models import Model, choose_model
 from edge.sdnotify import SdNotifier, watchdog_interval
 from edge.sinks import JsonLinesSink, LogSink, Sink, SqliteSink
 from edge.sources.base import ConnectionEvent, SensorSource, SourceItem
+from firmware_bridge.protocol import Hello, Samples
 
 if TYPE_CHECKING:
     from edge.sources.replay import RawRecorder
@@ -74,6 +85,9 @@ log = logging.getLogger(__name__)
 BACKPRESSURE_FRACTION: Final = 0.5
 # after stop(), a source has this long to end its iteration before it is cancelled
 SOURCE_STOP_TIMEOUT_S: Final = 5.0
+# the time-based alert rules and the source watch look this often: alert thresholds are
+# minutes, so a few seconds late is nothing, and the tick costs next to nothing
+ALERT_TICK_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +130,16 @@ ItemObserver = Callable[[SourceItem, float], None]
 
 @dataclass
 class DevicePipeline:
-    """One device's part of the pipeline: its ingest, its decision logic, its last decision."""
+    """One device's part of the pipeline: its ingest, its decision logic, its last decision,
+    and what the wearable says about itself (link, battery, heart rate)."""
 
     ingest: DeviceIngest
     logic: DecisionLogic
     last: Decision | None = None
+    model: Model | None = None  # the model that fits the device (None: none, or no HELLO yet)
+    unfit: str = ""  # why no model fits what the device's last HELLO announced
+    unfit_said: str = ""  # ... as last said in the log
+    status: WearableStatus = field(default_factory=WearableStatus)
 
 
 class Daemon:
@@ -140,8 +159,12 @@ class Daemon:
         recorder: RawRecorder | None = None,
         store: CalibrationStore | None = None,
         calibrate_only: bool = False,
+        models: Sequence[Model] = (),
     ) -> None:
         self.cfg = cfg
+        # one model per kind of wearable (edge.models); ``bundle``/``engine`` are the first,
+        # the primary model the summary and the health figures name
+        self.models = list(models) or [Model(bundle, engine, engine_name)]
         self.bundle = bundle
         self.contract = bundle.contract
         self.model_id = bundle.model_id
@@ -175,6 +198,13 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_timeout_s = cfg.inference.drain_timeout_s
         self._close_timeout_s = cfg.sinks.close_timeout_s
+        self.carers = CarerOutputs(cfg, source_kind=source.kind, live=source.live)
+        # actigraphy beside the pipeline (edge.activity); it keeps its epochs in the database
+        self.activity = (ActivityService(cfg.actigraphy, cfg.db_path, emit=self._emit)
+                         if cfg.actigraphy.enabled and cfg.sinks.sqlite and not calibrate_only
+                         else None)
+        if cfg.actigraphy.enabled and not cfg.sinks.sqlite:
+            log.info("actigraphy is off: it keeps its epochs in the database, which is off")
 
     # -- the run ---------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -182,6 +212,7 @@ class Daemon:
         loop = self._loop = asyncio.get_running_loop()
         for sink in self.sinks:
             sink.start()
+        self.carers.attach(self.sinks)
         self.worker.start()
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -194,6 +225,10 @@ class Daemon:
             tasks.append(asyncio.create_task(
                 health.log_health(self, self.cfg.health.interval_s, self.notifier),
                 name="health"))
+            tasks.append(asyncio.create_task(self._alert_loop(), name="alerts"))
+            if self.cfg.health.status_file_interval_s > 0:
+                tasks.append(asyncio.create_task(health.keep_status_file(self),
+                                                 name="status-file"))
             wd = watchdog_interval()
             if wd is not None:
                 tasks.append(asyncio.create_task(self._watchdog_loop(wd), name="watchdog"))
@@ -219,6 +254,7 @@ class Daemon:
                     await t
             if self.status is not None:
                 self.status.stop()
+            health.write_status_file(self, running=False)  # `edge-daemon status`: stopped
             self.notifier.close()
         summary = self.summary()
         log.info("stopped (%s)", self._stop_reason)
@@ -272,6 +308,8 @@ class Daemon:
         for key, dev in self.devices.items():
             out = dev.ingest.flush()
             self._dispatch(key, dev, out.windows, out.events)
+        if self.activity is not None:  # its last epochs and days, while the sinks take events
+            await self.activity.close(self._drain_timeout_s)
         try:
             async with asyncio.timeout(self._drain_timeout_s):
                 await self.worker.drain()
@@ -292,6 +330,14 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+    async def _alert_loop(self) -> None:
+        """What time passing raises (edge.carers): a wearable off the wrist or away sends no
+        record, a silent source none either."""
+        while True:
+            await asyncio.sleep(ALERT_TICK_S)
+            for ev in self.carers.tick():
+                self._emit(ev)
 
     # -- items in --------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -321,25 +367,32 @@ class Daemon:
             log.warning("%s: message rejected: %s", item.device, e)
             return
         self._dispatch(item.device, dev, out.windows, out.events)
+        if dev.unfit and dev.unfit != dev.unfit_said and isinstance(item.message, Samples):
+            self._say_unfit(dev)
+        for ev in self.carers.on_item(item, dev):
+            self._emit(ev)
 
     def _new_device(self, key: str) -> DevicePipeline:
         cfg = self.cfg
         ingest = DeviceIngest(
             key,
-            self.contract,
+            None,  # the device's HELLO picks the model (and so the contract): _choose
             cfg.decisions,
             resolve_resident=self._resolve_resident,
-            load_calibration=self._load_calibration,
-            save_calibration=self._save_calibration,
+            load_calibration=lambda r: self._load_calibration(r, self._contract_of(key)),
+            save_calibration=lambda r, c: self._save_calibration(r, c, self._contract_of(key)),
             enroll=cfg.calibration.enroll,
             realtime=cfg.realtime,
             wall_at_start=self._wall_start,
             mono_at_start=self.started_at,
+            select_contract=lambda hello: self._choose(key, hello),
         )
         logic = DecisionLogic(self.contract.class_names, cfg.decisions, wearer=ingest.wearer,
                               model_id=self.model_id)
         dev = DevicePipeline(ingest, logic)
         self.devices[key] = dev
+        if self.activity is not None:
+            ingest.raw_taps.append(self.activity.tap(key, ingest.wearer, ingest.time.to_wall))
         log.info("new device %s", key)
         return dev
 
@@ -353,13 +406,43 @@ class Daemon:
             return self.cfg.resident
         return device_id or key
 
-    def _load_calibration(self, resident: str) -> Calibration | None:
+    def _choose(self, key: str, hello: Hello) -> InputContract | None:
+        """The model for what device ``key`` offers (its HELLO); one log line when none fits."""
+        dev = self.devices[key]
+        model, why = choose_model(self.models, hello.sensors, device=f"{key} ({hello.device_id})")
+        if model is None:
+            # said when the device sends data nobody can use: a strap announces its RR sensor
+            # with its first RR intervals, a second after the HELLO of a fresh connection
+            dev.model, dev.unfit = None, why
+            return None
+        dev.unfit = ""
+        if model is not dev.model:
+            dev.model = model
+            dev.logic = DecisionLogic(model.contract.class_names, self.cfg.decisions,
+                                      wearer=dev.ingest.wearer, model_id=model.model_id)
+            if len(self.models) > 1:
+                log.info("%s: deciding with %s", key, model.model_id)
+        return model.contract
+
+    def _say_unfit(self, dev: DevicePipeline) -> None:
+        """The one line a technician needs: what the device offers, what each model needs."""
+        self.counters["devices_without_model"] += 1
+        log.warning("%s", dev.unfit)
+        dev.unfit_said = dev.unfit
+
+    def _contract_of(self, key: str) -> InputContract:
+        dev = self.devices.get(key)
+        return dev.model.contract if dev is not None and dev.model is not None else self.contract
+
+    def _load_calibration(self, resident: str, contract: InputContract | None = None
+                          ) -> Calibration | None:
         if self.calibrate_only:
             return None
-        return self.store.load(resident, self.contract)
+        return self.store.load(resident, contract or self.contract)
 
-    def _save_calibration(self, resident: str, cal: Calibration) -> None:
-        path = self.store.save(resident, cal, self.contract)
+    def _save_calibration(self, resident: str, cal: Calibration,
+                          contract: InputContract | None = None) -> None:
+        path = self.store.save(resident, cal, contract or self.contract)
         log.info("baseline of %s stored at %s", resident, path)
 
     def _dispatch(self, key: str, dev: DevicePipeline, windows: list[ReadyWindow],
@@ -370,13 +453,14 @@ class Daemon:
             self.counters["windows"] += 1
             if not rw.window.valid:
                 continue  # counted by reason in the ingest; no decision from it
+            model = dev.model or self.models[0]
             try:
-                x = self.contract.pack(rw.window.data)  # (L,)
-            except ContractError as e:  # pragma: no cover - the assembler follows the contract
+                x = model.contract.pack(rw.window.data)  # (L,)
+            except ContractError as e:  # a window cut for the model the device had before
                 self.counters["windows_unpackable"] += 1
                 log.error("%s: window %d cannot be packed: %s", key, rw.window.index, e)
                 continue
-            self.worker.submit(Job(x, rw))
+            self.worker.submit(Job(x, rw, engine=model.engine))
 
     # -- results back ----------------------------------------------------------------------
     def _on_result(self, r: InferenceResult) -> None:
@@ -384,6 +468,9 @@ class Daemon:
         dev = self.devices[rw.device]
         if r.probabilities is None:
             return  # counted by the worker (engine_errors)
+        if dev.model is not None and r.job.engine is not dev.model.engine:
+            self.counters["results_of_previous_model"] += 1  # the device changed models
+            return
         w = rw.window
         label = None
         if self._label_for is not None:
@@ -393,6 +480,7 @@ class Daemon:
             window_index=w.index, label=label,
             # the full figure, as the sinks store it (only their enqueue is left out)
             latency_ms=(time.monotonic() - rw.completed_at) * 1e3,
+            derived=w.derived,  # heart rate and RMSSD of a beats window: derived, may leave
         )
         dev.last = decision
         self.tally.decisions += 1
@@ -423,12 +511,13 @@ class Daemon:
                 self.status.on_event(record)
         for sink in self.sinks:
             sink.submit(record)
+        for alert in self.carers.on_record(record):
+            self._emit(alert)
 
     def on_sink_fault(self, name: str, error: str | None) -> None:
         """Called from a sink's thread: report the fault through the other sinks."""
         kind = "sink_fault" if error is not None else "sink_recovered"
-        ev = Event("hub", "hub", time.time(), kind, {"sink": name, "error": error} if error
-                   else {"sink": name})
+        ev = hub_event(kind, {"sink": name, "error": error} if error else {"sink": name})
         with contextlib.suppress(RuntimeError):  # loop closed at shutdown
             self._loop_call(lambda: self._emit_except(ev, name))
 
@@ -443,6 +532,8 @@ class Daemon:
         for sink in self.sinks:
             if sink.name != failing:
                 sink.submit(ev)
+        for alert in self.carers.on_record(ev):
+            self._emit(alert)
 
     # -- what it says about itself (edge.health) -------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -455,7 +546,10 @@ class Daemon:
 
     def summary(self) -> dict[str, Any]:
         """The end-of-run report (:func:`edge.health.summary`)."""
-        return health.summary(self)
+        out = health.summary(self)
+        if self.activity is not None:
+            out["activity"] = self.activity.health()
+        return out
 
 
 def open_daemon(
@@ -475,24 +569,13 @@ def open_daemon(
     Raises :class:`~core.errors.WearableEdgeError` subclasses (BundleError, EngineError,
     ConfigError, RecordingError, SourceError) with messages that say what to fix.
     """
-    from edge.engines import open_engine
+    from edge.models import open_models
 
-    bundle_path = cfg.bundle or str(demo_bundle_path())
-    if not cfg.bundle and not (demo_bundle_path() / "manifest.json").is_file():
-        raise BundleError("the demo bundle is not installed; pass --bundle DIR (or build the "
-                          "demo bundle with `make demo-bundle`)", path=bundle_path,
-                          reason="not_found")
-    bundle = load_bundle(bundle_path, trusted_keys=cfg.trusted_keys,
-                         require_signature=bool(cfg.trusted_keys))
-    precision = None if cfg.precision == "auto" else cfg.precision
-    engine = open_engine(bundle, cfg.backend, precision, cfg.threads)
-    x = np.zeros((1, bundle.contract.input_length), np.float32)
-    for _ in range(cfg.inference.warmup_runs):
-        engine.run(x)  # allocations and kernel packing happen before READY
-    engine_name = f"{engine.name}:{getattr(engine, 'key', '?')}"
-    sel = getattr(engine, "selection", None)
-    if sel is not None:
-        log.info("engine: %s", sel.summary())
+    models = open_models(cfg)  # every bundle verified, each engine chosen and warmed up
+    bundle, engine, engine_name = models[0].bundle, models[0].engine, models[0].engine_name
+    if len(models) > 1:
+        log.info("models: %s", ", ".join(f"{m.model_id} ({', '.join(m.contract.modality_names)}"
+                                         f"; {m.engine_name})" for m in models))
 
     if make_source is not None:
         source = make_source(bundle)
@@ -514,17 +597,20 @@ def open_daemon(
         if daemon_ref:
             daemon_ref[0].on_sink_fault(name, error)
 
-    sinks = _open_sinks(cfg, stdout=stdout or sys.stdout, calibrate=calibrate, on_fault=on_fault)
+    sinks = _open_sinks(cfg, stdout=stdout or sys.stdout, calibrate=calibrate, on_fault=on_fault,
+                        class_names=bundle.class_names)
     daemon = Daemon(cfg, bundle=bundle, engine=engine, source=source, sinks=sinks,
                     engine_name=engine_name, status=status, recorder=recorder,
-                    calibrate_only=calibrate)
+                    calibrate_only=calibrate, models=models)
     daemon_ref.append(daemon)
     return daemon
 
 
 def _open_sinks(cfg: DaemonConfig, *, stdout: TextIO, calibrate: bool,
-                on_fault: Callable[[str, str | None], None]) -> list[Sink]:
-    """The sinks ``cfg.sinks`` (and ``--json``) ask for; a calibration run logs only."""
+                on_fault: Callable[[str, str | None], None],
+                class_names: Sequence[str] = ()) -> list[Sink]:
+    """The sinks ``cfg.sinks`` (and ``--json``, ``--mqtt``) ask for; a calibration run logs
+    only. Raises ConfigError for a bad MQTT setting (URL, password source, TLS file)."""
     s = cfg.sinks
     if calibrate:
         return [LogSink()]
@@ -542,4 +628,12 @@ def _open_sinks(cfg: DaemonConfig, *, stdout: TextIO, calibrate: bool,
                                    retry_max_s=s.retry_max_s, on_fault=on_fault))
     if s.log_decisions:
         sinks.append(LogSink())
+    if cfg.mqtt.enabled:
+        from edge.sinks.mqtt import MqttSink
+
+        # the outbox is a table of the hub's database, there even with --no-db: what waits
+        # for the broker must survive a restart
+        sinks.append(MqttSink(cfg.mqtt, db_path=cfg.db_path, class_names=class_names,
+                              stress_class=cfg.decisions.stress_class, on_fault=on_fault,
+                              buffer_max=s.buffer_max, retry_max_s=s.retry_max_s))
     return sinks

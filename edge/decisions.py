@@ -10,11 +10,12 @@ A model's window-by-window output flickers; a carer's screen must not. Per devic
   ``switch_margin``.
 - **Minimum dwell**: a state holds at least ``min_dwell_s`` of data time.
 
-Events: ``state_change``; ``sustained_stress`` (the stress state held beyond
-``sustained_stress_s``, repeated every further period); ``no_contact`` / ``contact_restored``;
+Events: ``state_change``; ``no_contact`` / ``contact_restored``;
 ``battery_low`` (once, re-armed when the level recovers); ``disconnected`` / ``reconnected``;
 ``data_gap`` (packets lost); ``invalid_windows`` / ``valid_windows`` (a device's windows turn
-unusable, with the reason, and back).
+unusable, with the reason, and back). How long a state has held, and so sustained stress, is
+the alert rules' to judge (:mod:`edge.alerts.rules`: per wearer, with a cooldown), from these
+decisions: one source, so one episode gives one alert.
 
 All times in this module are *data time* (seconds on the device's clock, which sped-up
 sim/replay runs compress) for the logic, plus a ``t`` (hub wall-clock epoch seconds; virtual
@@ -24,7 +25,7 @@ for sped-up runs) carried into each record. Pure logic: no I/O, no clock reads.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -44,7 +45,6 @@ __all__ = [
 
 EVENT_KINDS: Final = (
     "state_change",
-    "sustained_stress",
     "no_contact",
     "contact_restored",
     "battery_low",
@@ -55,7 +55,13 @@ EVENT_KINDS: Final = (
     "valid_windows",
     "sink_fault",
     "sink_recovered",
+    "source_lost",  # the hub's (edge.health.SourceWatch)
+    "source_restored",
     "calibrated",
+    "alert",  # edge.alerts.rules
+    "alert_cleared",
+    "activity_day",  # edge.activity.daily: a wearer's day, after its midnight
+    "activity_trend",
 )
 # a battery warning is re-armed only this many points above the threshold, so a reading that
 # wobbles around the threshold does not produce an event every few seconds
@@ -94,6 +100,9 @@ class Decision:
     window_index: int
     label: str | None = None  # ground truth, replay only
     latency_ms: float = math.nan  # window complete -> handed to the sinks (queue, preprocessing, engine, delivery)
+    # a beats window's heart rate (bpm) and RMSSD (ms): derived from its cleaned RR
+    # intervals, which themselves never leave the hub (core.signal.beats.DERIVED_KEYS)
+    derived: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -113,6 +122,8 @@ class Decision:
             d["label"] = self.label
         if math.isfinite(self.latency_ms):
             d["latency_ms"] = round(self.latency_ms, 3)
+        if self.derived:
+            d["derived"] = {k: round(v, 1) for k, v in self.derived.items()}
         return d
 
 
@@ -145,7 +156,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class DecisionLogic:
-    """Smoothing, hysteresis, dwell and the sustained-stress alert for one device's stream."""
+    """Smoothing, hysteresis and dwell for one device's stream."""
 
     def __init__(
         self,
@@ -161,13 +172,10 @@ class DecisionLogic:
         self.wearer = wearer
         self.model_id = model_id
         self.reset_after_s = reset_after_s
-        # sustained-stress alert only when the model has such a class
-        self._stress = cfg.stress_class if cfg.stress_class in self.class_names else None
         self._smoothed: np.ndarray | None = None  # (K,)
         self._last_t: float | None = None
         self.state: str | None = None
         self._state_since = 0.0  # data time the current state began
-        self._last_alert: float | None = None  # data time of the last sustained-stress alert
 
     def update(
         self,
@@ -179,6 +187,7 @@ class DecisionLogic:
         window_index: int,
         label: str | None = None,
         latency_ms: float = math.nan,
+        derived: Mapping[str, float] | None = None,
     ) -> tuple[Decision, list[Event]]:
         """One valid window's class probabilities ``(K,)``; ``window_end`` is its data time."""
         p = np.asarray(probs, dtype=np.float64).reshape(-1)  # (K,)
@@ -212,15 +221,6 @@ class DecisionLogic:
             ):
                 self._enter(challenger, now, t, s, events, previous=self.state)
 
-        if self._stress is not None and self.state == self._stress:
-            held = now - self._state_since
-            since_alert = None if self._last_alert is None else now - self._last_alert
-            if held >= self.cfg.sustained_stress_s and (
-                since_alert is None or since_alert >= self.cfg.sustained_stress_s
-            ):
-                self._last_alert = now
-                events.append(self._event(t, "sustained_stress", {"duration_s": round(held, 1)}))
-
         assert self.state is not None  # set on the first window above
         decision = Decision(
             resident=self.wearer.resident,
@@ -235,6 +235,7 @@ class DecisionLogic:
             window_index=window_index,
             label=label,
             latency_ms=latency_ms,
+            derived=dict(derived or {}),
         )
         return decision, events
 
@@ -251,7 +252,6 @@ class DecisionLogic:
         held = None if previous is None else round(now - self._state_since, 1)
         self.state = state
         self._state_since = now
-        self._last_alert = None
         events.append(
             self._event(
                 t,

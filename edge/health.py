@@ -12,6 +12,11 @@ ingest and decision logic, the inference worker, the sinks) and changes none of 
   terminal's live line, :class:`edge.ui.StatusLine`, is one).
 - :func:`summary`: the end-of-run report as a dict (the CLI prints it with
   :func:`edge.ui.format_summary`; :func:`summary_json` is its strict-JSON form).
+- :func:`status_snapshot`: what ``edge-daemon status`` shows (wearers, last decisions,
+  active alerts, the hub's health), written to the live status file by
+  :func:`keep_status_file` (:mod:`edge.status_file`).
+- :class:`SourceWatch`: notices a live source gone silent while a wearable's link is up (a
+  dead radio adapter, a hung port), which the daemon reports as the hub's ``source_lost``.
 
 Latency figures: *window -> decision* (``window_to_decision_p50_ms`` / ``_p99_ms``) runs from
 the arrival of the packet that completed a window to the moment its decision was handed to
@@ -33,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
@@ -41,11 +47,14 @@ if TYPE_CHECKING:
     from edge.sdnotify import SdNotifier
 
 __all__ = [
+    "SOURCE_SILENT_S",
     "STATUS_REFRESH_S",
+    "SourceWatch",
     "StatusView",
     "Tally",
     "format_health",
     "health",
+    "keep_status_file",
     "live_status",
     "log_health",
     "open_fds",
@@ -53,14 +62,20 @@ __all__ = [
     "process_age_s",
     "refresh_status",
     "rss_mb",
+    "status_file_path",
+    "status_snapshot",
     "summary",
     "summary_json",
+    "write_status_file",
 ]
 
 log = logging.getLogger(__name__)
 
 _PAGE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 STATUS_REFRESH_S: Final = 0.5  # the live line's data is refreshed twice a second
+# a live source that delivered nothing for this long while a wearable's link is up has stopped
+# working: a wearable sends several packets a second, and BLE/serial report a lost link at once
+SOURCE_SILENT_S: Final = 60.0
 
 
 class StatusView(Protocol):
@@ -319,3 +334,159 @@ async def refresh_status(daemon: Daemon, view: StatusView,
     while True:
         view.update(live_status(daemon))
         await asyncio.sleep(interval_s)
+
+
+# -- the source's own health ----------------------------------------------------------------------
+class SourceWatch:
+    """A live source that went silent although a wearable's link is up (see the module doc).
+
+    A wearable out of range is not the hub's problem (the source reports its link down and
+    the wearer's ``disconnected`` rule takes it); silence with every link believed up is.
+    Times are hub ``time.monotonic()`` seconds.
+    """
+
+    def __init__(self, *, silent_s: float = SOURCE_SILENT_S) -> None:
+        self.silent_s = silent_s
+        self.lost = False
+        self._last_item: float | None = None
+        self._links: dict[str, bool] = {}  # device -> link up (devices without links: True)
+
+    def on_item(self, device: str, message: Any, now: float) -> bool:
+        """Note an item; True when it ends a silence (the source is back)."""
+        from edge.sources.base import ConnectionEvent
+
+        self._last_item = now
+        if isinstance(message, ConnectionEvent):
+            self._links[device] = message.connected
+        else:
+            self._links.setdefault(device, True)
+        if self.lost:
+            self.lost = False
+            return True
+        return False
+
+    def check(self, now: float) -> bool:
+        """True when the source has just gone silent (reported once per silence)."""
+        if self.lost or self._last_item is None or not any(self._links.values()):
+            return False
+        if now - self._last_item >= self.silent_s:
+            self.lost = True
+            return True
+        return False
+
+    def silent_for(self, now: float) -> float:
+        return 0.0 if self._last_item is None else max(0.0, now - self._last_item)
+
+
+# -- the live status file (edge-daemon status) -----------------------------------------------------
+def status_snapshot(daemon: Daemon, *, running: bool = True) -> dict[str, Any]:
+    """What ``edge-daemon status`` shows, as plain data (see :mod:`edge.status_file`)."""
+    from edge.alerts.rules import HUB
+
+    now = time.time()
+    mono = time.monotonic()
+    active = daemon.carers.alerts.active()
+    wearers = []
+    for key, dev in daemon.devices.items():
+        last = dev.last
+        note = dev.ingest.state_note
+        if note == "enrolling":
+            note = f"enrolling {dev.ingest.enrollment_progress():.0%}"
+        st = dev.status
+        hr = st.heart_rate_bpm
+        wearers.append({
+            "resident": dev.ingest.resident,
+            "device": key,
+            "last_decision": None if last is None else {
+                "t": round(last.t, 3), "state": last.state,
+                "p": round(last.probabilities[last.state], 4)},
+            "note": note,
+            "connected": st.connected,
+            "battery_pct": st.battery_pct,
+            "heart_rate_bpm": None if hr is None else round(hr),
+            "alerts": active.get(dev.ingest.resident, []),
+        })
+    sinks: dict[str, dict[str, Any]] = {}
+    for sink in daemon.sinks:
+        h = sink.health()
+        entry: dict[str, Any] = {"pending": int(h.get("pending", 0))}
+        fault = h.get("fault") or getattr(sink, "fault", None)
+        entry["fault"] = None if fault is None else str(fault)
+        for k in ("connected", "outbox"):
+            if k in h:
+                entry[k] = h[k]
+        sinks[sink.name] = entry
+    carers = daemon.carers
+    problems = [f"output {name} failing ({err})" for name, err in sorted(carers.hub_faults.items())]
+    if carers.source_watch.lost:
+        problems.append(f"the {daemon.source.kind} source has delivered nothing for "
+                        f"{carers.source_watch.silent_for(mono):.0f} s")
+    return {
+        "pid": os.getpid(),
+        "running": running,
+        "updated": round(now, 3),
+        "started": round(now - (mono - daemon.started_at), 3),
+        "interval_s": daemon.cfg.health.status_file_interval_s,
+        "realtime": daemon.cfg.realtime,
+        "source": daemon.source.kind,
+        "model": daemon.model_id,
+        "engine": daemon.engine_name,
+        "decisions": daemon.tally.decisions,
+        "stop_reason": daemon.stop_reason,
+        "wearers": wearers,
+        "hub": {"problems": problems, "alerts": active.get(HUB, []), "sinks": sinks,
+                "drops": {k: v for k, v in _drops(daemon).items() if v}},
+    }
+
+
+def status_file_path(daemon: Daemon) -> Path:
+    """Where the live status file goes: STATE_DIR/status.json."""
+    from edge.status_file import STATUS_FILE
+
+    return daemon.cfg.state_path / STATUS_FILE
+
+
+def write_status_file(daemon: Daemon, *, running: bool = True) -> bool:
+    """Write :func:`status_snapshot` now (unless the status file is off); False (logged
+    once) when it cannot be written."""
+    if daemon.cfg.health.status_file_interval_s <= 0:
+        return False
+    path = status_file_path(daemon)
+    return _written(daemon, path, _write_snapshot(path, status_snapshot(daemon, running=running)))
+
+
+async def keep_status_file(daemon: Daemon) -> None:
+    """Rewrite the status file every ``health.status_file_interval_s`` (the write off the
+    loop: it is file I/O)."""
+    path = status_file_path(daemon)
+    while True:
+        snapshot = status_snapshot(daemon)  # on the loop: it reads the loop's objects
+        write = asyncio.ensure_future(asyncio.to_thread(_write_snapshot, path, snapshot))
+        try:
+            error = await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # a write still running must not replace the final (stopped) status after it
+            await asyncio.wait({write})
+            raise
+        _written(daemon, path, error)
+        await asyncio.sleep(daemon.cfg.health.status_file_interval_s)
+
+
+def _write_snapshot(path: Path, snapshot: dict[str, Any]) -> Exception | None:
+    from edge.status_file import write_status
+
+    try:
+        write_status(path, snapshot)
+    except (OSError, TypeError, ValueError) as e:
+        return e
+    return None
+
+
+def _written(daemon: Daemon, path: Path, error: Exception | None) -> bool:
+    if error is None:
+        return True
+    daemon.counters["status_file_failures"] += 1
+    if daemon.counters["status_file_failures"] == 1:
+        log.warning("cannot write the status file %s (%s); `edge-daemon status` will not see "
+                    "this run", path, error)
+    return False

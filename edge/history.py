@@ -162,6 +162,17 @@ def event_words(kind: str, detail: dict[str, Any]) -> str:
     if kind == "disconnected":
         reason = detail.get("reason")
         return "the wearable disconnected" + (f" ({reason})" if reason else "")
+    if kind == "activity_day":
+        return _activity_day_words(detail)
+    if kind == "activity_trend":
+        return f"TREND: {detail.get('message') or detail.get('measure', '')}"
+    if kind == "source_lost":
+        silent = detail.get("silent_s")
+        return (f"hub: the {detail.get('source', '?')} source went silent"
+                + (f" ({_duration(float(silent))} without data)"
+                   if isinstance(silent, int | float) else ""))
+    if kind == "source_restored":
+        return f"hub: the {detail.get('source', '?')} source delivers again"
     if kind in ("sink_fault", "sink_recovered"):
         sink = detail.get("sink", "?")
         if kind == "sink_recovered":
@@ -174,6 +185,28 @@ def event_words(kind: str, detail: dict[str, Any]) -> str:
         "calibrated": "baseline recorded for this wearer",
         "valid_windows": "readings usable again",
     }.get(kind, f"{kind} {json.dumps(detail)}" if detail else kind)
+
+
+def _activity_day_words(d: dict[str, Any]) -> str:
+    """The day's rhythm and last night's sleep, as a carer reads them."""
+    def n(key: str, fmt: str) -> str | None:
+        v = d.get(key)
+        return format(v, fmt) if isinstance(v, int | float) else None
+
+    parts = [f"day {d.get('day', '?')}:"]
+    rhythm = [f"{k} {v}" for k, v in (("IS", n("IS", ".2f")), ("IV", n("IV", ".2f")),
+                                      ("RA", n("RA", ".2f"))) if v is not None]
+    parts.append("rhythm " + ", ".join(rhythm) if rhythm else "rhythm not measured yet")
+    tst = d.get("total_sleep_min")
+    if isinstance(tst, int | float):
+        onset, wake = str(d.get("sleep_onset") or "")[11:16], str(d.get("wake_time") or "")[11:16]
+        parts.append(f"; last night {_duration(60.0 * float(tst))} asleep"
+                     + (f" ({onset}-{wake})" if onset and wake else "")
+                     + (f", {n('waso_min', '.0f')} min awake after sleep onset"
+                        if n("waso_min", ".0f") else ""))
+    if n("daylight_min", ".0f") is not None:
+        parts.append(f"; {n('daylight_min', '.0f')} min in daylight")
+    return " ".join(parts).replace(" ;", ";")
 
 
 def history_json(db: str | os.PathLike[str], wearer: str | None = None,

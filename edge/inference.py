@@ -4,7 +4,8 @@ The loop hands over packed windows with :meth:`InferenceWorker.submit`, which ne
 when the queue is full the *oldest* waiting window is dropped (a stale window is worth
 less than a fresh one) and counted as ``dropped_queue_full``. The worker takes up to
 ``max_batch`` windows at a time, runs the engine once on the ``(B, L)`` batch (ONNX Runtime
-and TFLite release the GIL while they compute), turns logits into probabilities and hands
+and TFLite release the GIL while they compute; a job may name its own engine, for a hub
+with one model per kind of wearable, and a batch then runs each engine on its own windows), turns logits into probabilities and hands
 the results back to the loop with ``call_soon_threadsafe``. :meth:`drain` waits until every
 accepted window has been answered: SIGTERM loses no window already cut.
 """
@@ -45,6 +46,7 @@ class Job:
     x: np.ndarray  # (L,) float32, a packed window
     meta: Any  # opaque to the worker: who the window belongs to, its times
     enqueued: float = 0.0  # time.monotonic() at submit
+    engine: Engine | None = None  # the model's engine when not the worker's own
 
 
 @dataclass(slots=True)
@@ -198,10 +200,25 @@ class InferenceWorker:
                 return
 
     def _infer(self, batch: list[Job]) -> list[InferenceResult]:
+        engines = {id(j.engine): j.engine for j in batch}
+        if len(engines) == 1:
+            return self._infer_one(batch, batch[0].engine or self.engine)
+        by_engine: dict[int, list[int]] = {}
+        for i, j in enumerate(batch):
+            by_engine.setdefault(id(j.engine), []).append(i)
+        out: list[InferenceResult | None] = [None] * len(batch)
+        for idx in by_engine.values():
+            eng = batch[idx[0]].engine or self.engine
+            for i, r in zip(idx, self._infer_one([batch[i] for i in idx], eng), strict=True):
+                out[i] = r
+        return [r for r in out if r is not None]
+
+    def _infer_one(self, batch: list[Job], engine: Engine) -> list[InferenceResult]:
+        """One engine call on ``batch`` (windows of one model)."""
         x = np.stack([j.x for j in batch]).astype(np.float32, copy=False)  # (B, L)
         t0 = time.monotonic()
         try:
-            logits = np.asarray(self.engine.run(x))  # (B, K)
+            logits = np.asarray(engine.run(x))  # (B, K)
             if logits.ndim != 2 or logits.shape[0] != len(batch):
                 raise ValueError(f"engine returned shape {logits.shape} for a batch of {len(batch)}")
             probs = softmax(logits)  # (B, K)

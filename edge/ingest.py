@@ -9,7 +9,14 @@ For every device (a :class:`~edge.sources.base.SourceItem` ``device`` key) a
   without it): each sensor mapped to the model's modalities **by the contract** (a sensor
   whose ``kind`` is a modality name with the right channel count and unit feeds it;
   anything else is ignored and counted), and every SAMPLES packet checked against its
-  sensor's announced format and channels;
+  sensor's announced format and channels. With ``select_contract`` the HELLO also picks the
+  contract (the daemon's choice of model for what the device offers; none: the device's
+  data is not used, counted);
+- for a beats modality (``rr``), each RR sensor's :class:`~edge.beat_clock.BeatClock`, which
+  times the intervals of its packets; and the device's CONTACT events as the assembler's
+  contact step signal (beats windows without contact are invalid);
+- its raw taps (:attr:`DeviceIngest.raw_taps`), which see every accepted SAMPLES packet
+  before the windows, whether or not the model uses the sensor (activity counts);
 - a :class:`~firmware_bridge.timesync.SequenceTracker` (lost, duplicated, reordered packets:
   duplicates are dropped, losses become ``data_gap`` events);
 - a :class:`~firmware_bridge.timesync.ClockMapper` fed by TIME_SYNC, which maps the device
@@ -42,6 +49,7 @@ import numpy as np
 from core.contract import InputContract, Modality
 from core.errors import CalibrationError, ContractError
 from core.signal import Calibration, CalibrationAccumulator, Window, WindowAssembler
+from edge.beat_clock import BeatClock
 from edge.config import DecisionConfig
 from edge.decisions import DeviceEvents, Event, Wearer
 from edge.sources.base import ConnectionEvent, SourceItem
@@ -50,7 +58,8 @@ from firmware_bridge.protocol import Event as DeviceEvent
 from firmware_bridge.protocol import EventKind, Hello, Samples, SensorInfo, TimeSync
 from firmware_bridge.timesync import ClockMapper, SeqStatus, SequenceTracker
 
-__all__ = ["DeviceIngest", "IngestOutput", "ReadyWindow", "TimeBase", "unit_matches"]
+__all__ = ["DeviceIngest", "IngestOutput", "ReadyWindow", "TimeBase", "sensor_mismatch",
+           "unit_matches"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,10 @@ ENROLL_SLACK_S: Final = 60.0
 # (the first minutes had too little contact); counted.
 ENROLL_RESTART_PERIODS: Final = 2.0
 
+# Contact reports held before the windows start (enrollment): a report per change, so a
+# device flapping for the whole enrollment stays far below this; beyond it the oldest go.
+MAX_PENDING_CONTACT: Final = 1000
+
 # unit spellings firmware and standard profiles use for the contract's units
 _UNIT_ALIASES: Final = {
     "°c": "degc", "celsius": "degc", "c": "degc",
@@ -82,6 +95,17 @@ def unit_matches(sensor_unit: str, modality_unit: str) -> bool:
         return _UNIT_ALIASES.get(u, u)
 
     return norm(sensor_unit) == norm(modality_unit)
+
+
+def sensor_mismatch(s: SensorInfo, m: Modality) -> str | None:
+    """Why sensor ``s`` cannot feed modality ``m`` (its kind names ``m``), or None if it can."""
+    if s.kind != m.name:
+        return f"it is {s.kind!r}, not {m.name!r}"
+    if s.channels != m.n_channels:
+        return f"it has {s.channels} channels, the model expects {m.n_channels}"
+    if not unit_matches(s.unit, m.unit):
+        return f"it reports {s.unit!r}, the model expects {m.unit!r}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +178,7 @@ class DeviceIngest:
     def __init__(
         self,
         key: str,
-        contract: InputContract,
+        contract: InputContract | None,
         decisions: DecisionConfig,
         *,
         resolve_resident: Callable[[str, str | None], str],
@@ -164,9 +188,12 @@ class DeviceIngest:
         realtime: bool = True,
         wall_at_start: float | None = None,
         mono_at_start: float | None = None,
+        select_contract: Callable[[Hello], InputContract | None] | None = None,
     ) -> None:
         self.key = key
-        self.contract = contract
+        # None until a HELLO picks it (select_contract) or when no model fits the device
+        self.contract: InputContract | None = contract
+        self._select_contract = select_contract
         self._resolve_resident = resolve_resident
         self._load_calibration = load_calibration
         self._save_calibration = save_calibration
@@ -183,7 +210,11 @@ class DeviceIngest:
         self.seq = SequenceTracker()
         self._sensors: dict[int, SensorInfo] = {}
         self._route: dict[int, Modality] = {}  # sensor id -> the modality it feeds
-        self._needs_calibration = contract.normalization.kind == "subject_baseline"
+        self._clocks: dict[int, BeatClock] = {}  # RR sensor id -> its beat times
+        # called with (sensor, device seconds (N,), wire values (N, C)) for every accepted
+        # SAMPLES packet, model or not, before the windows (the activity counts' tap)
+        self.raw_taps: list[Callable[[SensorInfo, np.ndarray, np.ndarray], None]] = []
+        self._pending_contact: list[tuple[float, bool]] = []  # contact reports in enrollment
         self.calibration: Calibration | None = None
         self.assembler: WindowAssembler | None = None
         self.origin: float | None = None  # device second of window 0 in this session
@@ -265,6 +296,19 @@ class DeviceIngest:
             self._relinked.clear()
         if first:
             self.wearer.resident = self._resolve_resident(self.key, msg.device_id)
+        if self._select_contract is not None and (changed or self.contract is None):
+            chosen = self._select_contract(msg)  # the daemon says why when nothing fits
+            if chosen is not self.contract:
+                if self.assembler is not None or self._enroll is not None:
+                    self._end_session(out)
+                    self.assembler, self._enroll = None, None
+                self.contract, self.calibration = chosen, None
+                self._clocks.clear()
+        if self.contract is None:
+            self._route = {}
+            self.counters["hello_no_model_fits"] += 1
+            self.state_note = "no model fits this device"
+            return
         self._route = {}
         for s in msg.sensors:
             m = self._modality_for(s)
@@ -284,19 +328,16 @@ class DeviceIngest:
             self._start_session()
 
     def _modality_for(self, s: SensorInfo) -> Modality | None:
+        assert self.contract is not None  # a HELLO routes sensors only once it has a contract
         try:
             m = self.contract.modality(s.kind)
         except ContractError:
             return None  # a sensor the model does not use (hr, rr, ...)
-        if s.channels != m.n_channels:
-            log.warning("%s: sensor %d (%s) has %d channels, the model expects %d; ignored",
-                        self.key, s.sensor_id, s.kind, s.channels, m.n_channels)
-            self.counters["sensor_channel_mismatch"] += 1
-            return None
-        if not unit_matches(s.unit, m.unit):
-            log.warning("%s: sensor %d (%s) reports %r, the model expects %r; ignored",
-                        self.key, s.sensor_id, s.kind, s.unit, m.unit)
-            self.counters["sensor_unit_mismatch"] += 1
+        why = sensor_mismatch(s, m)
+        if why is not None:
+            log.warning("%s: sensor %d (%s) ignored: %s", self.key, s.sensor_id, s.kind, why)
+            wrong = "channel" if s.channels != m.n_channels else "unit"
+            self.counters[f"sensor_{wrong}_mismatch"] += 1
             return None
         return m
 
@@ -313,7 +354,9 @@ class DeviceIngest:
             self.counters["samples_format_mismatch"] += n
             return
         t0 = msg.t_device_us * 1e-6
-        if n and t0 < self._max_t - CLOCK_REGRESSION_S:
+        # the packet's end, not its start: a slow sensor's packet (a minute of 0.1 Hz light)
+        # starts long before the fast sensors' latest sample, and is not late
+        if n and t0 + n / info.rate_hz < self._max_t - CLOCK_REGRESSION_S:
             # before the sequence check: a rebooted device numbers its packets from the
             # start again, and those numbers must not pass for duplicates of its old life
             self.counters["clock_regressions"] += 1
@@ -343,21 +386,45 @@ class DeviceIngest:
             self._note_gap(info, lost_now, out)
         if n == 0:
             return
+        m = self._route.get(msg.sensor_id)
+        if m is not None and m.beats:
+            self._on_beats(msg, info, m, t0, received_at, status is SeqStatus.GAP, out)
+            return
         t = t0 + np.arange(n, dtype=np.float64) / info.rate_hz  # (N,) device seconds
         self._max_t = max(self._max_t, float(t[-1]))
         self.time.observe_samples(float(t[-1]), received_at)
-        m = self._route.get(msg.sensor_id)
+        for tap in self.raw_taps:
+            tap(info, t, msg.raw)
         if m is None:
             self.counters["samples_unused"] += n
             return
         self.counters["samples"] += n
+        x = self._physical(msg, info)
+        if x is not None:
+            self._push(m.name, t, x, out)
+
+    def _physical(self, msg: Samples, info: SensorInfo) -> np.ndarray | None:
         try:
-            x = info.to_physical(msg.raw)  # (N, C) float32 in the sensor's unit
+            return info.to_physical(msg.raw)  # (N, C) float32 in the sensor's unit
         except (ValueError, TypeError) as e:  # a raw array that does not match its sensor
-            self.counters["samples_malformed"] += n
+            self.counters["samples_malformed"] += msg.count
             log.debug("%s: sensor %d samples malformed: %s", self.key, msg.sensor_id, e)
+            return None
+
+    def _on_beats(self, msg: Samples, info: SensorInfo, m: Modality, t0: float,
+                  received_at: float, lost_before: bool, out: IngestOutput) -> None:
+        """An RR packet: intervals timed by the sensor's beat clock (lost packets: a gap)."""
+        self.counters["samples"] += msg.count
+        x = self._physical(msg, info)
+        if x is None:
             return
-        self._push(m.name, t, x, out)
+        clock = self._clocks.setdefault(msg.sensor_id, BeatClock())
+        t, rr = clock.place(t0, x[:, 0].astype(np.float64), gap=lost_before)
+        if not t.size:
+            return
+        self._max_t = max(self._max_t, float(t[-1]))
+        self.time.observe_samples(float(t[-1]), received_at)
+        self._push(m.name, t, rr[:, None], out)
 
     def _on_event(self, msg: DeviceEvent, out: IngestOutput) -> None:
         t = self.time.to_wall(msg.t_device_us * 1e-6)
@@ -366,6 +433,7 @@ class DeviceIngest:
             out.events.extend(self.events.on_battery(t, float(msg.value)))
         elif msg.kind is EventKind.CONTACT:
             out.events.extend(self.events.on_contact(t, bool(msg.value)))
+            self._contact(msg.t_device_us * 1e-6, bool(msg.value))
         elif msg.kind is EventKind.FAULT:
             log.warning("%s: device reports fault code %d", self.key, msg.value)
 
@@ -378,16 +446,36 @@ class DeviceIngest:
             # next packet tells a continued numbering (losses) from a restarted one
             self._relink = True
             self._relinked = set(self._last_seq)
+        for clock in self._clocks.values():  # beats sent while the link was down are lost
+            clock.reset()
+
+    def _contact(self, t: float, contact: bool) -> None:
+        """A contact report: the assembler's step signal (held until the assembler exists)."""
+        if self.assembler is not None:
+            self.assembler.push_contact(t, contact)
+            return
+        if len(self._pending_contact) >= MAX_PENDING_CONTACT:
+            self._pending_contact.pop(0)
+            self.counters["contact_reports_dropped"] += 1
+        self._pending_contact.append((t, contact))
 
     # -- sessions, enrollment, windows ----------------------------------------------------
+    @property
+    def _needs_calibration(self) -> bool:
+        return self.contract is not None and self.contract.normalization.needs_calibration
+
     def _start_session(self) -> None:
+        assert self.contract is not None  # sessions run under a contract
         self.counters["sessions"] += 1
         self._max_t = -math.inf
         self.time.reset()
         self.assembler = None
         self._enroll = None
         self._pending = []
+        self._pending_contact = []
         self._enroll_t0 = None
+        for clock in self._clocks.values():
+            clock.reset()
         if self._needs_calibration and self.calibration is None:
             self.calibration = self._load_calibration(self.resident)
             if self.calibration is not None:
@@ -410,12 +498,17 @@ class DeviceIngest:
 
     def _ensure_assembler(self, origin: float) -> WindowAssembler:
         if self.assembler is None:
+            assert self.contract is not None
+            # a beats sensor's rate is nominal; the assembler times beats by their own times
             rates = {self._route[sid].name: info.rate_hz for sid, info in self._sensors.items()
-                     if sid in self._route}
+                     if sid in self._route and not self._route[sid].beats}
             self.assembler = WindowAssembler(
                 self.contract, origin=origin, calibration=self.calibration, source_rates=rates
             )
             self.origin = origin
+            for t, contact in self._pending_contact:
+                self.assembler.push_contact(t, contact)
+            self._pending_contact = []
         return self.assembler
 
     def _push(self, name: str, t: np.ndarray, x: np.ndarray, out: IngestOutput) -> None:
@@ -430,7 +523,7 @@ class DeviceIngest:
 
     def _enroll_push(self, name: str, t: np.ndarray, x: np.ndarray, out: IngestOutput) -> None:
         acc = self._enroll
-        assert acc is not None
+        assert acc is not None and self.contract is not None
         if self._enroll_t0 is None:
             self._enroll_t0 = float(t[0])
         acc.push(name, t, x)

@@ -98,8 +98,16 @@ def format_summary(s: Mapping[str, Any]) -> str:
             f"{agreement['raw_rate'] * 100:.1f}%)"
         )
     for sink, h in s.get("sinks", {}).items():
-        if h.get("lost_at_close") or h.get("dropped_buffer_full") or h.get("write_failures"):
+        if (h.get("lost_at_close") or h.get("dropped_buffer_full") or h.get("write_failures")
+                or h.get("backlog_dropped")):
             lines.append(f"  sink {sink}: {dict(h)}")
+    mqtt = s.get("sinks", {}).get("mqtt")
+    if mqtt is not None:
+        failed = mqtt.get("connect_failures", 0)
+        lines.append(f"  mqtt: {mqtt.get('published', 0)} messages published"
+                     + (f", {failed} failed connection attempts" if failed else "")
+                     + (f", {mqtt['backlog_dropped']} dropped from a full outbox"
+                        if mqtt.get("backlog_dropped") else ""))
     return "\n".join(lines)
 
 
@@ -186,12 +194,14 @@ class StatusLine:
         self._live.update(t)
 
     def on_event(self, event: Event) -> None:
-        """A state change gets a line above the live status, when it happens."""
-        if event.kind != "state_change":
-            return
+        """A state change or an alert gets a line above the live status, when it happens."""
         d = event.detail
-        self.print(f"{time.strftime('%H:%M:%S', time.localtime(event.t))} "
-                   f"{event.resident}: {d.get('from') or '…'} → {d.get('to')}")
+        when = time.strftime('%H:%M:%S', time.localtime(event.t))
+        if event.kind == "state_change":
+            self.print(f"{when} {event.resident}: {d.get('from') or '…'} → {d.get('to')}")
+        elif event.kind in ("alert", "alert_cleared"):
+            word = "ALERT" if event.kind == "alert" else "alert over"
+            self.print(f"{when} {word}: {d.get('message') or d.get('rule')}")
 
     def print(self, text: str) -> None:
         """A line above the live status (state changes, the summary)."""

@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sign", type=Path, metavar="KEY", help="Ed25519 PEM private key: write manifest.sig")
     p.add_argument("--archive", action="store_true", help="also write OUT.tar (one file to copy to a hub)")
-    p.add_argument("--model-id", default="wearable-edge-student", help="model name in the manifest")
+    p.add_argument("--model-id", default=None,
+                   help="model name in the manifest (default: wearable-edge-student, or "
+                        "wearable-edge-hr-student for a model of RR intervals)")
     p.add_argument("--model-version", default=None, help="default: export date + weights hash")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(

@@ -22,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from core.contract import InputContract
 from edge.bundle import SCHEMA_VERSION, load_bundle
 from edge.engines import open_file
 from export.bundle_writer import (
@@ -83,12 +84,19 @@ class ExportOptions:
     exclude_ops: Sequence[str] | None = None  # ONNX op types kept float; None = measure
     sign_key: Path | None = None  # Ed25519 PEM private key -> manifest.sig
     archive: bool = False  # also write BUNDLE.tar beside the directory
-    model_id: str = "wearable-edge-student"  # stable name of the model family
+    # stable name of the model family; None: by what the model reads (model_id_for)
+    model_id: str | None = None
     model_version: str | None = None  # None: date + short hash of the fp32 weights
     seed: int = DEFAULT_SEED  # picks the calibration subset
     latency_runs: int = LATENCY_RUNS  # single-window runs per format in the report
     plots: bool = True  # PNG plots next to the report
     compare_methods: bool = True  # re-quantize with every calibration method for the report
+
+
+def model_id_for(contract: InputContract) -> str:
+    """The default model id: a hub holds one model per kind of wearable, and its records
+    name the model, so the heart-rate (RR) model's family has its own name."""
+    return "wearable-edge-hr-student" if contract.has_beats else "wearable-edge-student"
 
 
 @dataclass
@@ -200,7 +208,7 @@ def export_run(
     fp32_hash = _weights_hash(data.model)
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "model_id": opts.model_id,
+        "model_id": opts.model_id or model_id_for(contract),
         "model_version": opts.model_version or f"{created[:10]}-{fp32_hash[:8]}",
         "created": created,
         "git_commit": ckpt.get("git_commit") or git_commit(),

@@ -216,8 +216,8 @@ class FrameDecoder:
     to check SAMPLES packets against what the device announced.
 
     Every frame decodes exactly as :func:`decode_frame` would with the sensors of the HELLO
-    before it (``tests/test_framing.py`` and ``tests/test_fuzz_parsers.py`` check this
-    frame by frame, through every internal path).
+    before it (``tests/unit/firmware_bridge/test_framing.py`` checks this frame by frame,
+    by example and by property, through every internal path).
     """
 
     def __init__(self) -> None:

@@ -55,3 +55,16 @@ async def bluez(system_bus: str) -> AsyncIterator[FakeBlueZ]:
 
     async with FakeBlueZ(system_bus) as fake:
         yield fake
+
+
+# --- property tests of parsers (tests/strategies.py) ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the files a property test writes per input.
+
+    Module-scoped: hypothesis runs the test body many times within one call, so a
+    function-scoped tmp_path would not be fresh per input anyway; each test names its files.
+    """
+    return tmp_path_factory.mktemp("fuzz")

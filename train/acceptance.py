@@ -1,9 +1,10 @@
 """The run's acceptance checks and their prose: does the distilled student meet the bar, and why not.
 
 What must hold: the best distilled student is within :data:`ACCEPT_F1_GAP` macro-F1 of the
-best wrist-only teacher and beats the student trained alone; the deployable student keeps
-within its parameter and MAC budgets. The verdict names the numbers, the larger cause of a
-miss and the per-fold noise the differences stand in.
+best wrist-only teacher and beats the student trained alone by :data:`ACCEPT_KD_GAIN`; the
+deployable student keeps within its parameter and MAC budgets. The verdict names the
+numbers, the larger cause of a miss and the per-fold noise the differences stand in. These
+are one seed's checks; ``--seeds N`` checks the means instead (:mod:`train.seeds`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from train.scores import f1_of
 
 __all__ = [
     "ACCEPT_F1_GAP",
+    "ACCEPT_KD_GAIN",
     "STUDENT_MAC_BUDGET",
     "STUDENT_PARAM_BUDGET",
     "acceptance",
@@ -31,7 +33,9 @@ STUDENT_PARAM_BUDGET: Final = 100_000
 # per window: one hub core then decides for many wearables well within the 5 s hop
 STUDENT_MAC_BUDGET: Final = 10_000_000
 # the wrist-only student is worth deploying only close to the best teacher it could replace
-ACCEPT_F1_GAP: Final = 0.03
+ACCEPT_F1_GAP: Final = 0.02
+# and distillation only if it buys something over the same student trained on labels alone
+ACCEPT_KD_GAIN: Final = 0.01
 
 
 def budget_note(params: int, macs: int) -> str | None:
@@ -52,8 +56,7 @@ def acceptance(
     cfg: RunConfig,
 ) -> dict[str, Any]:
     """The acceptance checks on this run's numbers, with a verdict (and reasons if not met)."""
-    notes: list[str] = []
-    out: dict[str, Any] = {"notes": notes}
+    out: dict[str, Any] = {}
     wrist_teachers = [
         s.name for s in specs if s.wrist_only and not s.name.startswith("teacher_fusion")
     ]
@@ -67,7 +70,7 @@ def acceptance(
     best_t = max(wrist_teachers, key=lambda n: f1_of(models[n]))
     best_s = max(kd, key=lambda n: f1_of(models[n]))
     ft, fs, fa = f1_of(models[best_t]), f1_of(models[best_s]), f1_of(models["student_alone"])
-    within, beats = fs >= ft - ACCEPT_F1_GAP, fs > fa
+    within, beats = fs >= ft - ACCEPT_F1_GAP, fs - fa >= ACCEPT_KD_GAIN
     out.update(
         best_wrist_teacher=best_t,
         best_wrist_teacher_f1=ft,
@@ -79,12 +82,14 @@ def acceptance(
         within_gap=within,
         beats_alone=beats,
         required_gap=ACCEPT_F1_GAP,
+        required_gain=ACCEPT_KD_GAIN,
     )
     verdict = (
         f"Best distilled student {best_s}: macro-F1 {fs:.3f}; best wrist-only teacher {best_t}: "
         f"{ft:.3f} (difference {fs - ft:+.3f}, required ≥ {-ACCEPT_F1_GAP:.2f}: "
-        f"{'met' if within else 'NOT met'}); student alone {fa:.3f} "
-        f"({'beaten' if beats else 'NOT beaten'}, {fs - fa:+.3f})."
+        f"{'met' if within else 'NOT met'}); student alone {fa:.3f} (gain {fs - fa:+.3f}, "
+        f"required ≥ +{ACCEPT_KD_GAIN:.2f}: {'met' if beats else 'NOT met'}). One seed: "
+        "compare seeds with --seeds before concluding."
     )
     if not (within and beats):
         acc = float(np.mean(diag["teacher_train_accuracy"]))
@@ -103,12 +108,11 @@ def acceptance(
             f"probability {conf:.3f}, so their soft targets carry little beyond the labels; "
             f"the teacher ensemble scores {f1_of(models.get('teacher_ensemble', {})):.3f} on "
             f"held-out subjects. {fold_spread(models, (best_s, 'student_alone', best_t))} "
-            f"Settings: {cfg.student.epochs} student epochs, "
+            f"Settings: a budget of {cfg.student.steps} student steps, "
             f"alpha={cfg.distill.alpha}, T={cfg.distill.temperature}, 1 in "
             f"{cfg.data.train_stride} training windows."
         )
         verdict += " " + why
-        notes.append(why)
     out["verdict"] = verdict
     return out
 

@@ -3,7 +3,7 @@
     edge-train synth --subjects 10 --out runs/data --seed 7
     edge-train fit --dataset wesad --data runs/data --out runs/run1
     edge-train fit --dataset wesad --data runs/data --out runs/quick --quick
-    edge-train fit --dataset arrays --data my.npz --out runs/arr --cv fixed
+    edge-train fit --dataset arrays --data my.npz --out runs/arr
 
 Heavy imports (torch, neurokit2, matplotlib) happen inside the subcommand that needs them,
 so ``--help`` is instant. This module and ``train.ui`` (the progress bars) are the only ones
@@ -33,8 +33,10 @@ examples:
   edge-train synth --subjects 10 --out runs/data --seed 7
   edge-train fit --dataset wesad --data runs/data --out runs/run1
   edge-train fit --dataset wesad --data runs/data --out runs/ci --quick
-  edge-train fit --dataset wesad --data WESAD/ --out runs/bin --task binary --set student.epochs=20
-  edge-train fit --dataset arrays --data archive.npz --out runs/arr --cv fixed
+  edge-train fit --dataset wesad --data WESAD/ --out runs/bin --task binary --set student.steps=800
+  edge-train fit --dataset arrays --data archive.npz --out runs/arr
+  edge-train fit --dataset ts --data GunPoint/ --out runs/gunpoint
+  edge-train fit --dataset wesad --data runs/data --out runs/3seeds --seeds 3 --track mlflow
 
 A run directory holds metrics.json, report.md (+ plots/), config.toml, student.pt,
 teachers/*.pt and windows/*.npz; `edge-export RUN` turns it into a hub bundle.
@@ -108,13 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument(
         "--dataset",
-        choices=("wesad", "arrays"),
+        choices=("wesad", "arrays", "ts"),
         required=True,
-        help="wesad: a directory of "
-        "S*/S*.pkl (real or synthetic); arrays: one .npz with X, y[, groups, split]",
+        help="wesad: a directory of S*/S*.pkl (real or synthetic); arrays: one .npz with X, y"
+        "[, groups, split]; ts: a UEA/UCR .ts file, its <Name>_TRAIN.ts/_TEST.ts pair or the "
+        "folder holding them",
     )
     f.add_argument(
-        "--data", type=Path, required=True, metavar="PATH", help="data directory or .npz"
+        "--data", type=Path, required=True, metavar="PATH", help="data directory, .npz or .ts"
     )
     f.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory to write")
     f.add_argument(
@@ -129,12 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config key, e.g. --set teachers.epochs=4 (repeatable)",
+        help="override one config key, e.g. --set teachers.steps=100 (repeatable)",
     )
     f.add_argument("--seed", type=int, help="shorthand for --set seed=S")
     f.add_argument("--task", choices=("3class", "binary"), help="shorthand for --set data.task=...")
     f.add_argument(
-        "--cv", choices=("loso", "forward", "fixed"), help="shorthand for --set cv.kind=..."
+        "--cv",
+        choices=("auto", "loso", "forward", "fixed"),
+        help="shorthand for --set cv.kind=... (default auto: the data's own train/test split "
+        "if it has one, else leave-one-subject-out)",
+    )
+    f.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="evaluate with N seeds (seed .. seed+N-1): mean ± sd per model, distilled vs alone "
+        "paired per fold and seed with a Wilcoxon signed-rank test; the deployed variant is "
+        "chosen on the mean (default 1)",
+    )
+    f.add_argument(
+        "--track",
+        choices=("mlflow",),
+        help="also log the run to MLflow (local ./mlruns or MLFLOW_TRACKING_URI; needs the "
+        "'track' extra). Every run writes RUN/run.json either way",
     )
     f.add_argument(
         "--no-progress", action="store_true", help="no progress bars (also when not a TTY)"
@@ -177,7 +198,9 @@ def _synth(args: argparse.Namespace, progress: bool) -> int:
 
 def _fit(args: argparse.Namespace, progress: bool) -> int:
     from train.config import load_config
+    from train.errors import TrainError
     from train.fit import fit
+    from train.tracking import make_tracker
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -187,8 +210,12 @@ def _fit(args: argparse.Namespace, progress: bool) -> int:
     if args.cv is not None:
         overrides.append(f"cv.kind={args.cv}")
     cfg = load_config(args.config, quick=args.quick, overrides=overrides)
+    if args.seeds < 1:
+        raise TrainError(f"--seeds must be at least 1, got {args.seeds}")
+    tracker = make_tracker(args.track)
     with _progress(progress) as report:
-        result = fit(args.dataset, args.data, args.out, cfg, progress=report)
+        result = fit(args.dataset, args.data, args.out, cfg, progress=report, seeds=args.seeds,
+                     tracker=tracker)  # fmt: skip
     print(result.summary())  # noqa: T201
     return 0
 

@@ -12,15 +12,17 @@ Reading, layering, type checks and the TOML writer are the kernel's one config e
 only training knows (:meth:`RunConfig.validate`, the variant grammar).
 """
 
+# ruff: noqa: RUF009  (RunConfig's sections are _section(...) fields, each a default_factory)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from core import config as engine
 from core.errors import ConfigError
+from train.budget import VAL_BY
 
 __all__ = [
     "CONFIG_DIR",
@@ -28,6 +30,7 @@ __all__ = [
     "DataConfig",
     "DeployConfig",
     "DistillConfig",
+    "LoopConfig",
     "ReportConfig",
     "RunConfig",
     "StudentTrainConfig",
@@ -45,8 +48,18 @@ CONFIG_DIR: Final = Path(__file__).with_name("configs")  # shipped profiles (pac
 # Student variants a config may ask for; see :func:`parse_variant` for the grammar.
 KD_WEIGHTINGS: Final = {"equal": "equal", "ca": "confidence"}  # short name -> losses' name
 FUSION_MODES: Final = ("early", "mid", "late")  # what train.models.FusionTeacher accepts
-CV_KINDS: Final = ("loso", "forward", "fixed")
+CV_KINDS: Final = ("auto", "loso", "forward", "fixed")
 TASKS: Final = ("3class", "binary")
+DATA_KINDS: Final = ("wrist", "hr")  # what the data adds: nothing, or the rr beats modality
+RR_SOURCES: Final = ("ecg", "bvp")  # train.hr_data.RR_SOURCES
+_T = TypeVar("_T")
+
+
+def _section(cls: type[_T]) -> _T:
+    """A table of the config file as a field of :class:`RunConfig`: a fresh copy of its
+    defaults for every run (``field(default_factory=cls)``; ruff's RUF009 cannot see that,
+    hence the file-level exemption above)."""
+    return field(default_factory=cls)
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -57,22 +70,30 @@ class DataConfig:
     task: str = "3class"  # "3class" (baseline/stress/amusement) or "binary" (stress vs rest)
     window_s: float = 60.0  # WESAD practice; becomes the contract's window_s
     hop_s: float = 5.0  # the hub's decision interval; becomes the contract's hop_s
-    # keep every k-th training window: 60 s windows at a 5 s hop overlap by 92 %, so the
-    # neighbours add little but cost linearly in epoch time (3: one window per 15 s, which
-    # scored as well as 2 on synthetic LOSO). Test windows are never thinned.
-    train_stride: int = 3
+    # keep every k-th training window (test windows are never thinned). 1: training cost
+    # is a step budget, not a pass over the windows, so more windows only add variety
+    train_stride: int = 1
     # the modalities the wearable has; the deployable student sees only these (those present)
     student_modalities: list[str] = field(default_factory=lambda: ["bvp", "eda", "temp", "acc"])
     # subjects never seen by the deployable student (its held-out windows and demo recording);
     # empty: the last subject id in sorted order
     holdout_subjects: list[str] = field(default_factory=list)
+    # "wrist": the wrist service's signals (and the chest's for teachers); "hr": also the
+    # `rr` beats modality, RR intervals found in `rr_source` (train/configs/hr.toml: the
+    # student of stock heart-rate straps and watches)
+    kind: str = "wrist"
+    # where the beats come from: "ecg" (chest ECG R peaks: a chest strap) or "bvp" (wrist
+    # BVP pulse peaks: a watch)
+    rr_source: str = "ecg"
 
 
 @dataclass
 class CVConfig:
     """How the evaluation splits the data."""
 
-    kind: str = "loso"  # "loso" | "forward" (forward-chaining in time) | "fixed" (arrays' split)
+    # "auto": the data's own train/test split if it carries one, else LOSO over its subjects;
+    # "loso" | "forward" (forward-chaining in time) | "fixed" (the data's split)
+    kind: str = "auto"
     max_folds: int = 0  # evaluate only the first k folds (0: all); the quick profile uses 2
     n_splits: int = 4  # forward chaining: number of test blocks after the first train block
     forward_scope: str = "subject"  # forward chaining per subject's own time, or "global"
@@ -101,9 +122,11 @@ class TeacherTrainConfig:
     # fusion modes trained for the ablation only (the mixture uses `fusion`); [] skips them.
     # "early" is left out of the default run for time (it scored far lower; add it to compare)
     fusion_ablation: list[str] = field(default_factory=lambda: ["mid"])
-    epochs: int = 6  # the CNN teachers plateau after ~5 epochs on ~1.2k windows per fold
-    batch_size: int = 64  # small enough for many updates per epoch on CPU
-    lr: float = 3e-3  # AdamW; one-cycle schedule below
+    # optimizer steps, whatever the data size (early stopping may end sooner): a few passes
+    # over a LOSO fold of the WESAD twin, hundreds over a 50-case benchmark
+    steps: int = 300
+    batch_size: int = 64  # the largest batch; a small set's is about an eighth of it
+    lr: float = 3e-3  # AdamW at batch_size (scaled by sqrt(batch / batch_size)); cosine decay
     weight_decay: float = 1e-3  # mild: subjects differ more than windows, dropout does the rest
     # overrides for train.models.TeacherConfig (checked against its fields when a model is built)
     model: dict[str, Any] = field(default_factory=dict)
@@ -118,12 +141,37 @@ class StudentTrainConfig:
     variants: list[str] = field(
         default_factory=lambda: ["alone", "kd_equal", "kd_ca", "kd_ca_ulgm"]
     )
-    epochs: int = 10  # the student learns from soft targets more slowly than a teacher
+    steps: int = 400  # the student learns from soft targets more slowly than a teacher
     batch_size: int = 64  # as the teachers
     lr: float = 2e-3  # AdamW; Transformers want a little less than the CNN teachers
     weight_decay: float = 1e-2  # Transformers overfit subjects easily
     # overrides for train.models.StudentConfig.from_contract (checked against its fields)
     model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoopConfig:
+    """Early stopping and augmentation, shared by every model of a run."""
+
+    # share of the job's training windows held out for early stopping (never its test windows)
+    val_fraction: float = 0.1
+    # "time": the last part of each subject's windows of each class (overlapping neighbours
+    # dropped), so every person stays in training; "subject": whole subjects; "rows": random
+    # rows of each class (what data without subjects always gets)
+    val_by: str = "time"
+    evals: int = 20  # validation passes over a full budget
+    patience: int = 5  # passes without a better score before stopping
+    min_fraction: float = 0.5  # never stop before this share of the budget
+    select: str = "loss"  # what "better" means: "loss" (class-balanced CE) or "f1"
+    refit: bool = False  # then retrain on training + validation rows for the best step count
+    # sensor augmentation (train.augment); strengths in normalized units
+    augment: bool = True
+    aug_p: float = 0.5  # probability that each augmentation touches a window
+    jitter: float = 0.03  # sd of additive noise
+    scale: float = 0.1  # sd of a channel's gain
+    magnitude_warp: float = 0.1  # sd of the knots of a smooth gain curve
+    time_warp: float = 0.1  # sd of log speed; mild: a 10 % stretch moves heart rate as much
+    crop_min: float = 0.9  # shortest random crop (stretched back to the window), 1: none
 
 
 @dataclass
@@ -157,6 +205,8 @@ class ReportConfig:
     """Human-facing outputs."""
 
     plots: bool = True  # PNG plots beside report.md (matplotlib, Agg backend)
+    # "full", or "quick": the report says its acceptance figures are not meant to pass
+    profile: str = "full"
 
 
 @dataclass
@@ -168,20 +218,23 @@ class RunConfig:
     # metrics do not depend on it (each fold is seeded by its own name).
     workers: int = 2
     # torch (and BLAS) threads per process. 1: these models are too small to split across
-    # threads, and spinning OpenMP threads on a shared CPU made steps 10-30x slower
+    # threads, and OpenMP threads spinning on a shared CPU slow every step many times over
     threads: int = 1
     deterministic: bool = True  # torch.use_deterministic_algorithms
-    data: DataConfig = field(default_factory=DataConfig)
-    cv: CVConfig = field(default_factory=CVConfig)
-    teachers: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
-    student: StudentTrainConfig = field(default_factory=StudentTrainConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    deploy: DeployConfig = field(default_factory=DeployConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+    data: DataConfig = _section(DataConfig)  # what is read and how it is windowed
+    cv: CVConfig = _section(CVConfig)  # how the evaluation splits the data
+    teachers: TeacherTrainConfig = _section(TeacherTrainConfig)  # per-group and fusion teachers
+    student: StudentTrainConfig = _section(StudentTrainConfig)  # the student and its variants
+    distill: DistillConfig = _section(DistillConfig)  # the multi-teacher distillation loss
+    loop: LoopConfig = _section(LoopConfig)  # early stopping and augmentation
+    deploy: DeployConfig = _section(DeployConfig)  # the student written for the hub
+    report: ReportConfig = _section(ReportConfig)  # human-facing outputs
 
     def validate(self) -> RunConfig:
         """Check values that a type alone cannot; raises :class:`ConfigError`."""
         engine.require_choice(self.data.task, TASKS, "data.task")
+        engine.require_choice(self.data.kind, DATA_KINDS, "data.kind")
+        engine.require_choice(self.data.rr_source, RR_SOURCES, "data.rr_source")
         engine.require_choice(self.cv.kind, CV_KINDS, "cv.kind")
         engine.require_choice(self.cv.forward_scope, ("subject", "global"), "cv.forward_scope")
         engine.require_choice(self.teachers.fusion, FUSION_MODES, "teachers.fusion")
@@ -201,14 +254,28 @@ class RunConfig:
             ("data.train_stride", self.data.train_stride, 1),
             ("cv.max_folds", self.cv.max_folds, 0),
             ("cv.n_splits", self.cv.n_splits, 1),
-            ("teachers.epochs", self.teachers.epochs, 1),
+            ("teachers.steps", self.teachers.steps, 1),
             ("teachers.batch_size", self.teachers.batch_size, 2),
-            ("student.epochs", self.student.epochs, 1),
+            ("student.steps", self.student.steps, 1),
             ("student.batch_size", self.student.batch_size, 2),
             ("deploy.calib_windows", self.deploy.calib_windows, 1),
             ("deploy.epochs", self.deploy.epochs, 0),
+            ("loop.evals", self.loop.evals, 1),
+            ("loop.patience", self.loop.patience, 1),
         ):
             engine.require_at_least(ivalue, lo, key)
+        engine.require_choice(self.loop.val_by, VAL_BY, "loop.val_by")
+        engine.require_choice(self.report.profile, ("full", "quick"), "report.profile")
+        engine.require_choice(self.loop.select, ("loss", "f1"), "loop.select")
+        for key, value, hi in (
+            ("loop.val_fraction", self.loop.val_fraction, 0.5),
+            ("loop.min_fraction", self.loop.min_fraction, 1.0),
+            ("loop.aug_p", self.loop.aug_p, 1.0),
+        ):
+            if not 0.0 <= value <= hi:
+                raise ConfigError(f"must be in [0, {hi}], got {value}", key=key)
+        if not 0.0 < self.loop.crop_min <= 1.0:
+            raise ConfigError(f"must be in (0, 1], got {self.loop.crop_min}", key="loop.crop_min")
         if self.data.hop_s > self.data.window_s:
             raise ConfigError("hop_s must not exceed window_s", key="data.hop_s")
         if not 0.0 <= self.distill.alpha <= 1.0:

@@ -28,6 +28,7 @@ __all__ = [
     "forward_chaining_folds",
     "loso_folds",
     "make_folds",
+    "resolve_kind",
     "subject_key",
 ]
 
@@ -136,6 +137,22 @@ def fixed_split_fold(
     return Fold("fixed", tr, te, subjects)
 
 
+def resolve_kind(kind: str, *, has_split: bool, has_groups: bool) -> str:
+    """``"auto"``: the data's own train/test split when it carries one, else LOSO over its
+    subjects; neither raises a one-line error saying what would work. Other kinds pass."""
+    if kind != "auto":
+        return kind
+    if has_split:
+        return "fixed"
+    if has_groups:
+        return "loso"
+    raise ConfigError(
+        "the data has neither a train/test split nor subject ids: add a 'split' (train/test) "
+        "or 'groups' (subject ids) array, use a .ts train/test pair, or pass --cv forward",
+        key="cv.kind",
+    )
+
+
 def make_folds(
     kind: str,
     *,
@@ -149,6 +166,7 @@ def make_folds(
     max_folds: int = 0,
 ) -> list[Fold]:
     """The folds ``cv.kind`` asks for (first ``max_folds`` only when > 0), checked."""
+    kind = resolve_kind(kind, has_split=split is not None, has_groups=groups is not None)
     if kind == "loso":
         if groups is None:
             raise ConfigError(

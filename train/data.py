@@ -10,7 +10,9 @@ code the hub runs): per-subject calibration from the first ``calibration_s`` sec
 recording (``compute_calibration``, the hub's enrollment), then ``windows_from_streams``.
 Nothing here resamples, filters or normalizes a signal itself. A window's label is the task
 class covering >= 90 % of its 700 Hz label samples; other windows are dropped and counted in
-``info``.
+``info``. With ``rr_source`` (the heart-rate model) each subject also gets the ``rr`` beats
+modality: RR intervals found in its chest ECG or wrist BVP (:mod:`train.hr_data`, cached),
+windowed by the same kernel path a strap's intervals take on the hub.
 
 Arrays (``load_arrays``): one ``.npz`` with ``X`` (N, C, T) float32, ``y`` (N,) int or str,
 optional ``groups`` (N,), optional ``split`` (N,) of "train"/"test", ``channels`` (C,) and
@@ -36,6 +38,7 @@ from typing import Any, Final
 import numpy as np
 
 from core.contract import (
+    HR_MODALITIES,
     WESAD_CHEST_MODALITIES,
     WESAD_WRIST_MODALITIES,
     InputContract,
@@ -71,6 +74,8 @@ TASK_CLASSES: Final[dict[str, tuple[tuple[str, ...], dict[int, int]]]] = {
 }
 
 ALL_WESAD_MODALITIES: Final = WESAD_WRIST_MODALITIES + WESAD_CHEST_MODALITIES
+# what a WESAD file gives with the help of train.hr_data: the beats of its ECG or BVP
+DERIVED_WESAD_MODALITIES: Final = HR_MODALITIES
 
 # Extra seconds of signal kept around each labelled stretch when cropping, beyond the
 # window itself: more than any resampling margin core.signal may read.
@@ -168,11 +173,13 @@ def wesad_contract(
     modalities: Sequence[str] | None = None,
     normalization: Normalization | None = None,
 ) -> InputContract:
-    """The contract of WESAD windows: wrist then chest modalities (or ``modalities``)."""
+    """The contract of WESAD windows: wrist then chest modalities (or ``modalities``, which
+    may also name ``rr``, the beats :mod:`train.hr_data` finds)."""
     if task not in TASK_CLASSES:
         raise ValueError(f"task must be one of {tuple(TASK_CLASSES)}, got {task!r}")
-    by_name = {m.name: m for m in ALL_WESAD_MODALITIES}
-    names = list(by_name) if modalities is None else list(modalities)
+    by_name = {m.name: m for m in ALL_WESAD_MODALITIES + DERIVED_WESAD_MODALITIES}
+    names = ([m.name for m in ALL_WESAD_MODALITIES] if modalities is None
+             else list(modalities))
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown WESAD modalities {unknown}; known: {list(by_name)}")
@@ -210,6 +217,10 @@ def _crop_streams(
 
     out = {}
     for name in names:
+        if name in rec.beats:  # the intervals whose ending beat lies in [t0, t1)
+            b = rec.beats[name].crop(t0, t1)
+            out[name] = Stream(timestamps=b.t_s, values=b.rr_s[:, None])
+            continue
         sig = rec.signals[name]
         i0 = max(0, math.ceil(t0 * sig.rate_hz - 1e-9))
         i1 = min(sig.n_samples, math.ceil(t1 * sig.rate_hz - 1e-9))
@@ -243,7 +254,7 @@ def _window_subject(
     from core.signal import compute_calibration, windows_from_streams
 
     names = contract.modality_names
-    missing = [n for n in names if n not in rec.signals]
+    missing = [n for n in names if n not in rec.signals and n not in rec.beats]
     if missing:
         raise DataError(str(rec.meta.get("path", rec.subject)), f"has no signals {missing}")
     class_of_code = TASK_CLASSES[task][1]
@@ -261,7 +272,10 @@ def _window_subject(
     cal_s = contract.normalization.calibration_s
     calibration = None
     if contract.normalization.needs_calibration:
-        calibration = compute_calibration(_crop_streams(rec, names, 0.0, cal_s + 1.0), contract)
+        # data past the period only tells the calibration that the period is complete (a
+        # beat series' last beat before cal_s may end its period short of it)
+        calibration = compute_calibration(_crop_streams(rec, names, 0.0, cal_s + CROP_MARGIN_S),
+                                          contract)
 
     data: dict[str, list[np.ndarray]] = {n: [] for n in names}
     ys: list[int] = []
@@ -313,11 +327,16 @@ class _SubjectWindows:
     not_in_task: int
 
 
-def _load_subject(f: Path, contract: InputContract, task: str) -> _SubjectWindows:
+def _load_subject(f: Path, contract: InputContract, task: str,
+                  rr_source: str | None = None) -> _SubjectWindows:
     try:
         rec = load_wesad_subject(f)
     except RecordingError as e:
         raise DataError(e.path, str(e).removeprefix(f"{e.path}: ")) from e
+    if contract.has_beats:
+        from train.hr_data import with_subject_beats
+
+        rec = with_subject_beats(rec, f, rr_source or "ecg")
     sid = rec.subject or f.parent.name
     info: dict[str, Any] = {"invalid": Counter(), "mixed_label": 0, "not_in_task": 0}
     try:
@@ -347,12 +366,14 @@ def load_wesad(
     normalization: Normalization | None = None,
     workers: int = 1,
     threads: int = 1,
+    rr_source: str | None = None,
 ) -> WindowedDataset:
     """Every ``root/S*/S*.pkl`` (real or synthetic WESAD) as labelled windows.
 
     ``task`` is ``"3class"`` (baseline / stress / amusement) or ``"binary"`` (stress vs
     baseline + amusement). ``modalities`` defaults to all ten (wrist bvp, eda, temp, acc; chest
-    ecg, resp, emg, c_eda, c_temp, c_acc). ``info`` counts invalid windows by reason, windows
+    ecg, resp, emg, c_eda, c_temp, c_acc), plus ``rr`` when ``rr_source`` (``"ecg"`` or
+    ``"bvp"``: where :mod:`train.hr_data` finds the beats) is given. ``info`` counts invalid windows by reason, windows
     dropped for mixed labels (``mixed_label``), windows with no task label at all
     (``not_in_task``, only those near task segments are examined) and windows per subject.
     ``workers > 1`` windows subjects in that many spawned processes of ``threads`` BLAS
@@ -362,6 +383,8 @@ def load_wesad(
     root = Path(root)
     if task not in TASK_CLASSES:
         raise DataError(str(root), f"unknown task {task!r}; expected one of {tuple(TASK_CLASSES)}")
+    if modalities is None and rr_source is not None:
+        modalities = [m.name for m in ALL_WESAD_MODALITIES + DERIVED_WESAD_MODALITIES]
     try:
         contract = wesad_contract(task, window_s=window_s, hop_s=hop_s, modalities=modalities,
                                   normalization=normalization)
@@ -379,12 +402,12 @@ def load_wesad(
     progress(ProgressEvent("subjects", "load WESAD", 0, len(files)))
     if workers <= 1 or len(files) == 1:
         for f in files:
-            loaded(_load_subject(f, contract, task))
+            loaded(_load_subject(f, contract, task, rr_source))
     else:
         from train.pool import process_pool
 
         with process_pool(min(workers, len(files)), threads) as pool:
-            futures = [pool.submit(_load_subject, f, contract, task) for f in files]
+            futures = [pool.submit(_load_subject, f, contract, task, rr_source) for f in files]
             for fut in futures:  # in file order: the result does not depend on workers
                 loaded(fut.result())
     invalid: Counter[str] = Counter()
@@ -394,6 +417,7 @@ def load_wesad(
         "source": "wesad",
         "root": str(root),
         "task": task,
+        "rr_source": rr_source if contract.has_beats else None,
         "invalid": dict(invalid),
         "mixed_label": sum(p.mixed_label for p in parts),
         "not_in_task": sum(p.not_in_task for p in parts),

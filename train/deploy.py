@@ -9,7 +9,7 @@ written. Paths come from :class:`core.runs.RunLayout`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from torch import nn
 from core.errors import ConfigError
 from core.runs import RunLayout
 from train.acceptance import STUDENT_MAC_BUDGET, STUDENT_PARAM_BUDGET, budget_note
+from train.attention import modality_importance, patch_importance
 from train.checkpoint import dataset_info, make_checkpoint
 from train.config import RunConfig, Variant, parse_variant
 from train.cv import subject_key
@@ -27,8 +28,8 @@ from train.errors import TrainError
 from train.loop import EVAL_BATCH, predict, seed_for
 from train.macs import count_macs, count_params
 from train.metrics import evaluate, softmax
-from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig, packed_columns
-from train.packed import LoadedData, job_inputs
+from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig
+from train.packed import LoadedData, job_inputs, packed_columns
 from train.plan import TeacherSpec
 from train.scores import FOLD_KEYS, brief, f1_of
 
@@ -156,7 +157,8 @@ def write_deployable(
     )
     demo = None
     if data.kind == "wesad" and data.has_groups:
-        demo = _write_demo(data.path, holdout.hold_subjects[0], layout.demo_recording, notes)
+        demo = _write_demo(data.path, holdout.hold_subjects[0], layout.demo_recording, notes,
+                           rr_source=data.info.get("rr_source"))
 
     params = count_params(student)
     macs = count_macs(student, wrist.input_length)
@@ -213,7 +215,7 @@ def _importance(
     shares: dict[str, list[torch.Tensor]] = {m: [] for m in mods}
     for i in range(0, len(X), EVAL_BATCH):
         xb = torch.from_numpy(np.ascontiguousarray(X[i : i + EVAL_BATCH]))
-        pi, mi = model.patch_importance(xb), model.modality_importance(xb)
+        pi, mi = patch_importance(model, xb), modality_importance(model, xb)
         for m in mods:
             patches[m].append(pi[m])
             shares[m].append(mi[m])
@@ -232,8 +234,10 @@ def _importance(
     }
 
 
-def _write_demo(root: Path, subject: str, path: Path, notes: list[str]) -> str | None:
-    """The held-out subject's wrist recording, for the simulator and the demo bundle."""
+def _write_demo(root: Path, subject: str, path: Path, notes: list[str],
+                rr_source: str | None = None) -> str | None:
+    """The held-out subject's wrist recording, for the simulator and the demo bundle; with
+    ``rr_source`` (a heart-rate model) also its beats, which a simulated strap plays."""
     from train import synth
 
     src = root / subject / f"{subject}.pkl"
@@ -241,4 +245,11 @@ def _write_demo(root: Path, subject: str, path: Path, notes: list[str]) -> str |
         notes.append(f"demo recording skipped: no {src}")
         return None
     synth.write_demo_recording(src, path)
+    if rr_source:
+        from core.recording import load_recording, load_wesad_subject, save_recording
+        from train.hr_data import subject_beats
+
+        rec = load_recording(path)
+        beats = subject_beats(load_wesad_subject(src), src, rr_source)
+        save_recording(replace(rec, beats={"rr": beats}), path, dtype="float16")
     return path.name

@@ -1,7 +1,10 @@
-"""The training loop: optimizer, schedule and epochs of a model, and the teacher and student steps.
+"""The training loop: optimizer, step budget and early stopping of a model, and the teacher and student steps.
 
-- :func:`train_classifier`: AdamW with warm-up and cosine decay on class-balanced batches;
-  any loss (plain cross-entropy by default).
+- :func:`train_classifier`: AdamW with warm-up and cosine decay on class-balanced,
+  augmented batches for a step budget (:mod:`train.budget`); with validation rows, the
+  weights that scored best there are kept and training stops once they stop improving.
+- :func:`fit_model`: that, then (with ``loop.refit``) a fresh model on the training and
+  validation rows together for the step count that scored best.
 - :func:`train_teachers`: every teacher of a job, then the mixture teachers' outputs on the
   training windows, computed once (:class:`TeacherCache`).
 - :func:`train_student`: one student variant against that cache (distillation, hints,
@@ -15,11 +18,13 @@ model's weights do not depend on what was trained before it or in which process.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 
 import numpy as np
 import torch
@@ -28,7 +33,9 @@ from torch import nn
 
 from core.contract import InputContract
 from core.errors import ConfigError
-from train.config import RunConfig, Variant
+from train.augment import AugmentConfig, Layout, augment_batch, layout_for
+from train.budget import Budget, plan_budget
+from train.config import LoopConfig, RunConfig, Variant
 from train.errors import TrainError
 from train.losses import HintProjector, distillation_loss, hint_loss
 from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig
@@ -39,10 +46,15 @@ from train.ulgm import AuxHeads, UnimodalLabelGenerator
 __all__ = [
     "EVAL_BATCH",
     "LossFn",
+    "Schedule",
     "TeacherCache",
+    "TrainLog",
+    "augment_config",
     "balanced_batches",
+    "budget_for",
     "build_student",
     "build_teacher",
+    "fit_model",
     "lr_lambda",
     "predict",
     "seed_for",
@@ -56,6 +68,42 @@ GRAD_CLIP: Final = 1.0  # keeps the first high-LR steps after warm-up stable
 WARMUP_FRACTION: Final = 0.1  # of all steps; Transformers diverge without a short warm-up
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
+
+
+class Schedule(Protocol):
+    """How long and how fast a model trains: the config's ``teachers`` or ``student`` section."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+
+
+def budget_for(schedule: Schedule, loop: LoopConfig, n_train: int) -> Budget:
+    """The :class:`train.budget.Budget` of a model trained on ``n_train`` windows."""
+    return plan_budget(
+        n_train,
+        batch_size=schedule.batch_size,
+        lr=schedule.lr,
+        steps=schedule.steps,
+        evals=loop.evals,
+        patience=loop.patience,
+        min_fraction=loop.min_fraction,
+    )
+
+
+def augment_config(loop: LoopConfig) -> AugmentConfig | None:
+    """The augmentation the config asks for, or None."""
+    if not loop.augment:
+        return None
+    return AugmentConfig(
+        p=loop.aug_p,
+        jitter=loop.jitter,
+        scale=loop.scale,
+        magnitude_warp=loop.magnitude_warp,
+        time_warp=loop.time_warp,
+        crop_min=loop.crop_min,
+    )
 
 
 def seed_for(*parts: object) -> int:
@@ -93,47 +141,101 @@ def lr_lambda(total_steps: int) -> Callable[[int], float]:
     return f
 
 
+@dataclass
+class TrainLog:
+    """What happened while one model trained (reported per fold in metrics.json)."""
+
+    batch_size: int = 0
+    lr: float = 0.0
+    steps: int = 0  # optimizer steps taken
+    max_steps: int = 0  # the budget
+    best_step: int = 0  # the step whose weights were kept (0: no validation, the last)
+    best_val_loss: float = math.nan
+    best_val_f1: float = math.nan
+    n_fit: int = 0  # training rows
+    n_val: int = 0  # validation rows (inside the job's training windows)
+    refit_steps: int = 0  # steps of the refit on training + validation rows (0: none)
+    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, loss, F1)
+
+    def brief(self) -> dict[str, Any]:
+        """The JSON-able summary (no curve)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "curve"}
+
+
+@torch.no_grad()
+def val_scores(
+    model: nn.Module, X: np.ndarray, y: np.ndarray, idx: np.ndarray
+) -> tuple[float, float]:
+    """(class-balanced cross-entropy, macro-F1 over the classes present) on ``X[idx]``."""
+    logits, _ = predict(model, X, idx)
+    z, yt = torch.from_numpy(logits), torch.from_numpy(y[idx])
+    ce = F.cross_entropy(z, yt, reduction="none")
+    loss = float(torch.stack([ce[yt == c].mean() for c in torch.unique(yt)]).mean())
+    pred = z.argmax(1)
+    f1s = []
+    for c in torch.unique(torch.cat([yt, pred])):
+        tp = int(((pred == c) & (yt == c)).sum())
+        wrong = int(((pred == c) & (yt != c)).sum()) + int(((pred != c) & (yt == c)).sum())
+        f1s.append(2 * tp / (2 * tp + wrong) if tp else 0.0)
+    return loss, float(np.mean(f1s))
+
+
 def train_classifier(
     model: nn.Module,
     X: np.ndarray,
     y: np.ndarray,
     idx: np.ndarray,
+    budget: Budget,
     *,
-    n_classes: int,
-    epochs: int,
-    batch_size: int,
-    lr: float,
     weight_decay: float,
+    n_classes: int,
     seed: int,
+    val_idx: np.ndarray | None = None,
+    select: str = "loss",
     loss_fn: LossFn | None = None,
     extra: Sequence[nn.Module] = (),
     on_epoch: Callable[[int], None] | None = None,
+    augment: AugmentConfig | None = None,
+    layout: Layout = (),
     progress: ProgressFn = no_progress,
     name: str = "model",
-) -> nn.Module:
-    """AdamW + warm-up/cosine on class-balanced batches of ``X[idx]`` (``X`` may be a memmap).
+) -> TrainLog:
+    """AdamW + warm-up/cosine on class-balanced batches of ``X[idx]`` (``X`` may be a memmap),
+    ``budget.max_steps`` steps of ``budget.batch_size`` windows.
 
     ``loss_fn(model, xb, yb, pos)`` gets the batch and its positions into ``idx`` (to look
     up cached teacher outputs); default plain cross-entropy. ``extra`` modules (hint
     projector, auxiliary heads) are optimised with the model. ``on_epoch(e)`` runs before
-    epoch ``e``; ``progress`` hears of every finished epoch (task ``"epochs"``, ``name``).
-    Returns the model in eval mode.
+    each pass over ``idx``. ``augment`` transforms the ``layout`` columns of every batch.
+    With ``val_idx`` the model is scored there every ``budget.eval_every`` steps
+    (``select``: "loss" is the class-balanced cross-entropy, "f1" the macro-F1), training
+    stops after ``budget.patience`` scores without a better one (never before
+    ``budget.min_steps``), and the best weights are restored. ``progress`` hears of the
+    steps (task ``"steps"``). Leaves the model in eval mode.
     """
     rng = np.random.default_rng(seed)
     params = [p for m in (model, *extra) for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(idx) / batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(epochs * steps_per_epoch))
+    opt = torch.optim.AdamW(params, lr=budget.lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(budget.max_steps))
     y_idx = y[idx]
     yt = torch.from_numpy(y_idx)
-    progress(ProgressEvent("epochs", name, 0, epochs))
-    for e in range(epochs):
+    has_val = val_idx is not None and len(val_idx) > 0
+    log = TrainLog(batch_size=budget.batch_size, lr=budget.lr, max_steps=budget.max_steps,
+                   n_fit=len(idx), n_val=len(val_idx) if has_val else 0)  # fmt: skip
+    best, since_best, best_state = math.inf, 0, None
+    progress(ProgressEvent("steps", name, 0, budget.max_steps))
+    epoch = 0
+    while log.steps < budget.max_steps and since_best < budget.patience:
         if on_epoch is not None:
-            on_epoch(e)
+            on_epoch(epoch)
+        epoch += 1
         for m in (model, *extra):
             m.train()
-        for pos in balanced_batches(y_idx, n_classes, batch_size, rng):
-            xb = torch.from_numpy(np.ascontiguousarray(X[idx[pos]], dtype=np.float32))  # (B, L)
+        for pos in balanced_batches(y_idx, n_classes, budget.batch_size, rng):
+            xn = np.ascontiguousarray(X[idx[pos]], dtype=np.float32)  # (B, L), a fresh copy
+            if augment is not None:
+                xn = augment_batch(xn, layout, augment, rng)
+            xb = torch.from_numpy(xn)
             yb = yt[torch.from_numpy(pos)]
             loss = (
                 F.cross_entropy(model(xb), yb) if loss_fn is None else loss_fn(model, xb, yb, pos)
@@ -143,9 +245,67 @@ def train_classifier(
             nn.utils.clip_grad_norm_(params, GRAD_CLIP)
             opt.step()
             sched.step()
-        progress(ProgressEvent("epochs", name, e + 1, epochs))
+            log.steps += 1
+            done = log.steps >= budget.max_steps
+            if has_val and (log.steps % budget.eval_every == 0 or done):
+                assert val_idx is not None
+                vl, vf = val_scores(model, X, y, val_idx)
+                log.curve.append((log.steps, vl, vf))
+                score = vl if select == "loss" else -vf
+                if score < best:
+                    best, since_best = score, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    log.best_step, log.best_val_loss, log.best_val_f1 = log.steps, vl, vf
+                elif log.steps >= budget.min_steps:
+                    since_best += 1
+                for m in (model, *extra):
+                    m.train()
+                progress(ProgressEvent("steps", name, log.steps, budget.max_steps))
+            if done or since_best >= budget.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    progress(ProgressEvent("steps", name, budget.max_steps, budget.max_steps))
     model.eval()
-    return model
+    return log
+
+
+def fit_model(
+    build: Callable[[], tuple[nn.Module, dict[str, Any]]],
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
+    schedule: Schedule,
+    cfg: RunConfig,
+    *,
+    seed: int,
+    progress: ProgressFn = no_progress,
+    name: str = "model",
+) -> tuple[nn.Module, TrainLog]:
+    """Train ``build()``'s model on ``fit_idx``, stopping early on ``val_idx``; with
+    ``loop.refit``, then train a fresh one on both for the step count that scored best.
+
+    ``build`` returns the model and its keyword arguments of :func:`train_classifier`
+    (loss, extra modules, layout, ...); a loss that looks rows up by position sees
+    ``concat(fit_idx, val_idx)`` positions in the refit, so caches cover both, in order."""
+    lc = cfg.loop
+    torch.manual_seed(seed)
+    model, kw = build()
+    budget = budget_for(schedule, lc, len(fit_idx))
+    common = {"weight_decay": schedule.weight_decay, "seed": seed, "augment": augment_config(lc),
+              "progress": progress, "name": name}  # fmt: skip
+    log = train_classifier(model, X, y, fit_idx, budget, val_idx=val_idx, select=lc.select,
+                           **common, **kw)  # fmt: skip
+    if not (lc.refit and len(val_idx) and log.best_step > 0):
+        return model, log
+    torch.manual_seed(seed)
+    model, kw = build()
+    both = np.concatenate([fit_idx, val_idx])
+    refit = dataclasses.replace(budget_for(schedule, lc, len(both)), max_steps=log.best_step)
+    train_classifier(model, X, y, both, refit, **common, **kw)
+    log.refit_steps = log.best_step
+    return model, log
 
 
 @torch.no_grad()
@@ -189,10 +349,10 @@ def build_student(contract: InputContract, modalities: Sequence[str], cfg: RunCo
 
 @dataclass
 class TeacherCache:
-    """Mixture teachers' outputs on one training set, computed once per job."""
+    """Mixture teachers' outputs on one job's training rows (fit then validation rows)."""
 
-    logits: torch.Tensor  # (n_train, n_teachers, K)
-    features: torch.Tensor | None  # (n_train, D_t) of the hint teacher
+    logits: torch.Tensor  # (n_rows, n_teachers, K)
+    features: torch.Tensor | None  # (n_rows, D_t) of the hint teacher
     names: list[str]
 
 
@@ -200,48 +360,50 @@ def train_teachers(
     specs: Sequence[TeacherSpec],
     X: np.ndarray,
     y: np.ndarray,
-    idx: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
     contract: InputContract,
     cfg: RunConfig,
     *,
     key: str,
     hint_teacher: str,
     progress: ProgressFn = no_progress,
-) -> tuple[dict[str, FusionTeacher], TeacherCache]:
-    """Train every teacher of job ``key`` on ``X[idx]``; cache the mixture's outputs there."""
+) -> tuple[dict[str, FusionTeacher], TeacherCache, dict[str, TrainLog]]:
+    """Train every teacher of job ``key`` on ``X[fit_idx]`` (early stopping on ``val_idx``);
+    cache the mixture's outputs on ``concat(fit_idx, val_idx)``."""
     n_classes = contract.n_classes
+    rows = np.concatenate([fit_idx, val_idx])
     teachers: dict[str, FusionTeacher] = {}
+    logs: dict[str, TrainLog] = {}
     logits, feats, names = [], None, []
     for spec in specs:
-        seed = seed_for(cfg.seed, key, spec.name)
-        torch.manual_seed(seed)
-        model = build_teacher(spec, contract, cfg)
-        train_classifier(
-            model, X, y, idx,
-            n_classes=n_classes,
-            epochs=cfg.teachers.epochs,
-            batch_size=cfg.teachers.batch_size,
-            lr=cfg.teachers.lr,
-            weight_decay=cfg.teachers.weight_decay,
-            seed=seed,
-            progress=progress,
+
+        def build(spec: TeacherSpec = spec) -> tuple[nn.Module, dict[str, Any]]:
+            kw = {"n_classes": n_classes, "layout": layout_for(contract, spec.modalities)}
+            return build_teacher(spec, contract, cfg), kw
+
+        model, logs[spec.name] = fit_model(
+            build, X, y, fit_idx, val_idx, cfg.teachers, cfg,
+            seed=seed_for(cfg.seed, key, spec.name), progress=progress,
             name=f"{key} {spec.name}",
         )  # fmt: skip
+        assert isinstance(model, FusionTeacher)
         teachers[spec.name] = model
         if spec.in_mixture:
-            lg, ft = predict(model, X, idx, features=spec.name == hint_teacher)
+            lg, ft = predict(model, X, rows, features=spec.name == hint_teacher)
             logits.append(torch.from_numpy(lg))
             names.append(spec.name)
             if ft is not None:
                 feats = torch.from_numpy(ft)
-    return teachers, TeacherCache(torch.stack(logits, dim=1), feats, names)
+    return teachers, TeacherCache(torch.stack(logits, dim=1), feats, names), logs
 
 
 def train_student(
     variant: Variant,
     X: np.ndarray,
     y: np.ndarray,
-    idx: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
     contract: InputContract,
     modalities: Sequence[str],
     cfg: RunConfig,
@@ -249,69 +411,69 @@ def train_student(
     *,
     key: str,
     progress: ProgressFn = no_progress,
-) -> Student:
-    """Train the student ``variant`` of job ``key`` on ``X[idx]`` against ``cache``."""
+) -> tuple[Student, TrainLog]:
+    """Train the student ``variant`` of job ``key`` on ``X[fit_idx]`` against ``cache``
+    (whose rows are ``concat(fit_idx, val_idx)``), stopping early on ``val_idx``."""
     dc = cfg.distill
     n_classes = contract.n_classes
-    seed = seed_for(cfg.seed, key, f"student_{variant.name}")
-    torch.manual_seed(seed)
-    model = build_student(contract, modalities, cfg)
-    d = model.config.d_model
-    extra: list[nn.Module] = []
-    projector: HintProjector | None = None
-    aux: AuxHeads | None = None
-    ulgm: UnimodalLabelGenerator | None = None
-    if variant.hint:
-        if cache.features is None:
-            raise TrainError("a _hint variant needs a hint teacher with features")
-        projector = HintProjector(d, cache.features.shape[1])
-        extra.append(projector)
-    if variant.ulgm:
-        mods = model.config.modalities
-        aux = AuxHeads(mods, d, n_classes)
-        extra.append(aux)
-        ulgm = UnimodalLabelGenerator(
-            len(idx), n_classes, mods, [d] * len(mods), momentum=dc.ulgm_momentum, fused_dim=d
-        )
-    epoch = [0]  # read by loss_fn: Self-MM leaves the unimodal labels alone in epoch 0
+    n_rows = len(fit_idx) + len(val_idx)
 
-    def on_epoch(e: int) -> None:
-        epoch[0] = e
-
-    def loss_fn(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor, pos: np.ndarray) -> torch.Tensor:
-        out = m.forward_features(xb)  # type: ignore[operator]
-        p = torch.from_numpy(pos)
-        if variant.weighting is None:
-            loss = F.cross_entropy(out.logits, yb)
-        else:
-            loss, _ = distillation_loss(
-                out.logits,
-                list(cache.logits[p].unbind(dim=1)),  # n_teachers x (B, K)
-                yb,
-                alpha=dc.alpha,
-                T=dc.temperature,
-                weighting=variant.weighting,
+    def build() -> tuple[nn.Module, dict[str, Any]]:
+        model = build_student(contract, modalities, cfg)
+        d = model.config.d_model
+        extra: list[nn.Module] = []
+        projector: HintProjector | None = None
+        aux: AuxHeads | None = None
+        ulgm: UnimodalLabelGenerator | None = None
+        if variant.hint:
+            if cache.features is None:
+                raise TrainError("a _hint variant needs a hint teacher with features")
+            projector = HintProjector(d, cache.features.shape[1])
+            extra.append(projector)
+        if variant.ulgm:
+            mods = model.config.modalities
+            aux = AuxHeads(mods, d, n_classes)
+            extra.append(aux)
+            ulgm = UnimodalLabelGenerator(
+                n_rows, n_classes, mods, [d] * len(mods), momentum=dc.ulgm_momentum, fused_dim=d
             )
-        if projector is not None and cache.features is not None:
-            loss = loss + dc.hint_weight * hint_loss(out.fused, cache.features[p], projector)
-        if aux is not None and ulgm is not None:
-            if epoch[0] > 0:
-                ulgm.update(out.per_modality, out.fused, p, yb)
-            loss = loss + dc.ulgm_weight * ulgm.loss(aux(out.per_modality), p, yb)
-        return loss
+        epoch = [0]  # read by loss_fn: Self-MM leaves the unimodal labels alone in epoch 0
 
-    train_classifier(
-        model, X, y, idx,
-        n_classes=n_classes,
-        epochs=cfg.student.epochs,
-        batch_size=cfg.student.batch_size,
-        lr=cfg.student.lr,
-        weight_decay=cfg.student.weight_decay,
-        seed=seed,
-        loss_fn=loss_fn,
-        extra=extra,
-        on_epoch=on_epoch,
-        progress=progress,
+        def on_epoch(e: int) -> None:
+            epoch[0] = e
+
+        def loss_fn(
+            m: nn.Module, xb: torch.Tensor, yb: torch.Tensor, pos: np.ndarray
+        ) -> torch.Tensor:
+            out = m.forward_features(xb)  # type: ignore[operator]
+            p = torch.from_numpy(pos)
+            if variant.weighting is None:
+                loss = F.cross_entropy(out.logits, yb)
+            else:
+                loss, _ = distillation_loss(
+                    out.logits,
+                    list(cache.logits[p].unbind(dim=1)),  # n_teachers x (B, K)
+                    yb,
+                    alpha=dc.alpha,
+                    T=dc.temperature,
+                    weighting=variant.weighting,
+                )
+            if projector is not None and cache.features is not None:
+                loss = loss + dc.hint_weight * hint_loss(out.fused, cache.features[p], projector)
+            if aux is not None and ulgm is not None:
+                if epoch[0] > 0:
+                    ulgm.update(out.per_modality, out.fused, p, yb)
+                loss = loss + dc.ulgm_weight * ulgm.loss(aux(out.per_modality), p, yb)
+            return loss
+
+        kw = {"n_classes": n_classes, "loss_fn": loss_fn, "extra": extra, "on_epoch": on_epoch,
+              "layout": layout_for(contract, modalities)}  # fmt: skip
+        return model, kw
+
+    model, log = fit_model(
+        build, X, y, fit_idx, val_idx, cfg.student, cfg,
+        seed=seed_for(cfg.seed, key, f"student_{variant.name}"), progress=progress,
         name=f"{key} student_{variant.name}",
     )  # fmt: skip
-    return model
+    assert isinstance(model, Student)
+    return model, log

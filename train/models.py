@@ -8,7 +8,7 @@ checkpoint) rebuilds the model: ``Student(StudentConfig(**ckpt["model_args"]))``
 - :class:`Student`: a compact Transformer over the wrist modalities, made only of ops that
   export to ONNX and TFLite with static shapes (constant slices, reshape, transpose, matmul,
   softmax, layernorm, gelu, add, mean). Attention is written by hand so it exports as plain
-  matmuls and its maps can be read for the report.
+  matmuls and its maps can be read for the report (:mod:`train.attention`).
 - :class:`ModalityTeacher` / :class:`FusionTeacher`: bigger 1-D CNN teachers over any group
   of modalities (including chest signals the wearable never has); host-only, never exported.
 """
@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from core.contract import InputContract
+from train.packed import check_layout, layout_fields
 
 __all__ = [
     "FUSIONS",
@@ -40,7 +40,6 @@ __all__ = [
     "TeacherConfig",
     "TeacherOutput",
     "build_teacher",
-    "packed_columns",
 ]
 
 POOLINGS: Final = ("mean", "cls")  # how the student fuses its tokens into one vector
@@ -52,54 +51,13 @@ ACTIVATIONS: Final = ("gelu", "relu")  # both are single ops in ONNX (opset 17+)
 STD_EPS: Final = 1e-5  # conv tokenizer std floor; far below a unit-scale feature's spread
 
 
-# -- layout shared by all configs -----------------------------------------------------------
-def _layout_fields(contract: InputContract, names: Sequence[str] | None) -> dict[str, Any]:
-    """The slice of ``contract``'s packed vector each chosen modality occupies (JSON-able)."""
-    by_name = {s.modality.name: s for s in contract.layout()}
-    chosen = list(contract.modality_names if names is None else names)
-    for n in chosen:
-        contract.modality(n)  # raises ContractError naming the unknown modality
-    return {
-        "modalities": tuple(chosen),
-        "offsets": tuple(by_name[n].offset for n in chosen),
-        "channels": tuple(by_name[n].modality.n_channels for n in chosen),
-        "samples": tuple(by_name[n].samples for n in chosen),
-        "rates_hz": tuple(float(by_name[n].modality.rate_hz) for n in chosen),
-        "input_length": contract.input_length,
-        "n_classes": contract.n_classes,
-    }
-
-
-def _check_layout(cfg: StudentConfig | TeacherConfig) -> None:
-    n = len(cfg.modalities)
-    if n == 0:
-        raise ValueError("a model needs at least one modality")
-    per_modality = (cfg.offsets, cfg.channels, cfg.samples, cfg.rates_hz)
-    if any(len(v) != n for v in per_modality):
-        raise ValueError("modalities, offsets, channels, samples and rates_hz differ in length")
-    for name, off, c, s in zip(cfg.modalities, cfg.offsets, cfg.channels, cfg.samples, strict=True):
-        if off < 0 or c < 1 or s < 1 or off + c * s > cfg.input_length:
-            raise ValueError(f"modality {name!r} does not fit in an input of {cfg.input_length}")
-    if cfg.n_classes < 2:
-        raise ValueError("need at least two classes")
-
-
+# -- helpers shared by all configs (the packed layout itself: train.packed) ----------------
 def _tuplify(cfg: Any) -> None:
     # model_args that went through JSON come back as lists; keep configs hashable and equal
     for f in fields(cfg):
         v = getattr(cfg, f.name)
         if isinstance(v, list):
             object.__setattr__(cfg, f.name, tuple(v))
-
-
-def packed_columns(contract: InputContract, names: Sequence[str]) -> np.ndarray:
-    """Column indices that turn ``contract``'s packed ``(B, L)`` into ``contract.subset(names)``'s.
-
-    The training set packs every modality once (wrist + chest); the student and each teacher
-    see only theirs: ``X[:, packed_columns(full, wrist_names)]``.
-    """
-    by_name = {s.modality.name: s for s in contract.layout()}
-    return np.concatenate([np.arange(by_name[n].offset, by_name[n].stop) for n in names])
 
 
 def _slice(x: torch.Tensor, offset: int, channels: int, samples: int) -> torch.Tensor:
@@ -152,7 +110,7 @@ class StudentConfig:
 
     def __post_init__(self) -> None:
         _tuplify(self)
-        _check_layout(self)
+        check_layout(self)
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling {self.pooling!r} not in {POOLINGS}")
         if self.activation not in ACTIVATIONS:
@@ -177,7 +135,7 @@ class StudentConfig:
         """Layout from ``contract`` (all its modalities unless ``modalities``), hyperparameters
         from the defaults and ``overrides``. For deployment build it from the contract the
         checkpoint carries (the wrist subset), so offsets index the hub's packed vector."""
-        return cls(**{**_layout_fields(contract, modalities), **overrides})
+        return cls(**{**layout_fields(contract, modalities), **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         """``model_args`` for a checkpoint (JSON-able)."""
@@ -337,6 +295,13 @@ class ConvPatchEmbed(nn.Module):
         for _ in range(config.stem_layers):
             layers += [nn.Conv1d(w, w, ks, stride=2, padding=ks // 2), _act(config.activation)]
         self.net = nn.Sequential(*layers)
+        for layer in self.net:
+            if isinstance(layer, nn.Conv1d):
+                # He init: with PyTorch's default (a third of He's variance) this unnormalized
+                # stack shrinks the signal layer by layer until a token is mostly its position
+                # embedding, and a small data set sits at chance for hundreds of steps
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
         self.proj = nn.Linear(w * (1 + self.meanstd), config.d_model)
         # the window-level token: the stem features' mean and std over every patch at once,
         # projected on their own: they summarise a window, not a patch (sharing ``proj`` scored
@@ -478,34 +443,6 @@ class Student(nn.Module):
             per_modality[name] = mine.mean(dim=1)  # (B, D)
         return StudentOutput(self.head(fused), fused, per_modality, att)
 
-    @torch.no_grad()
-    def _received(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N): attention each token receives in the last layer, averaged over heads; from
-        the CLS query with CLS pooling (the CLS token itself gets 0 and the rest sum to 1), else
-        averaged over all queries (mean pooling weighs every token's output equally)."""
-        att = self.forward_features(x).attention.mean(dim=1)  # (B, N, N)
-        received = att[:, 0] if self.cls is not None else att.mean(dim=1)  # (B, N)
-        if self.cls is not None:
-            received = received[:, 1:] / received[:, 1:].sum(dim=1, keepdim=True).clamp_min(1e-12)
-            received = F.pad(received, (1, 0))  # keep token indices aligned with token_slices
-        return received
-
-    def patch_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Modality -> (B, P_m): attention each patch token receives in the last layer (with
-        window-level tokens, those take the rest of the unit total)."""
-        received = self._received(x)
-        return {name: received[:, a:b] for name, (a, b) in self.token_slices.items()}
-
-    def modality_importance(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Modality -> (B,): share of last-layer attention its tokens (patches and its
-        window-level token) receive; sums to 1 over modalities."""
-        received, glob = self._received(x), self.global_index
-        out = {}
-        for name, (a, b) in self.token_slices.items():
-            share = received[:, a:b].sum(dim=1)  # (B,)
-            out[name] = share + received[:, glob[name]] if name in glob else share
-        return out
-
 
 # -- teachers -------------------------------------------------------------------------------
 @dataclass
@@ -534,7 +471,7 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         _tuplify(self)
-        _check_layout(self)
+        check_layout(self)
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion {self.fusion!r} not in {FUSIONS}")
         if self.late_space not in LATE_SPACES:
@@ -546,7 +483,7 @@ class TeacherConfig:
     ) -> TeacherConfig:
         """A teacher over ``modalities`` (default: all) of ``contract``'s packed vector; it may
         be the full wrist+chest contract, the teacher slices out its own modalities."""
-        return cls(**{**_layout_fields(contract, modalities), **overrides})
+        return cls(**{**layout_fields(contract, modalities), **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

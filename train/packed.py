@@ -1,17 +1,20 @@
 """The run's windows in memory: every modality of a data set packed once into ``X (N, L)``.
 
 :func:`load_data` reads a WESAD directory (subjects windowed in parallel worker processes
-when ``cfg.workers > 1``) or an arrays ``.npz`` through :mod:`train.data` and packs every
-modality under the full contract; each model slices out its own modalities
-(``train.models.packed_columns``). :func:`job_inputs` gives one job its ``X``: global
-normalization (arrays) is fitted on that job's training windows only.
+when ``cfg.workers > 1``), an arrays ``.npz`` (:mod:`train.data`) or UEA/UCR ``.ts`` files
+(:mod:`train.ts_data`) and packs every modality under the full contract; each model slices
+out its own modalities
+(:func:`packed_columns`), and a model's config stores where they sit
+(:func:`layout_fields`, checked by :func:`check_layout`). :func:`job_inputs` gives one job
+its ``X``: global normalization (arrays) is fitted on that job's training windows only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,7 +24,14 @@ from train.config import RunConfig
 from train.errors import TrainError
 from train.progress import ProgressFn, no_progress
 
-__all__ = ["LoadedData", "job_inputs", "load_data"]
+__all__ = [
+    "LoadedData",
+    "check_layout",
+    "job_inputs",
+    "layout_fields",
+    "load_data",
+    "packed_columns",
+]
 
 
 @dataclass
@@ -35,7 +45,7 @@ class LoadedData:
     split: np.ndarray | None  # (N,) "train"/"test" when the data carries a fixed split
     contract: InputContract  # of X's columns; its window_s is the windows' real length
     class_names: tuple[str, ...]
-    kind: str  # "wesad" | "arrays"
+    kind: str  # "wesad" | "arrays" | "ts"
     path: Path
     info: dict[str, Any] = field(default_factory=dict)
     has_groups: bool = True  # False: arrays without 'groups' (one pseudo-subject "all")
@@ -58,11 +68,16 @@ def load_data(
             workers=cfg.workers,
             threads=cfg.threads,
             progress=progress,
+            rr_source=cfg.data.rr_source if cfg.data.kind == "hr" else None,
         )
     elif kind == "arrays":
         ds = tdata.load_arrays(path)
+    elif kind == "ts":
+        from train.ts_data import load_ts
+
+        ds = load_ts(path)
     else:
-        raise TrainError(f"unknown dataset kind {kind!r}; expected wesad or arrays")
+        raise TrainError(f"unknown dataset kind {kind!r}; expected wesad, arrays or ts")
     names = list(ds.modality_names)
     groups = np.asarray(ds.groups).astype(str)
     return LoadedData(
@@ -106,3 +121,58 @@ def job_inputs(
     normed = tdata.fit_global_normalization(ds, mask)
     names = list(contract.modality_names)
     return normed.pack(names), normed.contract_for(names)
+
+
+# -- where each modality sits in the packed vector ---------------------------------------------
+class ModelLayout(Protocol):
+    """The layout fields of a model config (``train.models.StudentConfig``, ``TeacherConfig``)."""
+
+    modalities: tuple[str, ...]
+    offsets: tuple[int, ...]
+    channels: tuple[int, ...]
+    samples: tuple[int, ...]
+    rates_hz: tuple[float, ...]
+    input_length: int
+    n_classes: int
+
+
+def layout_fields(contract: InputContract, names: Sequence[str] | None) -> dict[str, Any]:
+    """The slice of ``contract``'s packed vector each chosen modality occupies (JSON-able)."""
+    by_name = {s.modality.name: s for s in contract.layout()}
+    chosen = list(contract.modality_names if names is None else names)
+    for n in chosen:
+        contract.modality(n)  # raises ContractError naming the unknown modality
+    return {
+        "modalities": tuple(chosen),
+        "offsets": tuple(by_name[n].offset for n in chosen),
+        "channels": tuple(by_name[n].modality.n_channels for n in chosen),
+        "samples": tuple(by_name[n].samples for n in chosen),
+        "rates_hz": tuple(float(by_name[n].modality.rate_hz) for n in chosen),
+        "input_length": contract.input_length,
+        "n_classes": contract.n_classes,
+    }
+
+
+def check_layout(cfg: ModelLayout) -> None:
+    """``cfg``'s modalities fit its input and it has two classes or more (ValueError if not)."""
+    n = len(cfg.modalities)
+    if n == 0:
+        raise ValueError("a model needs at least one modality")
+    per_modality = (cfg.offsets, cfg.channels, cfg.samples, cfg.rates_hz)
+    if any(len(v) != n for v in per_modality):
+        raise ValueError("modalities, offsets, channels, samples and rates_hz differ in length")
+    for name, off, c, s in zip(cfg.modalities, cfg.offsets, cfg.channels, cfg.samples, strict=True):
+        if off < 0 or c < 1 or s < 1 or off + c * s > cfg.input_length:
+            raise ValueError(f"modality {name!r} does not fit in an input of {cfg.input_length}")
+    if cfg.n_classes < 2:
+        raise ValueError("need at least two classes")
+
+
+def packed_columns(contract: InputContract, names: Sequence[str]) -> np.ndarray:
+    """Column indices that turn ``contract``'s packed ``(B, L)`` into ``contract.subset(names)``'s.
+
+    The training set packs every modality once (wrist + chest); the student and each teacher
+    see only theirs: ``X[:, packed_columns(full, wrist_names)]``.
+    """
+    by_name = {s.modality.name: s for s in contract.layout()}
+    return np.concatenate([np.arange(by_name[n].offset, by_name[n].stop) for n in names])

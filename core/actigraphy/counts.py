@@ -64,6 +64,9 @@ FIR_TAPS: Final = 255
 FIR_ATTENUATION_DB: Final = 90.0
 TASO_DECAY: Final = 0.307990357416655  # the one-pole 256 Hz low-pass: y = d*x + (1-d)*y
 BLOCK: Final = 64  # samples per matrix product: small enough for the cache; state is exact
+# blocks per product at most: a wider product crosses OpenBLAS's threshold for threads, and
+# on a hub's few busy cores handing a small product to threads costs more than it saves
+GROUP_BLOCKS: Final = 8
 
 
 def _fir_256hz() -> np.ndarray:
@@ -117,19 +120,21 @@ class _LinearFilter:
         L, ch = self.block, x.shape[1]
         nb = len(x) // L
         parts = []
-        if nb:
-            # all full blocks at once: the input's share is one product, only the state
-            # (order x channels) is carried block to block in Python
-            xt = x[: nb * L].reshape(nb, L, ch).transpose(1, 0, 2).reshape(L, nb * ch)
-            forced = (self._G_end @ xt).reshape(self.order, nb, ch)
-            states = np.empty((nb, self.order, ch))
+        for g0 in range(0, nb, GROUP_BLOCKS):
+            # a group of full blocks at once: the input's share is one product, only the
+            # state (order x channels) is carried block to block in Python
+            g = min(GROUP_BLOCKS, nb - g0)
+            xg = x[g0 * L : (g0 + g) * L]
+            xt = xg.reshape(g, L, ch).transpose(1, 0, 2).reshape(L, g * ch)
+            forced = (self._G_end @ xt).reshape(self.order, g, ch)
+            states = np.empty((g, self.order, ch))
             a_l = self._Apow[L]
-            for k in range(nb):
+            for k in range(g):
                 states[k] = z
                 z = a_l @ z + forced[:, k, :]
-            y = (self._T @ xt).reshape(L, nb, ch).transpose(1, 0, 2)
+            y = (self._T @ xt).reshape(L, g, ch).transpose(1, 0, 2)
             y = y + np.matmul(self._O, states)
-            parts.append(y.reshape(nb * L, ch))
+            parts.append(y.reshape(g * L, ch))
         xb = x[nb * L :]
         if len(xb):
             m = len(xb)

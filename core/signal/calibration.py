@@ -47,6 +47,7 @@ SCALE_FLOOR_BY_UNIT: Final[Mapping[str, float]] = {
     "%": 0.1,  # 0.1 % of respiration-belt range: belt noise
     "bpm": 0.5,  # heart rate: half a beat per minute, below HR resolution of most straps
     "ms": 1.0,  # RR intervals: the 1/1024 s resolution of the BLE Heart Rate profile
+    "s": 1e-3,  # RR intervals in seconds (the `rr` modality): the same resolution
     "a.u.": 1e-3,  # arbitrary units (BVP): only guards against an exactly constant channel
 }
 SCALE_FLOOR_DEFAULT: Final = 1e-3  # unknown unit: only guards against a constant channel

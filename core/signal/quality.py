@@ -61,14 +61,21 @@ class InvalidReason(enum.StrEnum):
     FLAT = "flat"
     SATURATED = "saturated"
     UNCALIBRATED = "uncalibrated"
+    # beats modalities (core.rr.RRInvalidReason: the same words)
+    NO_CONTACT = "no_contact"  # the device reported no skin contact
+    IMPLAUSIBLE = "implausible"  # an RR interval outside the plausible range survived cleaning
+    ARTIFACTS = "artifacts"  # too large a share of the intervals had to be corrected
 
 
 # most severe first: the cause a person should fix first
 SEVERITY: Final = (
+    InvalidReason.NO_CONTACT,
     InvalidReason.MISSING_MODALITY,
     InvalidReason.NON_FINITE,
     InvalidReason.GAP,
     InvalidReason.LOW_COVERAGE,
+    InvalidReason.IMPLAUSIBLE,
+    InvalidReason.ARTIFACTS,
     InvalidReason.SATURATED,
     InvalidReason.FLAT,
     InvalidReason.UNCALIBRATED,

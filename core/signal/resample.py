@@ -115,9 +115,12 @@ def window_margin_s(contract: InputContract, name: str) -> float:
     The FIR needs ``FIR_HALF_PERIODS`` target periods on each side of the target grid, and
     interpolating across a gap that straddles a window edge needs up to ``max_gap_s`` more.
     It is fixed per contract, which is what makes windows chunk-invariant, and it is also the
-    latency between a window's end and its emission.
+    latency between a window's end and its emission. A beats modality's is the context its
+    cleaning sees on each side (``contract.beats.context_s``): it is never FIR-filtered.
     """
     m = contract.modality(name)
+    if m.beats:
+        return contract.beats.context_s
     return FIR_HALF_PERIODS / m.rate_hz + contract.max_gap_s
 
 

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 
 from core.contract import InputContract, Modality
 from core.errors import ContractError
+from core.signal.beats import ContactSteps, beat_window
 from core.signal.calibration import Calibration
 from core.signal.quality import (
     SEVERITY,
@@ -83,6 +84,9 @@ class Window:
     detail: str = ""
     reasons: tuple[InvalidReason, ...] = ()  # every problem found, most severe first
     coverage: dict[str, float] = field(default_factory=dict)  # name -> fraction of samples
+    # beats modalities: heart rate (bpm) and RMSSD (ms) of the window's cleaned intervals,
+    # derived values a decision may carry (core.signal.beats.DERIVED_KEYS)
+    derived: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +188,7 @@ class _ModalityResult:
     problems: list[tuple[InvalidReason, str]]
     coverage: float
     empty: bool = False  # no finite sample: data is zeros and stays zeros
+    derived: dict[str, float] = field(default_factory=dict)  # beats modalities only
 
 
 def _bump(d: dict[str, int], key: str, n: int) -> None:
@@ -245,6 +250,8 @@ class WindowAssembler:
                      for m in contract.modalities}
         self._next_k = 0
         self.stats = AssemblerStats()
+        self._contact = ContactSteps()  # the device's contact reports, for beats modalities
+        self._has_beats = contract.has_beats
 
     # -- public ---------------------------------------------------------------------------
     def margin_s(self, name: str) -> float:
@@ -288,6 +295,12 @@ class WindowAssembler:
                 return
         buf.append(t, x)
         self._enforce_cap(name, buf)
+
+    def push_contact(self, t: float, contact: bool) -> None:
+        """A skin-contact report (device time ``t``): beats windows with too little contact
+        are invalid (NO_CONTACT). A report holds until the next; before the first, a device
+        is taken to say nothing about contact."""
+        self._contact.push(t, contact)
 
     def pop_ready(self) -> list[Window]:
         """Windows whose end + margin every modality has passed, in time order."""
@@ -335,6 +348,8 @@ class WindowAssembler:
         """Drop raw samples that no window from ``_next_k`` on can use."""
         for name, buf in self._buf.items():
             buf.drop_before(self._needed_from(name))
+        if self._has_beats:
+            self._contact.drop_before(self._bounds(self._next_k)[0])
 
     def _is_empty(self, start: float, end: float) -> bool:
         for name, buf in self._buf.items():
@@ -387,10 +402,12 @@ class WindowAssembler:
         data: dict[str, np.ndarray] = {}
         problems: list[tuple[InvalidReason, str]] = []
         coverage: dict[str, float] = {}
+        derived: dict[str, float] = {}
         for m in contract.modalities:
-            r = self._modality(m, start, end)
+            r = self._beats(m, start, end) if m.beats else self._modality(m, start, end)
             problems.extend(r.problems)
             coverage[m.name] = float(r.coverage)
+            derived.update(r.derived)
             cs = self._norm[m.name]
             if r.empty:
                 data[m.name] = np.zeros(r.data.shape, np.float32)
@@ -418,7 +435,17 @@ class WindowAssembler:
             detail="; ".join(p[1] for p in problems),
             reasons=reasons,
             coverage=coverage,
+            derived=derived,
         )
+
+    def _beats(self, m: Modality, start: float, end: float) -> _ModalityResult:
+        """A beats modality: the kernel's RR steps on the buffered intervals (core.signal.beats)."""
+        mg = self._margin[m.name]
+        tb, xb = self._buf[m.name].arrays()
+        i0, i1 = np.searchsorted(tb, (start - mg, end + mg), side="left")
+        r = beat_window(m, tb[i0:i1], xb[i0:i1, 0], start, end, self._n_out[m.name],
+                        self.contract.beats, self._contact.samples(start, end))
+        return _ModalityResult(r.data, r.problems, r.coverage, r.empty, r.derived)
 
     def _modality(self, m: Modality, start: float, end: float) -> _ModalityResult:
         name = m.name

@@ -92,14 +92,19 @@ class AlertRules:
             self._set(resident, device, "battery_low", False, t, out)
         return out
 
-    def tick(self, t: float) -> list[Event]:
-        """Conditions that reached their threshold by ``t`` without a new record."""
+    def tick(self, t: float, *, hub_t: float | None = None) -> list[Event]:
+        """Conditions that reached their threshold by ``t`` without a new record.
+
+        ``hub_t``: the time for the hub's own rule, when it differs from the wearers' (a
+        sped-up run: wearers live in data time, the hub's faults in wall-clock time).
+        """
         if not self.cfg.enabled:
             return []
         out: list[Event] = []
         for (resident, rule), c in list(self._conditions.items()):
             if c.since is not None and rule in _RULE_MINUTES:
-                self._check(resident, rule, t, self._minutes(resident, rule), out)
+                now = hub_t if resident == HUB and hub_t is not None else t
+                self._check(resident, rule, now, self._minutes(resident, rule), out)
         return out
 
     def active(self) -> dict[str, list[str]]:

@@ -37,4 +37,5 @@ class LogSink(Sink):
                         record.window_index, record.state, p)
 
 
-_WARN = frozenset({"sustained_stress", "no_contact", "battery_low", "disconnected", "sink_fault"})
+_WARN = frozenset({"alert", "no_contact", "battery_low", "disconnected", "sink_fault",
+                   "source_lost"})

@@ -3,11 +3,14 @@
 Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
     decisions(id, resident, device, t, state, probabilities JSON, raw JSON, model_id,
-              window_start, window_end, window_index, label, latency_ms)
+              window_start, window_end, window_index, label, latency_ms, hr_bpm, rmssd_ms)
     events(id, resident, device, t, kind, detail JSON)
 
 ``t`` is hub wall-clock epoch seconds; ``probabilities`` the smoothed class probabilities
-and ``raw`` the window's own (both ``{"class": p}``). Nothing else is stored: no sample.
+and ``raw`` the window's own (both ``{"class": p}``); ``hr_bpm`` and ``rmssd_ms`` the
+window's heart rate and RMSSD when its model reads RR intervals (NULL otherwise), derived
+values like the rest. Nothing else is stored: no sample, no RR interval. A version-1
+database (before the two derived columns) is migrated in place when opened.
 
 Why these settings: WAL lets a reader (a dashboard, ``sqlite3`` in a shell) read while the
 daemon writes; ``synchronous=NORMAL`` in WAL mode survives a process crash (SIGKILL) with
@@ -35,7 +38,12 @@ __all__ = ["SCHEMA_VERSION", "SqliteSink", "open_database"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1  # bump with a migration when a column changes meaning
+SCHEMA_VERSION: Final = 2  # bump with a migration when a column changes meaning
+# version -> statements that bring a database of that version to the next
+_MIGRATIONS: Final = {
+    1: ("ALTER TABLE decisions ADD COLUMN hr_bpm REAL",
+        "ALTER TABLE decisions ADD COLUMN rmssd_ms REAL"),
+}
 BUSY_TIMEOUT_MS: Final = 5000  # a reader holding a lock briefly must not fail a commit
 
 _SCHEMA: Final = """
@@ -52,7 +60,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     window_end REAL,
     window_index INTEGER,
     label TEXT,
-    latency_ms REAL
+    latency_ms REAL,
+    hr_bpm REAL,
+    rmssd_ms REAL
 );
 CREATE INDEX IF NOT EXISTS decisions_t ON decisions (t);
 CREATE INDEX IF NOT EXISTS decisions_resident_t ON decisions (resident, t);
@@ -102,11 +112,15 @@ def open_database(
             page = conn.execute("PRAGMA page_size").fetchone()[0]
             conn.execute(f"PRAGMA max_page_count={max(1, int(max_mb * 2**20 / page))}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, *_MIGRATIONS, SCHEMA_VERSION):
             raise sqlite3.DatabaseError(
                 f"{p} has schema version {version}; this daemon writes {SCHEMA_VERSION}"
             )
         with conn:
+            while version in _MIGRATIONS:
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                version += 1
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except BaseException:
@@ -159,8 +173,8 @@ class SqliteSink(ThreadedSink):
                 if decisions:
                     conn.executemany(
                         "INSERT INTO decisions (resident, device, t, state, probabilities, raw,"
-                        " model_id, window_start, window_end, window_index, label, latency_ms)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " model_id, window_start, window_end, window_index, label, latency_ms,"
+                        " hr_bpm, rmssd_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             (
                                 d.resident,
@@ -175,6 +189,8 @@ class SqliteSink(ThreadedSink):
                                 d.window_index,
                                 d.label,
                                 None if d.latency_ms != d.latency_ms else d.latency_ms,
+                                d.derived.get("hr_bpm"),
+                                d.derived.get("rmssd_ms"),
                             )
                             for d in decisions
                         ],

@@ -77,10 +77,13 @@ def open_source(
 
         return BleSource(cfg.ble)
     if kind == "sim":
-        from edge.bundle import demo_bundle_path
+        from edge.bundle import demo_bundle_path, hr_demo_bundle_path
         from edge.sources.sim import SimSource
 
-        bundle_dir = Path(cfg.bundle) if cfg.bundle else demo_bundle_path()
+        # the demo recording sits beside a bundle's manifest; a strap plays the heart-rate
+        # demo bundle's, whose held-out wearer has beats from the chest ECG (and wrist signals)
+        shipped = demo_bundle_path() if cfg.sim.kind == "wrist" else hr_demo_bundle_path()
+        bundle_dir = Path(cfg.bundle) if cfg.bundle else shipped
         return SimSource.from_options(
             cfg.sim, speed=cfg.speed,
             loop_forever=cfg.duration > 0,  # a timed run keeps playing; else play once

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
+    "SIM_DAYS_LIMIT",
+    "SIM_DAYS_MAX_SPEED",
     "SIM_DEVICES_LIMIT",
+    "SIM_KINDS",
     "BleOptions",
     "ReplayOptions",
     "SerialOptions",
@@ -143,6 +146,17 @@ class BleOptions:
         return DEFAULT_MATCH_SERVICES
 
 
+# what a simulated wearable plays: "wrist" the project's full wrist service (BVP, EDA, skin
+# temperature, accelerometer), "hr" a stock heart-rate strap (RR intervals and heart rate
+# through the standard Heart Rate Service's vocabulary), "mixed" one of each in turn
+SIM_KINDS: Final = ("wrist", "hr", "mixed")
+
+# the longest simulated resident (sim.days): a year holds every season of a rhythm
+SIM_DAYS_LIMIT: Final = 366
+# sim/replay speed beyond which a recording's playback is not meaningful; a simulated
+# resident's days may go faster (the hub's processing, not the pacing, is then the limit)
+SIM_DAYS_MAX_SPEED: Final = 1_000_000.0
+
 # the largest sim.max_devices accepted: each simulated wearable costs a hub about what a real
 # one does, so beyond this a run measures the machine's swapping, not the daemon
 SIM_DEVICES_LIMIT: Final = 10_000
@@ -155,6 +169,17 @@ class SimOptions:
     # a recording (.npz ours or WESAD .pkl) the simulated wearable plays; empty = the demo
     # recording shipped with the demo bundle
     recording: str = ""
+    # "wrist" (the full wrist service), "hr" (a stock heart-rate strap: RR intervals, heart
+    # rate, contact; the recording's beats, or beats simulated from its labels), or "mixed"
+    # (wearable i is a wrist device when i is even, a strap when odd)
+    kind: str = "wrist"
+    # N > 0: instead of the recording, N days and nights of a simulated resident
+    # (firmware_bridge.sim.days: a wrist accelerometer and a light sensor, made as played),
+    # for the hub's actigraphy; no model fits it, so it gets no windows. 0: the recording
+    days: float = 0.0
+    # ...whose nights fragment from this day on (0 = the first day): the injected change a
+    # trend should catch; -1: never
+    fragment_sleep_from_day: int = 10
     devices: int = 1  # simulated wearables, each its own device and resident
     # the most `devices` accepted: a guard against a typo (--sim-devices 1000) on a hub, 8x
     # the BLE links a Pi's controller holds; capacity benchmarks raise it (<= 10000)
@@ -170,6 +195,15 @@ class SimOptions:
 
     def validate(self, key: str = "sim") -> None:
         """Raise :class:`~core.errors.ConfigError` naming the first bad key under ``key``."""
+        if self.kind not in SIM_KINDS:
+            raise ConfigError(f"{self.kind!r} is not one of {', '.join(SIM_KINDS)}",
+                              key=f"{key}.kind")
+        if not 0 <= self.days <= SIM_DAYS_LIMIT:
+            raise ConfigError(f"must be between 0 and {SIM_DAYS_LIMIT} (days)", key=f"{key}.days")
+        if self.days and self.kind != "wrist":
+            raise ConfigError("a simulated resident's days are a wrist wearable: leave "
+                              f"{key}.kind at 'wrist'", key=f"{key}.days")
+        require_at_least(self.fragment_sleep_from_day, -1, f"{key}.fragment_sleep_from_day")
         if not 1 <= self.max_devices <= SIM_DEVICES_LIMIT:
             raise ConfigError(f"must be between 1 and {SIM_DEVICES_LIMIT}",
                               key=f"{key}.max_devices")

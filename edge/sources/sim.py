@@ -13,6 +13,16 @@ class name a window should get, when the label maps to one of the model's classe
 the daemon prints beside the decisions and summarizes as agreement. ``replay`` is this
 source on a user's file.
 
+Kinds (``sim.kind``): ``wrist`` plays the recording's wrist signals through the project's
+service; ``hr`` plays a stock heart-rate strap (the recording's ``rr`` beats, or beats
+simulated from its labels: :func:`firmware_bridge.sim.rr.with_beats`; heart rate, contact,
+nothing else); ``mixed`` alternates them, so one hub serves wearers of both kinds at once.
+
+Days (``sim.days = N``): instead of the recording, each wearable plays N days and nights of
+a simulated resident (:func:`resident_days`; a wrist accelerometer and a light sensor, made
+as they are played, so memory stays small), for the hub's actigraphy; no model fits such a
+wearable, so it gets no windows, only activity counts and daily reports.
+
 Several wearables (``sim.devices``): each its own device, resident and fault seed. With
 ``sim.stagger`` (the default) wearable ``i`` of ``N`` starts ``hop * i / N`` seconds of data
 time after the first (:meth:`SimSource.stagger`), as real wearables switched on at random
@@ -30,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -46,7 +57,7 @@ if TYPE_CHECKING:
     from core.recording import Recording
     from firmware_bridge.sim import SimulatedWearable
 
-__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording"]
+__all__ = ["DEMO_RECORDING", "SimSource", "label_name", "load_sim_recording", "resident_days"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +67,12 @@ LABEL_STEP_S: Final = 1.0  # ground truth of a window: majority of its labels sa
 # each simulated device starts its device clock this far after the previous one, so several
 # devices do not share identical timestamps
 DEVICE_CLOCK_STAGGER_US: Final = 7_000_000
+# a simulated resident's days (sim.days): see resident_days()
+DAYS_PACKET_S: Final = 60.0  # in-process, with no frame to fit
+DAYS_FRAMED_PACKET_S: Final = 10.0  # 300 acceleration samples: the most a frame holds at 30 Hz
+DAYS_LIGHT_PER_PACKET: Final = 6  # a minute of 0.1 Hz light per packet
+DAYS_STATUS_S: Final = 600.0
+DAYS_BATTERY_PCT_PER_H: Final = 0.2  # an actigraph runs for weeks
 
 
 def label_name(code: int, class_names: Sequence[str]) -> str | None:
@@ -88,6 +105,44 @@ def load_sim_recording(path: str, bundle_dir: Path | None) -> Recording:
 
     log.info("no demo recording found; the simulator plays its own synthetic session")
     return synthetic_recording(SYNTHETIC_S)
+
+
+def resident_days(options: SimOptions, *, speed: float = 1.0,
+                  loop_forever: bool = False) -> list[SimulatedWearable]:
+    """``sim.days`` of a simulated resident per wearable (:mod:`firmware_bridge.sim.days`).
+
+    Days of data are millions of packets at the usual quarter second, so these wearables
+    hand their messages over without the frame round trip (the framing has its own tests;
+    here it would be most of the cost) and send a minute of acceleration and of light per
+    packet: in-process there is no frame to fit, and the hub's ingest and activity counts
+    take a packet of any length alike. With ``faults.flip`` (corrupted frames need frames)
+    they send frames, 10 s of acceleration each, the most one holds at 30 Hz. They state
+    their HELLO, clock pairs and battery every 10 min and drain their battery over weeks.
+    The recordings start now, in the hub's local time, as the daemon's clock for a sped-up
+    run does.
+    """
+    from firmware_bridge.sim import SimulatedWearable
+    from firmware_bridge.sim.days import DaysRecording
+
+    faults = options.make_faults()
+    start = time.time()
+    fragment = options.fragment_sleep_from_day
+    wearables = []
+    for i in range(options.devices):
+        recording = DaysRecording(options.days, start=start, seed=options.seed + i,
+                                  fragment_from_day=None if fragment < 0 else fragment,
+                                  subject=f"days-{i}")
+        wearables.append(SimulatedWearable(
+            recording, device_id=f"{SimSource.kind}-{i}", speed=speed,
+            faults=replace(faults, seed=options.seed + i), loop_forever=loop_forever,
+            t0_device_us=1_000_000 + i * DEVICE_CLOCK_STAGGER_US,
+            packet_s=DAYS_FRAMED_PACKET_S if faults.flip else DAYS_PACKET_S,
+            min_samples_per_packet=DAYS_LIGHT_PER_PACKET,
+            hello_period_s=DAYS_STATUS_S, time_sync_period_s=DAYS_STATUS_S,
+            battery_period_s=DAYS_STATUS_S, battery_drain_pct_per_h=DAYS_BATTERY_PCT_PER_H,
+            frames=bool(faults.flip),
+        ))
+    return wearables
 
 
 class SimSource(SensorSource):
@@ -138,11 +193,21 @@ class SimSource(SensorSource):
         """
         from firmware_bridge.sim import SimulatedWearable
 
+        if options.days and recording is None:
+            return cls(resident_days(options, speed=speed, loop_forever=loop_forever),
+                       class_names=class_names)
         if recording is None:
             recording = load_sim_recording(options.recording, bundle_dir)
+        if options.kind != "wrist":
+            from firmware_bridge.sim.rr import with_beats
+
+            recording = with_beats(recording, seed=options.seed)
         faults = options.make_faults()
         wearables: list[SimulatedWearable] = []
         for i in range(options.devices):
+            strap = options.kind == "hr" or (options.kind == "mixed" and i % 2 == 1)
+            plays: dict[str, Any] = ({"modalities": (), "beats": ("rr",)} if strap
+                                     else {"modalities": tuple(recording.signals)})
             w = SimulatedWearable(
                 recording,
                 device_id=f"{cls.kind}-{i}",
@@ -150,6 +215,7 @@ class SimSource(SensorSource):
                 faults=replace(faults, seed=options.seed + i),
                 loop_forever=loop_forever,
                 t0_device_us=1_000_000 + i * DEVICE_CLOCK_STAGGER_US,
+                **plays,
             )
             if wearables:
                 w.share_samples_from(wearables[0])

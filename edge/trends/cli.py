@@ -1,8 +1,14 @@
-"""``edge-trends``: daily rhythm and sleep of a resident from an epoch CSV, in words or JSON.
+"""``edge-trends``: daily rhythm and sleep of a resident, in words or JSON, from an epoch CSV
+or from what the hub stored.
 
     edge-trends rhythm FILE.csv [--json] [--epochs-out OUT.csv] [--plot OUT.png]
-    edge-trends report FILE.csv [--json] [--baseline-days N] [--run-days K]
+    edge-trends report FILE.csv [--json] [--baseline-days N] [--run-days K] [--plot OUT.png]
+    edge-trends report [--db PATH] [--wearer W] [--json] [--plot OUT.png]
     edge-trends plot FILE.csv --out OUT.png [--days 28]
+    edge-trends plot [--db PATH] [--wearer W] --out OUT.png [--days 28]
+
+Without a FILE, ``report`` and ``plot`` read the hub's database (``--db``, default the
+daemon's ``STATE_DIR/edge.db``): the daily rows and trend events the daemon stored.
 
 Exit status: 0 done, 1 a plot could not be drawn, 2 the input was refused (one line says why).
 """
@@ -39,6 +45,9 @@ examples:
   edge-trends rhythm week.csv --epochs-out s.csv   also time,sleep per epoch (1/0, -1 unscored)
   edge-trends report month.csv --baseline-days 7   daily table and trend events
   edge-trends plot month.csv --out month.png       actogram and nightly sleep of the last weeks
+  edge-trends report --db /var/lib/wearable-edge/edge.db --wearer anna
+                                                   what the hub stored about anna's weeks
+  edge-trends plot --db edge.db --wearer anna --out anna.png
 
 Sleep is scored with Sadeh (1994) for 60 s epochs (shorter ones are summed to minutes) and
 Cole-Kripke (1992) for 30 s epochs; runs of 2 h or more of zero counts are taken as the
@@ -46,8 +55,16 @@ wearable not worn (--nonwear-min 0 turns that off).
 """
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, metavar="FILE.csv", help="epoch CSV: time,activity[,light]")
+def _add_common(p: argparse.ArgumentParser, *, db: bool = False) -> None:
+    if db:
+        p.add_argument("file", type=Path, metavar="FILE.csv", nargs="?",
+                       help="epoch CSV: time,activity[,light] (none: the hub's database)")
+        p.add_argument("--db", type=Path, metavar="PATH",
+                       help="the hub's database (default: the daemon's STATE_DIR/edge.db)")
+        p.add_argument("--wearer", metavar="W", help="only this wearer (the database holds all)")
+    else:
+        p.add_argument("file", type=Path, metavar="FILE.csv",
+                       help="epoch CSV: time,activity[,light]")
     p.add_argument("--nonwear-min", type=float, default=120.0, metavar="MIN",
                    help="a run of zero counts this long is the wearable off the wrist, "
                         "not sleep (default 120; 0 = never)")
@@ -75,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="One row per day (rhythm over the trailing week, the night "
                                    "starting that evening, daylight) and the events where a "
                                    "measure left the resident's own baseline band.")
-    _add_common(t)
+    _add_common(t, db=True)
     t.add_argument("--json", action="store_true", help="print the table and events as JSON")
+    t.add_argument("--plot", type=Path, metavar="OUT.png", help="also draw the last weeks")
     t.add_argument("--resident", default="resident", help="name carried by the events")
     t.add_argument("--baseline-days", type=int, default=7, metavar="N",
                    help="the first N days are the resident's baseline (default 7)")
@@ -84,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an event needs K days in a row outside the band (default 3)")
     t.add_argument("--days", type=int, default=28, help="rows shown (default the last 28)")
     g = sub.add_parser("plot", help="draw the last weeks to a PNG (host extra: matplotlib)")
-    _add_common(g)
+    _add_common(g, db=True)
     g.add_argument("--out", type=Path, required=True, metavar="OUT.png", help="the PNG to write")
     g.add_argument("--days", type=int, default=28, help="days drawn (default the last 28)")
     g.add_argument("--baseline-days", type=int, default=7, metavar="N",
@@ -128,13 +146,9 @@ def _rhythm_json(an: _Analysis) -> dict[str, Any]:
     }
 
 
-def _duration(minutes: float) -> str:
-    m = round(minutes)
-    return f"{m // 60} h {m % 60:02d}"
-
-
 def _rhythm_words(an: _Analysis) -> str:
     from core.actigraphy import hhmm
+    from edge.trends.words import duration
 
     r, s = an.rhythm, an.series
     lines = [
@@ -159,7 +173,7 @@ def _rhythm_words(an: _Analysis) -> str:
             lines.append(f"  {n.night}  no sustained sleep")
             continue
         lines.append(
-            f"  {n.night}  {n.onset:%H:%M}        {n.wake:%H:%M}  {_duration(n.tst_min):>11}  "
+            f"  {n.night}  {n.onset:%H:%M}        {n.wake:%H:%M}  {duration(n.tst_min):>11}  "
             f"{100 * n.efficiency:>9.0f} %  {n.waso_min:>4.0f} min  {n.awakenings:>10}")
     return "\n".join(lines)
 
@@ -187,13 +201,16 @@ def _events(an: _Analysis, resident: str, baseline_days: int, run_days: int) -> 
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.file is None:
+        return _report_db(args)
+    from edge.trends.words import row_json, table_lines
+
     an = _Analysis(args.file, args.nonwear_min)
     events = _events(an, args.resident, args.baseline_days, args.run_days)
     rows = an.table[-args.days :]
     if args.json:
         doc = {
-            "days": [{"day": r.day.isoformat(),
-                      **{k: _num(v, 4) for k, v in r.values.items()}} for r in rows],
+            "days": [row_json(r) for r in rows],
             "events": [{"resident": e.resident, "measure": e.measure,
                         "direction": e.direction, "first_day": e.first_day.isoformat(),
                         "day": e.day.isoformat(), "value": _num(e.value, 4),
@@ -201,28 +218,65 @@ def _report(args: argparse.Namespace) -> int:
                         "message": e.message} for e in events],
         }
         print(json.dumps(doc, indent=1))
-        return EXIT_OK
-    print(f"{an.file.path}: daily measures (rhythm over the trailing week; the night that "
-          "starts that evening)")
-    print("  day         IS     IV     RA     sleep     WASO  awak.  effic.  daylight")
-    for r in rows:
-        g = r.get
-        tst = "" if not math.isfinite(g("total_sleep_min")) else _duration(g("total_sleep_min"))
-        day = "" if not math.isfinite(g("daylight_min")) else f"{g('daylight_min'):.0f} min"
-        print(f"  {r.day}  {_f(g('IS'), 3):>5}  {_f(g('IV'), 3):>5}  {_f(g('RA'), 3):>5}  "
-              f"{tst:>8}  {_f(g('waso_min'), 0):>5}  {_f(g('awakenings'), 0):>5}  "
-              f"{_f(100 * g('sleep_efficiency'), 0, ' %'):>6}  {day:>8}")
-    print(f"trend events (baseline: the first {args.baseline_days} days; "
-          f"{args.run_days} days in a row outside the band):")
-    for e in events:
-        print(f"  {e.day}  {e.message}")
-    if not events:
-        print("  none")
+    else:
+        print(f"{an.file.path}: daily measures (rhythm over the trailing week; the night that "
+              "starts that evening)")
+        print("\n".join(table_lines(rows)))
+        print(f"trend events (baseline: the first {args.baseline_days} days; "
+              f"{args.run_days} days in a row outside the band):")
+        for e in events:
+            print(f"  {e.day}  {e.message}")
+        if not events:
+            print("  none")
+    if args.plot:
+        return _plot(an, args.plot, args.days, args.baseline_days)
     return EXIT_OK
 
 
-def _f(v: float, nd: int, unit: str = "") -> str:
-    return "-" if not math.isfinite(v) else f"{v:.{nd}f}{unit}"
+def _db_path(args: argparse.Namespace) -> Path:
+    if args.db is not None:
+        return Path(args.db)
+    from edge.config import default_state_dir
+
+    return default_state_dir() / "edge.db"
+
+
+def _report_db(args: argparse.Namespace) -> int:
+    from edge.activity.report import read_activity
+    from edge.trends.words import wearer_json, wearer_lines
+
+    wearers = read_activity(_db_path(args), args.wearer, days=args.days,
+                            nonwear_min=args.nonwear_min)
+    if args.json:
+        print(json.dumps({"wearers": [wearer_json(w) for w in wearers]}, indent=1))
+    else:
+        print("\n\n".join("\n".join(wearer_lines(w)) for w in wearers))
+    if args.plot:
+        return _plot_db(wearers, args.plot, args.days)
+    return EXIT_OK
+
+
+def _plot_db(wearers: list[Any], out: Path, days: int) -> int:
+    from edge.trends.plot import PlotUnavailable, plot_weeks
+
+    if len(wearers) > 1:
+        names = ", ".join(w.resident for w in wearers)
+        print(f"edge-trends: the database holds several wearers ({names}): pass --wearer W "
+              "to plot one", file=sys.stderr)
+        return EXIT_INPUT
+    w = wearers[0]
+    if w.series is None or w.sleep is None:
+        print(f"edge-trends: no epochs of {w.resident} are kept any more to draw",
+              file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        path = plot_weeks(out, w.series, w.sleep, [d.measures for d in w.days], w.trends,
+                          days=days, title=w.resident)
+    except PlotUnavailable as e:
+        print(f"edge-trends: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _plot(an: _Analysis, out: Path, days: int, baseline_days: int) -> int:
@@ -248,6 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rhythm(args)
         if args.command == "report":
             return _report(args)
+        if args.file is None:
+            from edge.activity.report import read_activity
+
+            return _plot_db(read_activity(_db_path(args), args.wearer, days=args.days,
+                                          nonwear_min=args.nonwear_min), args.out, args.days)
         return _plot(_Analysis(args.file, args.nonwear_min), args.out, args.days,
                      args.baseline_days)
     except WearableEdgeError as e:

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 
-from core.actigraphy import DailyMeasures, EpochSeries, TrendEvent
+from core.actigraphy import DailyMeasures, EpochSeries
 from core.actigraphy.sleep import SLEEP, UNSCORED
 from edge.errors import EdgeError
 
-__all__ = ["DEFAULT_DAYS", "PlotUnavailable", "plot_weeks"]
+__all__ = ["DEFAULT_DAYS", "Marked", "PlotUnavailable", "plot_weeks"]
 
 DEFAULT_DAYS: Final = 28
 
@@ -27,8 +27,18 @@ class PlotUnavailable(EdgeError):
     """matplotlib is not installed (it comes with the host extra)."""
 
 
+class Marked(Protocol):
+    """A trend event as the plot marks it (the kernel's TrendEvent, or one the hub stored)."""
+
+    @property
+    def measure(self) -> str: ...
+
+    @property
+    def day(self) -> date: ...
+
+
 def plot_weeks(out: Path, series: EpochSeries, sleep: np.ndarray,
-               table: Sequence[DailyMeasures], events: Sequence[TrendEvent] = (), *,
+               table: Sequence[DailyMeasures], events: Sequence[Marked] = (), *,
                days: int = DEFAULT_DAYS, title: str = "") -> Path:
     """Draw the last ``days`` days of ``series`` to ``out`` (PNG); returns ``out``."""
     try:

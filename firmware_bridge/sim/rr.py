@@ -20,17 +20,21 @@ numpy only. Not a physiological model, but the features an RR model and its clea
 :func:`heart_rate_notifications` lays the beats out as a strap sends them: one Heart Rate
 Measurement about every second with the RR intervals that ended since the previous one, the
 rounded heart rate, and the contact flag (false, with no intervals, inside contact losses).
+
+:func:`with_beats` gives a recording an ``rr`` beat series to play as a strap (its own, say
+RR from the chest ECG, or else one simulated here from its labels).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from core.recording import Beats
 from firmware_bridge.errors import SimulatorError
 from firmware_bridge.gatt import HeartRateMeasurement
 
@@ -40,6 +44,7 @@ __all__ = [
     "SimulatedRR",
     "heart_rate_notifications",
     "simulate_rr",
+    "with_beats",
 ]
 
 CONTROL_HZ: Final = 8.0  # grid of the slow state curves and of the beat integration
@@ -217,3 +222,19 @@ def heart_rate_notifications(
         contact = True if contact_supported else None
         out.append((now, HeartRateMeasurement(bpm, tuple(beats.tolist()), contact)))
     return out
+
+
+def with_beats(recording: Any, *, name: str = "rr", seed: int = 0) -> Any:
+    """``recording`` (a :class:`core.recording.Recording`) with a beat series ``name``: its
+    own when it has one, else simulated from its WESAD labels (:func:`simulate_rr`, with the
+    occasional ectopic and missed beat a real strap shows). Raises
+    :class:`~firmware_bridge.errors.SimulatorError` when it has neither beats nor labels."""
+    if name in getattr(recording, "beats", {}):
+        return recording
+    if recording.labels is None:
+        raise SimulatorError(f"the recording has no beat series {name!r} and no labels to "
+                             "simulate one from")
+    sim = simulate_rr(recording.label_codes(), recording.labels.rate_hz, seed=seed,
+                      ectopic_per_min=0.2, missed_per_min=0.05)
+    return replace(recording, beats={**recording.beats, name: Beats(sim.t_s, sim.rr_s)},
+                   meta={**recording.meta, "beats": f"{name} simulated from the labels"})

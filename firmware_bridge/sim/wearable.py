@@ -35,6 +35,14 @@ compares decisions with).
 sensor every ``packet_s`` (at least ``min_samples_per_packet`` samples); HELLO at start,
 after every reconnect and every ``hello_period_s`` (a hub that joins mid-stream learns the sensors); TIME_SYNC every
 ``time_sync_period_s``; a BATTERY event every ``battery_period_s``.
+
+**Beats** (``beats=("rr",)``: a heart-rate strap or watch; with ``modalities=()`` nothing
+else). Each beat series of the recording (``Recording.beats``) becomes an ``rr`` sensor (s,
+1/1024 s steps as the Heart Rate Service sends them) and an ``hr`` sensor (bpm): every
+``beat_packet_s`` one packet of the intervals that ended in that period, timed as a beat
+sensor's packets are (PROTOCOL.md: the first interval's beat), and the heart rate of the last
+few beats, as a strap notifies. Beats inside a contact loss are never sent; a beat device
+reports contact at start.
 """
 
 from __future__ import annotations
@@ -63,8 +71,9 @@ from firmware_bridge.protocol import (
     SensorInfo,
     TimeSync,
 )
+from firmware_bridge.sim.days import LazySignal, WireView
 
-__all__ = ["MODALITY_SCALES", "Emission", "Faults", "SimulatedWearable"]
+__all__ = ["BEAT_SCALE_S", "MODALITY_SCALES", "Emission", "Faults", "SimulatedWearable"]
 
 # modality -> (sample format, scale, offset): the wire resolution per modality, chosen so
 # the physiological range fits the format with margin and the resolution is far below
@@ -79,8 +88,12 @@ MODALITY_SCALES: Final[dict[str, tuple[SampleFormat, float, float]]] = {
     "resp": (SampleFormat.INT16, 0.01, 0.0),  # ±327 % (RespiBAN reports ±~30 %)
     "hr": (SampleFormat.UINT16, 0.01, 0.0),  # 0..655 bpm
     "rr": (SampleFormat.UINT16, 0.001, 0.0),  # 0..65 s in ms
+    "light": (SampleFormat.UINT16, 1.0, 0.0),  # 0..65535 lux: daylight from ~1000, sun 100k
 }
 _YIELD_EVERY: Final = 64  # at unlimited speed, hand the loop back this often
+# RR intervals on the wire in the Heart Rate Service's unit: what a stock strap sends
+BEAT_SCALE_S: Final = 1.0 / 1024.0
+HR_OVER_BEATS: Final = 4  # a strap's heart rate: over its last few beats
 
 
 @dataclass(frozen=True)
@@ -128,9 +141,19 @@ class Emission:
 @dataclass
 class _Sensor:
     info: SensorInfo
-    raw: np.ndarray  # (N, C) wire values for the whole recording
+    raw: np.ndarray | WireView  # (N, C) wire values for the whole recording (or made lazily)
     per_packet: int  # samples per packet
     seq: int = 0
+
+
+@dataclass
+class _BeatSensor:
+    info: SensorInfo  # kind "rr", unit "s"
+    hr_info: SensorInfo  # kind "hr", unit "bpm"
+    t_s: np.ndarray  # (M,) recording time of the beat ending each interval
+    raw: np.ndarray  # (M, 1) uint16 intervals in BEAT_SCALE_S
+    seq: int = 0
+    hr_seq: int = 0
 
 
 @dataclass(order=True)
@@ -171,6 +194,11 @@ class SimulatedWearable:
         battery_drain_pct_per_h: float = 5.0,  # a wrist wearable lasts about a day
         firmware_version: str = f"sim-{PROTOCOL_VERSION}.0",
         t0_device_us: int = 1_000_000,  # device booted 1 s before the recording starts
+        beats: tuple[str, ...] = (),  # beat series of the recording to send (a strap: "rr")
+        beat_packet_s: float = 1.0,  # a strap notifies about once a second
+        # False: messages() hands the messages over as built, without the frame encoder and
+        # decoder (a days-long simulation spends most of its time there); flip needs them
+        frames: bool = True,
     ) -> None:
         if not speed > 0:
             raise SimulatorError(f"speed must be positive (math.inf: unpaced), got {speed}")
@@ -193,8 +221,14 @@ class SimulatedWearable:
         self.decoder_stats: Counter[str] = Counter()  # messages(): the internal decoder's
         self.hub_t0: float | None = None  # virtual hub clock origin, set when iteration starts
         names = tuple(recording.signals) if modalities is None else tuple(modalities)
-        if not names:
+        if not names and not beats:
             raise SimulatorError("the recording has no signals to play")
+        if not beat_packet_s > 0:
+            raise SimulatorError(f"beat_packet_s must be positive, got {beat_packet_s}")
+        self.beat_packet_s = float(beat_packet_s)
+        if not frames and self.faults.flip:
+            raise SimulatorError("Faults.flip corrupts frames: it needs frames=True")
+        self.frames_on = frames
         self.duration_s = float(recording.duration_s if duration_s is None else duration_s)
         if not self.duration_s > 0:
             raise SimulatorError(f"nothing to play: duration {self.duration_s} s")
@@ -207,15 +241,28 @@ class SimulatedWearable:
                     f"recording has no signal {name!r} (has {sorted(recording.signals)})"
                 ) from None
             self._sensors.append(self._make_sensor(i, name, sig))
-        self.hello = Hello(
-            device_id, firmware_version, PROTOCOL_VERSION, tuple(s.info for s in self._sensors)
-        )
+        self._beats: list[_BeatSensor] = []
+        for name in beats:
+            series = getattr(recording, "beats", {}).get(name)
+            if series is None:
+                raise SimulatorError(f"recording has no beat series {name!r}")
+            self._beats.append(self._make_beat_sensor(name, series))
+        infos = [s.info for s in self._sensors]
+        for b in self._beats:
+            infos += [b.hr_info, b.info]
+        self.hello = Hello(device_id, firmware_version, PROTOCOL_VERSION, tuple(infos))
         labels = getattr(recording, "labels", None)
         self._labels = None if labels is None else np.asarray(labels.values)[:, 0]
         self._label_rate = None if labels is None else float(labels.rate_hz)
 
     # -- setup ----------------------------------------------------------------------------
     def _make_sensor(self, sensor_id: int, name: str, sig: Any) -> _Sensor:
+        if isinstance(sig, LazySignal):  # days of data: made a block at a time, never whole
+            fmt, scale, offset = MODALITY_SCALES[name]
+            info = SensorInfo(sensor_id, name, sig.unit, sig.rate_hz, sig.channels, fmt, scale,
+                              offset)
+            per_packet = max(self.min_samples_per_packet, round(self.packet_s * info.rate_hz))
+            return _Sensor(info, WireView(sig, info), per_packet)
         values = np.asarray(sig.values, dtype=np.float64)  # (N, C)
         if values.ndim == 1:
             values = values[:, None]
@@ -239,11 +286,51 @@ class SimulatedWearable:
         per_packet = max(self.min_samples_per_packet, round(self.packet_s * info.rate_hz))
         return _Sensor(info, raw, per_packet)
 
+    def _make_beat_sensor(self, name: str, series: Any) -> _BeatSensor:
+        first = len(self._sensors) + 2 * len(self._beats) + 1
+        keep = np.asarray(series.t_s) < self.duration_s
+        rr = np.asarray(series.rr_s, np.float64)[keep]
+        info = SensorInfo(first + 1, name, "s", 1.0 / self.beat_packet_s, 1, SampleFormat.UINT16,
+                          BEAT_SCALE_S)
+        hr_info = SensorInfo(first, "hr", "bpm", 1.0 / self.beat_packet_s, 1,
+                             SampleFormat.UINT16, 1.0)
+        raw = np.clip(np.rint(rr / BEAT_SCALE_S), 1, 0xFFFF).astype(np.uint16)[:, None]
+        return _BeatSensor(info, hr_info, np.asarray(series.t_s, np.float64)[keep], raw)
+
+    def _beat_packets(self, b: _BeatSensor, k: int) -> tuple[list[Samples], float | None]:
+        """Period ``k`` (counting across loops) of beat sensor ``b``: its hr and rr packets
+        (none when no beat ended in it, or contact was lost) and the next period's time."""
+        per_lap = max(1, math.ceil(self.duration_s / self.beat_packet_s))
+        lap, j = divmod(k, per_lap)
+        if lap > 0 and not self.loop_forever:
+            return [], None
+        lo, hi = j * self.beat_packet_s, min((j + 1) * self.beat_packet_s, self.duration_s)
+        i0, i1 = np.searchsorted(b.t_s, (lo, hi), side="left")
+        lap_t = lap * self.duration_s
+        f = self.faults
+        out: list[Samples] = []
+        lost = (f.contact_lost_at_s is not None
+                and f.contact_lost_at_s < lap_t + hi
+                and lap_t + lo < f.contact_lost_at_s + f.contact_lost_s)
+        if i1 > i0 and not lost:
+            recent = b.raw[max(0, i1 - HR_OVER_BEATS):i1, 0].astype(np.float64) * BEAT_SCALE_S
+            bpm = np.array([[round(60.0 / float(recent.mean()))]], np.uint16)
+            t_first = self.device_time_us(lap_t + float(b.t_s[i0]))
+            out.append(Samples(b.hr_info.sensor_id, b.hr_seq, self.device_time_us(lap_t + hi), bpm))
+            out.append(Samples(b.info.sensor_id, b.seq, t_first, b.raw[i0:i1]))
+            b.hr_seq = (b.hr_seq + 1) & 0xFFFF
+            b.seq = (b.seq + 1) & 0xFFFF
+        nxt = k + 1
+        if nxt >= per_lap and not self.loop_forever:
+            return out, None
+        lap_n, j_n = divmod(nxt, per_lap)
+        return out, lap_n * self.duration_s + min((j_n + 1) * self.beat_packet_s, self.duration_s)
+
     # -- sharing one recording between wearables -----------------------------------------
     @property
     def wire_samples(self) -> tuple[np.ndarray, ...]:
         """Each sensor's wire values for the whole recording, ``(N, C)``, in HELLO order."""
-        return tuple(s.raw for s in self._sensors)
+        return tuple(s.raw for s in self._sensors if isinstance(s.raw, np.ndarray))
 
     def share_samples_from(self, other: SimulatedWearable) -> int:
         """Play ``other``'s wire samples instead of this wearable's own identical copy.
@@ -258,6 +345,8 @@ class SimulatedWearable:
         freed = 0
         for mine, theirs in zip(self._sensors, other._sensors, strict=True):
             a, b = theirs.raw, mine.raw
+            if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+                continue  # lazy signals hold no copy to share
             if (a is b or mine.info != theirs.info or a.shape != b.shape
                     or a.dtype != b.dtype or not np.array_equal(a, b)):
                 continue
@@ -320,11 +409,15 @@ class SimulatedWearable:
         push(0.0, 2, "battery")
         if f.battery_low_at_s is not None:
             push(f.battery_low_at_s, 2, "battery_low")
+        if self._beats:  # a strap says whether it has contact with every notification
+            push(0.0, 2, ("contact", 1))
         if f.contact_lost_at_s is not None:
             push(f.contact_lost_at_s, 2, ("contact", 0))
             push(f.contact_lost_at_s + f.contact_lost_s, 2, ("contact", 1))
         for s in self._sensors:
             push(min(s.per_packet, len(s.raw)) / s.info.rate_hz, 3, (s, 0))
+        for b in self._beats:
+            push(min(self.beat_packet_s, self.duration_s), 3, ("beats", b, 0))
         event_seq = 0
         sync_seq = 0
         end = math.inf if self.loop_forever else self.duration_s
@@ -349,6 +442,12 @@ class SimulatedWearable:
             elif isinstance(p, tuple) and p[0] == "contact":
                 yield _Item(t, 0, Event(EventKind.CONTACT, event_seq, self.device_time_us(t), p[1]))
                 event_seq = (event_seq + 1) & 0xFFFF
+            elif isinstance(p, tuple) and p[0] == "beats":
+                packets, t_next = self._beat_packets(p[1], p[2])
+                for pkt in packets:
+                    yield _Item(t, 0, pkt)
+                if t_next is not None:
+                    push(t_next, 3, ("beats", p[1], p[2] + 1))
             else:
                 sensor, k = p
                 msg, t_next = self._samples_packet(sensor, k)
@@ -503,8 +602,14 @@ class SimulatedWearable:
         """``(virtual hub time, message)`` as a hub decoding :meth:`frames` receives them.
 
         Frames go through a real :class:`FrameDecoder`, so flipped bytes are rejected by
-        the CRC exactly as on a serial port; its counters are :attr:`decoder_stats`.
+        the CRC exactly as on a serial port; its counters are :attr:`decoder_stats`. With
+        ``frames=False`` the messages are handed over as built (no frame round trip).
         """
+        if not self.frames_on:
+            async for em in self.emissions():
+                if em.message is not None:
+                    yield (self.hub_t0 or 0.0) + em.t, em.message
+            return
         decoder = FrameDecoder()
         self.decoder_stats = decoder.stats
         async for t, frame in self._timed_frames():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli import CLI_TO_CONFIG
 from tests.fakes.daemon import run_cli
 from tests.fakes.mosquitto import Collector, Mosquitto, require_mosquitto
 
@@ -22,9 +21,6 @@ pytestmark = pytest.mark.slow
 
 async def test_the_documented_command_line(tmp_path: Path) -> None:
     require_mosquitto()
-    if "mqtt" not in CLI_TO_CONFIG:
-        pytest.skip("edge-daemon has no --mqtt option yet (the MQTT sink is not wired into "
-                    "edge/cli.py and edge/daemon.py)")
     state = tmp_path / "state"
     with Mosquitto(tmp_path / "broker") as broker:
         async with Collector(broker, "#") as c:

@@ -2,7 +2,8 @@
 
 The daemon (built as the CLI builds it, with the demo bundle) runs a simulated wearable
 playing a synthetic recording to its end (5 minutes of enrollment, then decisions), with the
-MQTT sink added and the wearable's battery forwarded to it. A subscriber
+MQTT sink wired from the configuration (``[mqtt] url``), which also gets the wearable's
+battery from the daemon. A subscriber
 to ``#`` keeps everything the broker carries. The leak detector of the privacy test searches
 all of it for the recording's samples. Positive control: a naive bridge publishing a few
 packets' samples to the same broker during the same run; the same search finds those.
@@ -11,7 +12,6 @@ packets' samples to the same broker during the same run; the same search finds t
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,10 @@ import pytest
 from core.recording import save_recording
 from edge.config import apply_overrides, load_config
 from edge.daemon import open_daemon
-from edge.sinks.mqtt import DeviceStatus, MqttSink
-from firmware_bridge.protocol import Event as DeviceEvent
-from firmware_bridge.protocol import EventKind, Samples
+from firmware_bridge.protocol import Samples
 from firmware_bridge.sim.synthetic import synthetic_recording
+from tests.fakes.leaks import LeakDetector
 from tests.fakes.mosquitto import Collector, Mosquitto, require_mosquitto
-from tests.fakes.mqtt import options
-from tests.test_privacy import LeakDetector
 
 pytestmark = pytest.mark.slow
 LEAK_TOPIC = "wearable-edge/naive-bridge/samples"
@@ -44,21 +41,15 @@ async def test_a_whole_sim_run_publishes_no_raw_value(tmp_path: Path) -> None:
             cfg = apply_overrides(load_config(None), {
                 "device": "sim", "sim.recording": str(recording), "speed": 300.0,
                 "state_dir": str(tmp_path / "state"), "resident": "anna",
-                "health.status_line": "off", "sinks.log_decisions": False})
+                "health.status_line": "off", "sinks.log_decisions": False,
+                "mqtt.url": broker.url, "mqtt.hub_id": "testhub", "mqtt.keepalive_s": 5})
             daemon = open_daemon(cfg)
-            sink = MqttSink(options(broker.url), db_path=cfg.db_path,
-                            class_names=daemon.bundle.class_names,
-                            on_fault=daemon.on_sink_fault)
-            daemon.sinks.append(sink)
             packets: list[list[int]] = []
 
             def on_item(item: Any, _: float) -> None:
                 m = item.message
                 if isinstance(m, Samples) and m.raw.shape[0] >= 16 and len(packets) < 3:
                     packets.append([int(v) for v in m.raw[:, 0]])
-                if isinstance(m, DeviceEvent) and m.kind is EventKind.BATTERY:
-                    sink.device_status(DeviceStatus("anna", item.device, time.time(),
-                                                    battery_pct=float(m.value)))
 
             daemon.observe_items(on_item)
             summary = await daemon.run()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.actigraphy import EpochSeries
+
+if TYPE_CHECKING:
+    from edge.activity.store import ActivityStore
 
 START = datetime(2024, 3, 4)  # a Monday, midnight
 
@@ -41,3 +46,21 @@ def resident_epochs(days: int = 14, *, fragmented_from: int | None = None,
         act[d * per_day : (d + 1) * per_day] = a
         lux[d * per_day : (d + 1) * per_day] = light
     return EpochSeries(start, 60, act, lux)
+
+
+def stored_resident(directory: Path, days: int = 14, *, resident: str = "ada",
+                    device: str = "dev-1", **kw: int) -> ActivityStore:
+    """:func:`resident_epochs` (seed 1, from :data:`START`) written to a hub database in
+    ``directory``, as the daemon stores epochs; the store is left open."""
+    from edge.activity.daily import local_midnight
+    from edge.activity.epochs import ActivityEpoch
+    from edge.activity.store import ActivityStore
+
+    series = resident_epochs(days, seed=1, **kw)
+    t0 = local_midnight(START.date())
+    light = series.light if series.light is not None else np.full(series.n, np.nan)
+    store = ActivityStore(directory / "edge.db")
+    store.write_epochs([ActivityEpoch(resident, device, t0 + 60.0 * i, 60, (int(a), 0, 0),
+                                      float(a), float(light[i]))
+                        for i, a in enumerate(series.activity)])
+    return store

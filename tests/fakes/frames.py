@@ -1,13 +1,14 @@
-"""The reference that FrameDecoder is checked against: ``decode_frame`` on each frame.
+"""The one reference decoder that FrameDecoder is checked against: ``decode_frame`` on each frame.
 
-Shared by tests/test_framing.py and tests/test_fuzz_parsers.py: whatever internal path the
-streaming decoder takes (Python loop, vectorised, cached headers), it must yield exactly
-these messages and count exactly these rejections.
+Shared by the framing tests, the property tests and the atheris harness ``fuzz_frames``:
+whatever internal path the streaming decoder takes (Python loop, vectorised, cached
+headers), it must yield exactly these messages and count exactly these rejections.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.framing import MAX_FRAME_LEN, decode_frame
@@ -38,3 +39,11 @@ def reference_decode(stream: bytes) -> tuple[list[Message], Counter[str]]:
     if len(trailing) > MAX_FRAME_LEN:
         stats["oversize"] += 1  # counted when it outgrows the buffer, before its delimiter
     return msgs, stats
+
+
+def decode_or_reason(fn: Callable[[], Message]) -> Message | str:
+    """``fn()``, or the reason of the ProtocolError it raised (no other error may escape)."""
+    try:
+        return fn()
+    except ProtocolError as e:
+        return e.reason

@@ -9,7 +9,7 @@ rate, skin-conductance level and movement), so int8 quantization parity is meani
 Usage (host tests only; needs torch)::
 
     from tests.fakes.runs import build_run
-    run = build_run(tmp_path / "run")        # ~2-4 s on one core; deterministic
+    run = build_run(tmp_path / "run")        # seconds on one core; deterministic
     run.path / "student.pt"                   # {"model_args", "contract", "state_dict", ...}
     run.contract, run.model                   # the InputContract and the trained nn.Module
 
@@ -23,13 +23,12 @@ so ``export`` can rebuild it; the real student's checkpoints do not need that ke
 Module-scoped fixtures should call :func:`build_run` once per module: training is cheap
 but not free on a shared 2-core machine. :func:`exported_bundle` goes one step further and
 exports that RUN once per test process (every format, signed, archived) for every test
-module that needs a real bundle; :func:`write_fake_bundle` writes a bundle whose model files
-are random bytes, for loader tests that need no model at all.
+module that needs a real bundle. Loader tests that need no model at all write a bundle whose
+model files are random bytes with ``tests.fakes.bundles.write_fake_bundle`` (no torch).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import math
@@ -53,12 +52,11 @@ __all__ = [
     "exported_bundle",
     "make_toy_windows",
     "toy_contract",
-    "write_fake_bundle",
 ]
 
 TOY_CLASSES: Final = ("baseline", "stress", "amusement")
 TOY_WINDOW_S: Final = 4.0  # short windows keep L (and every test) small; rates stay realistic-ish
-TRAIN_STEPS: Final = 300  # enough for >90% toy accuracy with confident margins in ~2 s
+TRAIN_STEPS: Final = 300  # enough for confident margins on the toy problem, still a short fit
 STAND_IN_CLASS: Final = "tests.fakes.runs:StandInStudent"
 
 
@@ -233,6 +231,7 @@ def build_run(
     n_heldout: int = 240,
     model: str = "auto",
     steps: int = TRAIN_STEPS,
+    contract: InputContract | None = None,
 ) -> BuiltRun:
     """Train a small student on the toy problem and write a RUN directory at ``out``.
 
@@ -242,7 +241,7 @@ def build_run(
     out = Path(out)
     layout = RunLayout(out)
     layout.windows_dir.mkdir(parents=True, exist_ok=True)
-    contract = toy_contract()
+    contract = contract or toy_contract()  # another toy contract: tests/fakes/hr.py
     torch.manual_seed(seed)
     net, model_args, model_class = _build_model(contract, model)
     x_train, y_train = make_toy_windows(contract, n_train, seed=seed)
@@ -310,8 +309,8 @@ def exported_bundle(base: Path) -> Any:
     """Build a RUN under ``base`` and export it once per test process (every format, signed,
     archived); later calls return the same :class:`export.pipeline.ExportResult`.
 
-    Shared by tests/test_export.py, tests/test_engines.py and tests/test_bundle.py so the
-    ~40 s export runs once per pytest session, not once per module. Treat the result as
+    Shared by the export, engine and bundle tests so the export, the slowest fixture, runs
+    once per pytest session, not once per module. Treat the result as
     read-only: copy the bundle (``shutil.copytree``) before tampering with it. The result
     has extra attributes ``run`` (:class:`BuiltRun`), ``public_key`` and ``private_key``.
     """
@@ -329,7 +328,7 @@ def exported_bundle(base: Path) -> Any:
         calib_size=128,  # enough for stable ranges on the toy problem; keeps PT2E quick
         sign_key=keys / "export.pem",
         archive=True,
-        # the default calib_method "auto" compares the three methods anyway (~20 s): it is
+        # the default calib_method "auto" compares the three methods anyway (the slow part): it is
         # the path every export takes, so the shared fixture takes it too
         latency_runs=20,
     )
@@ -339,58 +338,3 @@ def exported_bundle(base: Path) -> Any:
     result.private_key = keys / "export.pem"
     _EXPORTED["result"] = result
     return result
-
-
-def write_fake_bundle(
-    root: Path,
-    *,
-    contract: InputContract | None = None,
-    file_size: int = 2048,
-    model_id: str = "fake",
-) -> dict[str, Any]:
-    """A bundle directory whose "model files" are random bytes and whose manifest is
-    valid: for testing the loader's verification without exporting (no torch needed).
-    Returns the manifest written. The fuzz tests build their base bundle with it too."""
-    from export.bundle_writer import FILE_NAMES, INTENDED_USE, write_manifest
-
-    contract = contract or toy_contract()
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    files = {}
-    for key, name in FILE_NAMES.items():
-        data = rng.integers(0, 256, file_size, dtype=np.uint8).tobytes()
-        (root / name).write_bytes(data)
-        fmt, precision = key.split("_")
-        tensor_in: dict[str, Any] = {"name": "x", "shape": [1, contract.input_length], "dtype": "float32"}
-        if key == "tflite_int8":
-            tensor_in = {**tensor_in, "dtype": "int8", "scale": 0.05, "zero_point": 0}
-        files[key] = {
-            "path": name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "format": fmt,
-            "precision": precision,
-            "input": tensor_in,
-            "output": {"name": "logits", "shape": [1, contract.n_classes], "dtype": "float32"},
-            "accuracy": {"acceptable": True},
-        }
-    manifest = {
-        "schema_version": 1,
-        "model_id": model_id,
-        "model_version": "0",
-        "created": "2025-01-01T00:00:00+00:00",
-        "git_commit": None,
-        "dataset": {"kind": "toy"},
-        "intended_use": INTENDED_USE,
-        "class_names": list(contract.class_names),
-        "contract": contract.to_dict(),
-        "calibration_required": True,
-        "files": files,
-        "recommended": "tflite_int8",
-        "quantization": {},
-        "macs": 0,
-        "params": 0,
-        "metrics": {},
-    }
-    write_manifest(root, manifest)
-    return manifest

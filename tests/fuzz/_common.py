@@ -1,6 +1,8 @@
 """What every atheris harness shares: the seed corpus, libFuzzer's arguments, a scratch dir.
 
-A harness calls :func:`main` with its one-input function and a few valid inputs as seeds.
+A harness calls :func:`main` with its one-input function and a few valid inputs as seeds;
+the valid inputs, the bundle checks and the reference frame decoder come from tests/fakes/,
+the same ones the property tests use.
 ``python tests/fuzz/fuzz_x.py [libFuzzer flags]`` fuzzes with the corpus in
 ``runs/fuzz/x/corpus`` (created from the seeds on the first run, grown by every run);
 ``python tests/fuzz/fuzz_x.py crash-file ...`` replays saved inputs once, as libFuzzer does.
@@ -20,6 +22,8 @@ import atheris
 __all__ = ["REPO", "main", "scratch_dir"]
 
 REPO: Final = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: the harnesses import the shared tests/fakes
+    sys.path.insert(0, str(REPO))
 
 
 def _work_dir(name: str) -> Path:

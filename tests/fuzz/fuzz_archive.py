@@ -10,7 +10,6 @@ Allowed outcomes: a loaded bundle or ``EdgeError``.
 from __future__ import annotations
 
 import gzip
-import io
 import sys
 import tarfile
 import tempfile
@@ -19,7 +18,7 @@ import atheris
 from _common import main, scratch_dir
 
 with atheris.instrument_imports(include=["edge", "tarfile"]):
-    from fuzz_manifest import exercise, write_bundle
+    from tests.fakes.bundles import bundle_archive, exercise_bundle, write_small_bundle
 
 SCRATCH = scratch_dir("archive")
 TMP = SCRATCH / "tmp"
@@ -27,7 +26,7 @@ TMP.mkdir()
 tempfile.tempdir = str(TMP)  # where load_bundle extracts
 ARCHIVE = SCRATCH / "bundle.tar"
 ROOT = SCRATCH / "src" / "bundle"
-write_bundle(ROOT)
+write_small_bundle(ROOT)
 
 
 def test_one_input(data: bytes) -> None:
@@ -35,26 +34,18 @@ def test_one_input(data: bytes) -> None:
         return
     rest = data[1:]
     ARCHIVE.write_bytes(rest if data[0] % 2 == 0 else gzip.compress(rest, mtime=0))
-    exercise(ARCHIVE)
+    exercise_bundle(ARCHIVE)
     left = list(TMP.iterdir())
     assert not left, f"left behind or escaped: {left}"
-
-
-def _tar(mode: str = "w", extra: tarfile.TarInfo | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tar:  # type: ignore[call-overload]
-        tar.add(ROOT, arcname="bundle")
-        if extra is not None:
-            tar.addfile(extra)
-    return buf.getvalue()
 
 
 def _seeds() -> list[bytes]:
     link = tarfile.TarInfo("bundle/evil")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     up = tarfile.TarInfo("../evil")
-    return [b"\x00" + _tar(), b"\x01" + _tar(), b"\x00" + _tar("w:gz"),
-            b"\x00" + _tar(extra=link), b"\x00" + _tar(extra=up)]
+    return [b"\x00" + bundle_archive(ROOT), b"\x01" + bundle_archive(ROOT),
+            b"\x00" + bundle_archive(ROOT, "w:gz"), b"\x00" + bundle_archive(ROOT, extra=link),
+            b"\x00" + bundle_archive(ROOT, extra=up)]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Input byte 0 picks a chunk size, the rest is a serial stream. Checked per input:
 
 - ``FrameDecoder.feed`` in those chunks never raises, holds at most ``MAX_FRAME_LEN`` bytes,
   and gives exactly what ``decode_frame`` gives frame by frame (messages and rejection
-  counts): the streaming decoder's vectorised path and the plain one must agree;
+  counts; ``tests.fakes.frames.reference_decode``): the streaming decoder's vectorised path
+  and the plain one must agree;
 - ``decode_message`` / ``decode_packet`` on the raw bytes raise only ``ProtocolError``;
 - every message decoded survives ``encode_message`` -> ``decode_message`` unchanged.
 """
@@ -13,59 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections import Counter
 
 import atheris
-import numpy as np
 from _common import main
 
 with atheris.instrument_imports(include=["firmware_bridge"]):
     from firmware_bridge.errors import ProtocolError
-    from firmware_bridge.framing import (
-        MAX_FRAME_LEN,
-        FrameDecoder,
-        cobs_encode,
-        crc16,
-        decode_frame,
-        decode_packet,
-        encode_frame,
-    )
-    from firmware_bridge.protocol import (
-        Event,
-        EventKind,
-        Hello,
-        Message,
-        SampleFormat,
-        Samples,
-        SensorInfo,
-        TimeSync,
-        decode_message,
-        encode_message,
-    )
-
-
-def _reference(stream: bytes) -> tuple[list[Message], Counter[str]]:
-    *complete, trailing = stream.split(b"\x00")
-    msgs: list[Message] = []
-    stats: Counter[str] = Counter()
-    sensors: dict[int, SensorInfo] = {}
-    for frame in complete:
-        if not frame:
-            stats["empty"] += 1
-        elif len(frame) > MAX_FRAME_LEN:
-            stats["oversize"] += 1
-        else:
-            try:
-                m = decode_frame(frame, sensors)
-            except ProtocolError as e:
-                stats[e.reason] += 1
-                continue
-            if isinstance(m, Hello):
-                sensors = m.sensor_map()
-            msgs.append(m)
-    if len(trailing) > MAX_FRAME_LEN:
-        stats["oversize"] += 1
-    return msgs, stats
+    from firmware_bridge.framing import MAX_FRAME_LEN, FrameDecoder, decode_packet, encode_frame
+    from firmware_bridge.protocol import Message, decode_message, encode_message
+    from tests.fakes.frames import reference_decode
+    from tests.fakes.inputs import frame_with_valid_crc, valid_messages
 
 
 def test_one_input(data: bytes) -> None:
@@ -78,7 +36,7 @@ def test_one_input(data: bytes) -> None:
     for i in range(0, len(stream), chunk):
         got += dec.feed(stream[i : i + chunk])
         assert dec.buffered <= MAX_FRAME_LEN
-    want, want_stats = _reference(stream)
+    want, want_stats = reference_decode(stream)
     assert got == want, (got, want)
     rejected = {k: v for k, v in dec.stats.items() if k not in ("bytes", "frames") and v}
     assert rejected == {k: v for k, v in want_stats.items() if v}, (dec.stats, want_stats)
@@ -90,27 +48,14 @@ def test_one_input(data: bytes) -> None:
 
 
 def _seeds() -> list[bytes]:
-    hello = Hello("wrist-01", "1.2.0", 1, (
-        SensorInfo(0, "bvp", "a.u.", 64.0, 1, SampleFormat.INT16, 0.01),
-        SensorInfo(1, "acc", "g", 32.0, 3, SampleFormat.INT8, 1 / 64),
-        SensorInfo(2, "eda", "uS", 4.0, 1, SampleFormat.FLOAT32, 1.0),
-    ))
-    msgs: list[Message] = [
-        hello,
-        Samples(0, 1, 10**6, np.arange(16, dtype="<i2")),
-        Samples(1, 2, 10**6, np.ones((8, 3), dtype="<i1")),
-        Samples(2, 3, 10**6, np.full((4, 1), 0.5, dtype="<f4")),
-        Event(EventKind.BATTERY, 4, 2 * 10**6, 87),
-        TimeSync(5, 3 * 10**6, 0),
-    ]
-    frames = [encode_frame(m) for m in msgs]
+    frames = [encode_frame(m) for m in valid_messages()]
     stream = b"".join(frames)
     long_pkt = bytes((1, 2)) + b"\x01" * 2050
     return [
         b"\x00" + stream,
         b"\x03" + stream * 3 + b"\x00" * 16,
         b"\x00" + frames[1][:-5] + frames[2],
-        b"\x00" + cobs_encode(long_pkt + crc16(long_pkt).to_bytes(2, "big")) + b"\x00",
+        b"\x00" + frame_with_valid_crc(long_pkt),
         b"\x01" + b"\x07" * 2100 + b"\x00" + frames[0],
     ]
 

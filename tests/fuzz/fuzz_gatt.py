@@ -15,32 +15,13 @@ import numpy as np
 from _common import main
 
 with atheris.instrument_imports(include=["firmware_bridge"]):
+    from firmware_bridge import gatt
     from firmware_bridge.errors import ProtocolError
     from firmware_bridge.framing import MAX_PACKET_LEN, encode_packet
-    from firmware_bridge.gatt import (
-        BleDateTime,
-        Fragmenter,
-        HeartRateMeasurement,
-        NotificationDecoder,
-        Reassembler,
-        TemperatureMeasurement,
-        decode_ieee11073_float,
-        encode_heart_rate_measurement,
-        encode_temperature_measurement,
-        parse_battery_level,
-        parse_device_info_string,
-        parse_heart_rate_measurement,
-        parse_temperature_measurement,
-    )
     from firmware_bridge.protocol import Samples
+    from tests.fakes.inputs import GATT_VALUE_PARSERS
 
-PARSERS = (
-    parse_heart_rate_measurement,
-    parse_battery_level,
-    parse_temperature_measurement,
-    parse_device_info_string,
-    decode_ieee11073_float,
-)
+PARSERS = tuple(GATT_VALUE_PARSERS.values())
 
 
 def _fragments(data: bytes) -> list[bytes]:
@@ -60,23 +41,23 @@ def test_one_input(data: bytes) -> None:
         with contextlib.suppress(ProtocolError):
             PARSERS[which](rest)
         return
-    dec = NotificationDecoder()
+    dec = gatt.NotificationDecoder()
     for frag in _fragments(rest):
         dec.feed(frag)
         assert all(v >= 0 for v in dec.stats.values())
-    reassembler = Reassembler()
+    reassembler = gatt.Reassembler()
     for frag in _fragments(rest):  # the reassembler alone: packets stay within the limit
         packet = reassembler.feed(frag)
         assert packet is None or len(packet) <= MAX_PACKET_LEN
 
 
 def _seeds() -> list[bytes]:
-    hr = encode_heart_rate_measurement(HeartRateMeasurement(72, (0.8, 0.85), True, 12))
-    temp = encode_temperature_measurement(
-        TemperatureMeasurement(36.6, False, BleDateTime(2024, 5, 1, 12, 0, 0), 2)
+    hr = gatt.encode_heart_rate_measurement(gatt.HeartRateMeasurement(72, (0.8, 0.85), True, 12))
+    temp = gatt.encode_temperature_measurement(
+        gatt.TemperatureMeasurement(36.6, False, gatt.BleDateTime(2024, 5, 1, 12, 0, 0), 2)
     )
     packet = encode_packet(Samples(0, 1, 0, np.arange(40, dtype="<i2")))
-    notif = b"".join(bytes((len(f),)) + f for f in Fragmenter(20).fragment(packet))
+    notif = b"".join(bytes((len(f),)) + f for f in gatt.Fragmenter(20).fragment(packet))
     return [b"\x00" + hr, b"\x01" + b"\x55", b"\x02" + temp, b"\x03" + b"Acme\x00\x00",
             b"\x04" + temp[1:5], b"\x05" + notif]
 

@@ -9,8 +9,6 @@ makes the loader allocate gigabytes is a finding, and must not hurt the machine 
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import pickle
 import resource
 import sys
@@ -22,6 +20,7 @@ from _common import main, scratch_dir
 with atheris.instrument_imports(include=["core"]):
     from core.errors import RecordingError
     from core.recording import load_recording
+    from tests.fakes.inputs import recording_npz, tiny_wesad
 
 SCRATCH = scratch_dir("recording")
 PKL, NPZ = SCRATCH / "S2.pkl", SCRATCH / "r.npz"
@@ -36,30 +35,11 @@ def test_one_input(data: bytes) -> None:
         load_recording(path)
 
 
-def _wesad(dtype: str) -> dict[str, object]:
-    chest = {k: np.zeros((700, c), dtype) for k, c in
-             (("ACC", 3), ("ECG", 1), ("EMG", 1), ("EDA", 1), ("Temp", 1), ("Resp", 1))}
-    wrist = {"ACC": np.zeros((32, 3), dtype), "BVP": np.zeros((64, 1), dtype),
-             "EDA": np.zeros((4, 1), dtype), "TEMP": np.zeros((4, 1), dtype)}
-    return {"subject": "S2", "signal": {"chest": chest, "wrist": wrist},
-            "label": np.ones(700, np.int32)}
-
-
-def _npz() -> bytes:
-    header = {"format": "wearable-edge-recording", "version": 1, "subject": "S0", "meta": {},
-              "signals": {"bvp": {"rate_hz": 8.0, "unit": "a.u.", "channels": ["bvp"]}},
-              "labels": {"rate_hz": 4.0, "unit": "code", "channels": ["label"]}}
-    buf = io.BytesIO()
-    np.savez(buf, header=np.array(json.dumps(header)), sig_bvp=np.zeros((8, 1), np.float32),
-             labels=np.ones((4, 1), np.int8))
-    return buf.getvalue()
-
-
 def _seeds() -> list[bytes]:
-    return [b"\x00" + pickle.dumps(_wesad("float32"), protocol=2),
-            b"\x00" + pickle.dumps(_wesad("int16"), protocol=4),
+    return [b"\x00" + pickle.dumps(tiny_wesad(np.float32), protocol=2),
+            b"\x00" + pickle.dumps(tiny_wesad(np.int16), protocol=4),
             b"\x00" + pickle.dumps({"label": [1, 2], "subject": b"S3"}, protocol=0),
-            b"\x01" + _npz()]
+            b"\x01" + recording_npz()]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from edge.sinks.mqtt.options import MqttOptions
 from edge.sinks.mqtt.url import MqttUrl, parse_mqtt_url
 
 if TYPE_CHECKING:
-    from edge.sinks.mqtt.messages import DeviceStatus
+    from edge.device_status import DeviceStatus
     from edge.sinks.mqtt.sink import MqttSink
 
 __all__ = ["DeviceStatus", "MqttOptions", "MqttSink", "MqttUrl", "parse_mqtt_url"]

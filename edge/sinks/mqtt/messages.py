@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from edge.alerts.rules import ALERT_KINDS
 from edge.decisions import Decision, Event
+from edge.device_status import DeviceStatus
 from edge.sinks.mqtt.topics import HUB, Topics
 
 __all__ = ["DeviceStatus", "MessageBuilder", "OutMessage", "Priority", "iso_time"]
@@ -32,17 +33,6 @@ class Priority(enum.IntEnum):
     STATE = 0
     EVENT = 1
     ALERT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceStatus:
-    """What a wearable says about itself, forwarded by the daemon (not a record: not stored)."""
-
-    resident: str
-    device: str
-    t: float  # hub wall-clock epoch seconds (virtual when sped up)
-    battery_pct: float | None = None
-    heart_rate_bpm: float | None = None  # one reading (or a packet's mean); averaged here
 
 
 @dataclass(frozen=True, slots=True)

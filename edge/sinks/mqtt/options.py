@@ -15,7 +15,7 @@ import re
 import socket
 import ssl
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -62,6 +62,9 @@ class MqttOptions:
     # per-beat stream is close to raw data and of no use on a carer's dashboard
     status_interval_s: float = 60.0
     heart_rate: bool = True  # publish the heart rate (1-period mean) when a wearable sends it
+    # residents who left: their Home Assistant entities are removed at start (empty retained
+    # configs) and nothing of theirs is published any more; take a name out if they return
+    retired: list[str] = field(default_factory=list)
 
     def validate(self, key: str) -> None:
         if self.url:
@@ -101,6 +104,9 @@ class MqttOptions:
             raise ConfigError("must be >= retry_min_s", key=f"{key}.retry_max_s")
         if self.backlog_max < 100:
             raise ConfigError("must be at least 100 messages", key=f"{key}.backlog_max")
+        for i, name in enumerate(self.retired):
+            if not name.strip() or name == "hub":
+                raise ConfigError(f"{name!r} is not a resident id", key=f"{key}.retired[{i}]")
 
     @property
     def enabled(self) -> bool:

@@ -151,22 +151,31 @@ class MqttSink(Sink):
             password_from=password_from,
         )
         self._loop_thread: int | None = None
+        self._retired = frozenset(opts.retired)
 
     # -- the Sink contract (event-loop side) ------------------------------------------------------
     def start(self) -> None:
-        """Start the writer thread and the publisher task (on the running event loop)."""
+        """Start the writer thread and the publisher task (on the running event loop); the
+        ``retired`` wearers' entities are removed first."""
         self._loop_thread = threading.get_ident()
         self._writer.start()
         self.publisher.start()
+        for resident in self.opts.retired:
+            self.retire_wearer(resident)
 
     def submit(self, record: Record) -> None:
         if not isinstance(record, Decision | Event):
             self.stats.inc("unknown_records")
             return
+        if record.resident in self._retired:
+            self.stats.inc("retired_wearer_records")
+            return
         self._queue(self.builder.build(record))
 
     def device_status(self, status: DeviceStatus) -> None:
         """A wearable's battery or heart rate (not a stored record): feeds those entities."""
+        if status.resident in self._retired:
+            return
         self._queue(self.builder.build(status))
 
     def retire_wearer(self, resident: str) -> None:

@@ -4,9 +4,13 @@ The UUIDs the ``ble`` source understands (the project's GATT service, whose noti
 carry protocol packets, and the standard profiles a stock strap speaks), and
 :class:`StandardProfileTranslator`, which turns the standard profiles' values into the same
 ``Hello`` / ``Samples`` / ``Event`` / ``TimeSync`` vocabulary the project's firmware sends:
-a synthesised ``Hello`` announcing sensors ``hr`` (bpm) and ``rr`` (s) (and ``temp`` (degC)
-with a Health Thermometer), ``Samples`` per Heart Rate / Temperature Measurement, ``Event``
-for battery level and skin contact. Pure: no I/O, no bleak.
+a synthesised ``Hello`` announcing sensors ``hr`` (bpm), ``rr`` (s) once the device has sent
+RR intervals (a strap that sends only a heart rate cannot drive an RR model, and the hub says
+so), and ``temp`` (degC) with a Health Thermometer; ``Samples`` per Heart Rate / Temperature
+Measurement; ``Event`` for battery level and skin contact (on each change: a step signal).
+``rr`` samples are beat-to-beat intervals (PROTOCOL.md, "Beat sensors"): a packet's time is
+that of the beat ending its first interval, the last one taken to end at the notification.
+Pure: no I/O, no bleak.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ __all__ = [
 HR_SENSOR_ID: Final = 0
 RR_SENSOR_ID: Final = 1
 TEMP_SENSOR_ID: Final = 2
-# Heart Rate Measurement arrives about once a second (the profile's typical rate); RR
-# intervals are beat-to-beat and are laid on a nominal 1 Hz grid ending at reception.
+# Heart Rate Measurement arrives about once a second (the profile's typical rate); the rr
+# sensor's rate is nominal too: its samples are beat-to-beat intervals, timed by the beats.
 HR_NOMINAL_RATE_HZ: Final = 1.0
 # Health Thermometer sends a measurement per interval the device chooses; 1 s is typical.
 TEMP_NOMINAL_RATE_HZ: Final = 1.0
@@ -116,6 +120,9 @@ class StandardProfileTranslator:
         self._sync_seq = 0
         self._battery: int | None = None
         self._contact: bool | None = None
+        # RR intervals seen from this device (kept across reconnections): only then is the
+        # rr sensor announced
+        self.sends_rr = False
 
     def sensors(self) -> tuple[SensorInfo, ...]:
         out = []
@@ -125,6 +132,7 @@ class StandardProfileTranslator:
                     HR_SENSOR_ID, "hr", "bpm", HR_NOMINAL_RATE_HZ, 1, SampleFormat.UINT16, 1.0
                 )
             )
+        if self.heart_rate and self.sends_rr:
             out.append(
                 SensorInfo(
                     RR_SENSOR_ID, "rr", "s", HR_NOMINAL_RATE_HZ, 1, SampleFormat.UINT16, RR_SCALE_S
@@ -158,19 +166,26 @@ class StandardProfileTranslator:
     def heart_rate_measurement(self, data: bytes, now_us: int) -> list[Message]:
         """One 0x2A37 notification -> Samples(hr), Samples(rr) if any, Event(contact) on change.
 
-        Raises :class:`~firmware_bridge.errors.ProtocolError` for a malformed value.
+        The first RR intervals a device sends are preceded by a new ``Hello`` that announces
+        the rr sensor. Raises :class:`~firmware_bridge.errors.ProtocolError` for a malformed
+        value.
         """
         m = gatt.parse_heart_rate_measurement(bytes(data))
-        out: list[Message] = [
+        out: list[Message] = []
+        if m.rr_s and not self.sends_rr:
+            self.sends_rr = True
+            out.append(Hello(self.device_id, self.firmware_version, PROTOCOL_VERSION,
+                             self.sensors()))
+        out.append(
             Samples(
                 HR_SENSOR_ID, self._next_seq(HR_SENSOR_ID), now_us, np.array([[m.bpm]], np.uint16)
             )
-        ]
+        )
         if m.rr_s:
             rr = np.rint(np.asarray(m.rr_s, np.float64) / RR_SCALE_S).astype(np.uint16)  # (k,)
-            # the last interval ends about now; lay the k values on the nominal grid before it
-            step_us = round(1e6 / HR_NOMINAL_RATE_HZ)
-            t0 = max(0, now_us - (len(rr) - 1) * step_us)
+            # the beat ending the last interval is taken to be now (a strap notifies after
+            # it); the first interval's beat came the later intervals' sum before it
+            t0 = max(0, now_us - round(float(rr[1:].sum()) * RR_SCALE_S * 1e6))
             out.append(Samples(RR_SENSOR_ID, self._next_seq(RR_SENSOR_ID), t0, rr[:, None]))
         if m.contact is not None and m.contact != self._contact:
             self._contact = m.contact

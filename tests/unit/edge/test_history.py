@@ -50,6 +50,8 @@ def db(tmp_path: Path) -> Path:
         Event("anna", "dev-anna", T0 + 110, "data_gap", {"sensor": "bvp", "lost_packets": 2}),
         Event("anna", "dev-anna", T0 + 2000, "battery_low", {"percent": 12.0}),
         Event("hub", "hub", T0 + 50, "sink_fault", {"sink": "mqtt", "error": "away"}),
+        Event("hub", "hub", T0 + 3000, "source_lost", {"source": "ble", "silent_s": 60.0}),
+        Event("hub", "hub", T0 + 3300, "source_restored", {"source": "ble"}),
     ]
     write(path, records)
     return path
@@ -68,6 +70,8 @@ def test_episodes_time_in_state_and_events_in_words(db: Path) -> None:
     assert "  01:13–01:15   amused for 2 min" in lines
     assert "(1 short data gaps not listed)" in text and "state_change" not in text
     assert "The hub" in lines and "  22:14         hub: output mqtt failing (away)" in lines
+    assert "  23:03         hub: the ble source went silent (1 min without data)" in lines
+    assert "  23:08         hub: the ble source delivers again" in lines
     assert text.index("anna (") < text.index("bob (") < text.index("The hub")
 
 

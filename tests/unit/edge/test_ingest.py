@@ -64,3 +64,44 @@ def test_the_hello_names_the_resident_every_record_of_the_device_carries() -> No
     decision, _ = logic.update(np.array([0.8, 0.1, 0.1]), t=0.0, window_start=0.0,
                                window_end=4.0, window_index=0)
     assert (decision.resident, decision.device) == ("room-7", "AA:BB:CC:DD:EE:01")
+
+
+# -- a heart-rate strap: RR beats, contact, the model chosen at HELLO -------------------------
+def test_a_strap_through_the_translator_gives_rr_windows_with_derived_values() -> None:
+    from collections import Counter
+
+    from edge.sources.ble.translate import StandardProfileTranslator
+    from tests.fakes.hr import strap_values, toy_hr_contract
+
+    contract = toy_hr_contract()
+    chosen: list[object] = []
+
+    def select(hello: Hello) -> object:
+        chosen.append([s.kind for s in hello.sensors])
+        return contract if "rr" in chosen[-1] else None  # a heart rate alone fits nothing
+
+    ingest = DeviceIngest(
+        "C0:FF:EE:00:00:01", None, DecisionConfig(),
+        resolve_resident=lambda key, device_id: key,
+        load_calibration=lambda resident: None, save_calibration=lambda resident, cal: None,
+        select_contract=select,  # type: ignore[arg-type]
+    )
+    tr = StandardProfileTranslator("C0:FF:EE:00:00:01", heart_rate=True, thermometer=False)
+    t0 = 1000.0
+    for msg in tr.hello(round(t0 * 1e6)):
+        ingest.handle(_item(msg))
+    assert ingest.contract is None and ingest.state_note == "no model fits this device"
+    windows = []
+    # 90 s of strap: contact lost from 60 s to 75 s (no RR then, contact flag off)
+    for t, value, _ in strap_values(90.0, contact_losses=((60.0, 75.0),)):
+        for msg in tr.heart_rate_measurement(value, round((t0 + t) * 1e6)):
+            windows += ingest.handle(_item(msg)).windows
+    windows += ingest.flush().windows
+    assert chosen == [["hr"], ["hr", "rr"]]  # the first RR intervals re-announced the sensors
+    assert ingest.contract is contract and ingest.calibration is not None  # enrolled: 20 s
+    reasons = Counter(w.window.reason.value if w.window.reason else "valid" for w in windows)
+    assert reasons["valid"] >= 15 and reasons["no_contact"] >= 3, reasons
+    valid = [w.window for w in windows if w.window.valid]
+    assert all(90 < w.derived["hr_bpm"] < 130 and w.derived["rmssd_ms"] > 0 for w in valid)
+    assert all(w.data["rr"].shape == (1, 32) for w in valid)
+    assert ingest.counters["samples"] > 100 and ingest.counters["hello_no_model_fits"] == 1

@@ -96,6 +96,19 @@ def test_hub_unhealthy_while_any_part_fails() -> None:
     assert c.kind == "alert_cleared"
 
 
+def test_the_hub_rule_can_run_on_its_own_clock() -> None:
+    """A sped-up run: wearers' records carry virtual times far ahead of the wall clock that
+    the hub's own faults are stamped with; each rule is judged on its own clock."""
+    rules = AlertRules(AlertConfig(hub_unhealthy_min=5, no_contact_min=10))
+    rules.observe(Event("hub", "hub", 1000.0, "sink_fault", {"sink": "mqtt", "error": "away"}))
+    rules.observe(Event("anna", "d", 50_000.0, "no_contact"))
+    assert rules.tick(50_000.0 + 60.0, hub_t=1000.0 + 60.0) == []
+    (a,) = rules.tick(50_000.0 + 120.0, hub_t=1000.0 + 301.0)
+    assert a.detail["rule"] == "hub_unhealthy"
+    (b,) = rules.tick(50_000.0 + 601.0, hub_t=1000.0 + 320.0)
+    assert (b.resident, b.detail["rule"]) == ("anna", "no_contact")
+
+
 def test_alert_events_and_a_disabled_config_raise_nothing() -> None:
     rules = AlertRules(AlertConfig(sustained_stress_min=0))
     (a,) = rules.observe(decision(0.0, "stress"))

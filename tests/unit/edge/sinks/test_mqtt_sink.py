@@ -176,3 +176,29 @@ async def test_a_full_backlog_drops_oldest_states_and_says_so(
     assert len(c.on("wearable-edge/testhub/anna/alert")) == 1  # the alert was kept
     states = [m.json()["t"] for m in c.on("wearable-edge/testhub/anna/state")]
     assert states == [decision("anna", i).t for i in range(52, 150)]  # the newest, in order
+
+
+async def test_retired_wearers_are_removed_at_start_and_no_longer_published(
+        broker: Mosquitto, tmp_path: Path) -> None:
+    db = tmp_path / "edge.db"
+    first = MqttSink(options(broker.url), db_path=db, class_names=CLASSES)
+    first.start()
+    for w in ("anna", "bob"):
+        first.submit(decision(w, 0))
+    assert await first.wait_published(10)
+    await first.aclose(5)
+    # bob moved out: the operator lists him under [mqtt] retired and restarts the hub
+    sink = MqttSink(options(broker.url, retired=["bob"]), db_path=db, class_names=CLASSES)
+    sink.start()
+    sink.submit(decision("anna", 1))
+    sink.submit(decision("bob", 1))
+    assert await sink.wait_published(10)
+    await sink.aclose(5)
+    assert sink.stats.snapshot()["retired_wearer_records"] == 1
+    async with Collector(broker, "#", client_id="after") as after:
+        await after.wait_for("anna's retained state", lambda: bool(
+            after.on("wearable-edge/testhub/anna/state")))
+        await asyncio.sleep(0.3)
+    topics = {m.topic for m in after.messages}
+    assert not any("bob" in t for t in topics), sorted(topics)
+    assert after.on("wearable-edge/testhub/anna/state")[-1].json()["t"] == decision("anna", 1).t

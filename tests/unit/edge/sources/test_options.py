@@ -3,13 +3,16 @@ configuration, validated with the dotted key."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from core.errors import ConfigError
 from edge.config import DaemonConfig, load_config
+from edge.sources.ble import BleSource
 from edge.sources.options import BleOptions, ReplayOptions, SerialOptions, SimOptions
+from firmware_bridge import gatt
 
 
 def test_the_config_sections_are_the_sources_options(tmp_path: Path) -> None:
@@ -47,3 +50,28 @@ def test_sources_check_options_given_directly() -> None:
         SerialSource(SerialOptions(baud=0))
     assert info.value.key == "serial.baud"
     assert DaemonConfig().sim.make_faults().seed == 0
+
+
+def test_options_validate_and_split_devices() -> None:
+    opts = BleOptions(devices=["aa:bb:cc:dd:ee:01", "HRM-Strap"], scan_timeout_s=3.0)
+    opts.validate()
+    assert opts.addresses == ("AA:BB:CC:DD:EE:01",)
+    assert opts.names == ("HRM-Strap",)
+    assert opts.match_services == ()  # explicit devices: no catch-all service match
+    default = BleOptions()
+    assert gatt.HEART_RATE_SERVICE_UUID in default.match_services
+    assert gatt.WEARABLE_SERVICE_UUID in default.match_services
+    assert BleOptions(service_uuids=["180D"]).match_services == (gatt.HEART_RATE_SERVICE_UUID,)
+    for bad, key in (
+        ({"scan_timeout_s": 0.0}, "ble.scan_timeout_s"),
+        ({"reconnect_min_s": 2.0, "reconnect_max_s": 1.0}, "ble.reconnect_max_s"),
+        ({"reconnect_jitter": 1.5}, "ble.reconnect_jitter"),
+        ({"max_devices": 0}, "ble.max_devices"),
+        ({"connect_timeout_s": math.nan}, "ble.connect_timeout_s"),
+        ({"connect_attempts": 0}, "ble.connect_attempts"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            BleOptions(**bad).validate()  # type: ignore[arg-type]
+        assert info.value.key == key
+    with pytest.raises(ConfigError):  # the source checks what it is given
+        BleSource(BleOptions(max_devices=0))
