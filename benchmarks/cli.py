@@ -44,6 +44,7 @@ examples:
   edge-bench index benchmarks/results                          # the machines side by side
   edge-bench floor-models                                      # rebuild the matmul models (host)
   edge-bench rhythms setup && edge-bench rhythms               # actigraphy vs pyActigraphy
+  edge-bench datasets                                          # student vs MiniRocket (aeon)
 
 What is measured (details in benchmarks/README.md):
   latency     every bundle format (ONNX Runtime / LiteRT+XNNPACK, fp32 / int8) and, with
@@ -313,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.rhythms import main as rhythms_main
 
         return rhythms_main(argv[1:])
+    if argv and argv[0] == "datasets":
+        from benchmarks.datasets import main as datasets_main
+
+        return datasets_main(argv[1:])
     if argv and argv[0] in ("render", "index", "floor-models"):
         name = argv[0]
         sub = _sub_parser(name).parse_args(argv[1:])

@@ -1,8 +1,10 @@
 """Sizes training by the data: batch, learning rate and step budget, and the inner validation rows.
 
-:func:`plan_budget` turns the number of training windows into a :class:`Budget`, so a
-40-window benchmark and a 3000-window LOSO fold both get enough optimizer steps (a tiny set
-many passes, a large one a few). :func:`inner_split` carves the early-stopping validation
+:func:`plan_budget` turns the number of training windows and the model's cost per window
+into a :class:`Budget`: a batch that suits the size, and as many optimizer steps as a fixed
+compute budget buys, up to a cap. A 40-window benchmark of short series gets the cap (many
+passes over its windows), a LOSO fold of 60 s multi-sensor windows a few passes: what one
+step costs, not how many windows there are, bounds a run's time. :func:`inner_split` carves the early-stopping validation
 rows out of the training rows it is given, and only those: the caller passes a job's
 training windows, never its test windows or its held-out subject.
 """
@@ -20,6 +22,7 @@ __all__ = ["VAL_BY", "Budget", "inner_split", "plan_budget"]
 MIN_BATCH: Final = 8  # below this, BatchNorm statistics of a batch are too noisy
 ROWS_PER_BATCH: Final = 8  # a small set's batch is about an eighth of it: several steps per pass
 VAL_BY: Final = ("time", "subject", "rows")  # how inner_split picks validation rows
+TRAIN_MACS_PER_FORWARD: Final = 3  # a training step: the forward pass and a backward of twice it
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,24 @@ def plan_budget(
     batch_size: int,
     lr: float,
     steps: int,
+    macs_per_window: int,
+    budget_gmacs: float,
     evals: int,
     patience: int,
     min_fraction: float,
 ) -> Budget:
     """The largest power-of-two batch up to ``batch_size`` that is about ``n/8`` (at least
     8), the learning rate scaled by the square root of the batch ratio (the noise scale of
-    AdamW's steps stays comparable), ``steps`` steps whatever the size, ``evals``
-    validation passes, and no stop before ``min_fraction`` of the budget."""
+    AdamW's steps stays comparable), as many steps as ``budget_gmacs`` billion
+    multiply-accumulates of training buy (a step costs about three forward passes of the
+    batch) but at most ``steps``, ``evals`` validation passes, and no stop before
+    ``min_fraction`` of the budget."""
     b = batch_size
     if n_train < batch_size * ROWS_PER_BATCH:
         b = 2 ** max(0, round(math.log2(max(1.0, n_train / ROWS_PER_BATCH))))
     b = max(MIN_BATCH, min(batch_size, b))
+    per_step = TRAIN_MACS_PER_FORWARD * max(1, macs_per_window) * b
+    steps = max(1, min(steps, int(budget_gmacs * 1e9 // per_step)))
     every = max(1, steps // max(1, evals))
     return Budget(
         batch_size=b,

@@ -122,9 +122,12 @@ class TeacherTrainConfig:
     # fusion modes trained for the ablation only (the mixture uses `fusion`); [] skips them.
     # "early" is left out of the default run for time (it scored far lower; add it to compare)
     fusion_ablation: list[str] = field(default_factory=lambda: ["mid"])
-    # optimizer steps, whatever the data size (early stopping may end sooner): a few passes
-    # over a LOSO fold of the WESAD twin, hundreds over a 50-case benchmark
-    steps: int = 300
+    # at most this many optimizer steps (early stopping may end sooner): hundreds of passes
+    # over a 50-case benchmark of short series
+    steps: int = 400
+    # training compute per teacher, in billions of multiply-accumulates: what caps the steps
+    # on long multi-sensor windows (a WESAD fold's fusion teacher gets about 120)
+    budget_gmacs: float = 120.0
     batch_size: int = 64  # the largest batch; a small set's is about an eighth of it
     lr: float = 3e-3  # AdamW at batch_size (scaled by sqrt(batch / batch_size)); cosine decay
     weight_decay: float = 1e-3  # mild: subjects differ more than windows, dropout does the rest
@@ -141,7 +144,9 @@ class StudentTrainConfig:
     variants: list[str] = field(
         default_factory=lambda: ["alone", "kd_equal", "kd_ca", "kd_ca_ulgm"]
     )
-    steps: int = 400  # the student learns from soft targets more slowly than a teacher
+    steps: int = 800  # at most; the student learns from soft targets more slowly than a teacher
+    # training compute per student variant (billions of MACs): about 150 steps on a WESAD fold
+    budget_gmacs: float = 120.0
     batch_size: int = 64  # as the teachers
     lr: float = 2e-3  # AdamW; Transformers want a little less than the CNN teachers
     weight_decay: float = 1e-2  # Transformers overfit subjects easily
@@ -248,6 +253,11 @@ class RunConfig:
             ("distill.temperature", self.distill.temperature),
         ):
             engine.require_positive(value, key)  # finite already: the engine refuses inf/nan
+        for key, value in (
+            ("teachers.budget_gmacs", self.teachers.budget_gmacs),
+            ("student.budget_gmacs", self.student.budget_gmacs),
+        ):
+            engine.require_positive(value, key)
         for key, ivalue, lo in (
             ("threads", self.threads, 1),
             ("workers", self.workers, 1),

@@ -38,6 +38,7 @@ from train.budget import Budget, plan_budget
 from train.config import LoopConfig, RunConfig, Variant
 from train.errors import TrainError
 from train.losses import HintProjector, distillation_loss, hint_loss
+from train.macs import count_macs
 from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig
 from train.plan import TeacherSpec
 from train.progress import ProgressEvent, ProgressFn, no_progress
@@ -74,18 +75,22 @@ class Schedule(Protocol):
     """How long and how fast a model trains: the config's ``teachers`` or ``student`` section."""
 
     steps: int
+    budget_gmacs: float
     batch_size: int
     lr: float
     weight_decay: float
 
 
-def budget_for(schedule: Schedule, loop: LoopConfig, n_train: int) -> Budget:
-    """The :class:`train.budget.Budget` of a model trained on ``n_train`` windows."""
+def budget_for(schedule: Schedule, loop: LoopConfig, n_train: int, macs: int) -> Budget:
+    """The :class:`train.budget.Budget` of a model of ``macs`` per window trained on
+    ``n_train`` windows."""
     return plan_budget(
         n_train,
         batch_size=schedule.batch_size,
         lr=schedule.lr,
         steps=schedule.steps,
+        macs_per_window=macs,
+        budget_gmacs=schedule.budget_gmacs,
         evals=loop.evals,
         patience=loop.patience,
         min_fraction=loop.min_fraction,
@@ -292,7 +297,8 @@ def fit_model(
     lc = cfg.loop
     torch.manual_seed(seed)
     model, kw = build()
-    budget = budget_for(schedule, lc, len(fit_idx))
+    macs = count_macs(model, X.shape[1])
+    budget = budget_for(schedule, lc, len(fit_idx), macs)
     common = {"weight_decay": schedule.weight_decay, "seed": seed, "augment": augment_config(lc),
               "progress": progress, "name": name}  # fmt: skip
     log = train_classifier(model, X, y, fit_idx, budget, val_idx=val_idx, select=lc.select,
@@ -302,7 +308,7 @@ def fit_model(
     torch.manual_seed(seed)
     model, kw = build()
     both = np.concatenate([fit_idx, val_idx])
-    refit = dataclasses.replace(budget_for(schedule, lc, len(both)), max_steps=log.best_step)
+    refit = dataclasses.replace(budget_for(schedule, lc, len(both), macs), max_steps=log.best_step)
     train_classifier(model, X, y, both, refit, **common, **kw)
     log.refit_steps = log.best_step
     return model, log

@@ -22,6 +22,8 @@ examples:
   wearable-sim --speed 10 --loop                # 10x real time, forever
   wearable-sim --recording S2.pkl --speed 60    # a WESAD subject (wrist signals), with labels
   wearable-sim --transport tcp --port 7000 --drop 0.02 --flip 0.01
+  wearable-sim --kind hr --speed 10             # a stock heart-rate strap: RR intervals,
+                                                # heart rate and contact only
   edge-daemon --device serial:/dev/pts/5        # then point the hub at the printed path
 
 The pty path is printed on the first line of output; open it with any serial program
@@ -45,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--wrist-only", action="store_true",
                      help="play only the wrist signals of a recording that also has chest ones")
     src.add_argument("--seed", type=int, default=0, help="seed for synthetic data and faults")
+    src.add_argument("--kind", choices=("wrist", "hr"), default="wrist",
+                     help="wrist: the project's wrist service (default); hr: pose as a stock "
+                          "heart-rate strap, sending only RR intervals (the recording's beats, "
+                          "or beats simulated from its labels), heart rate and contact")
     play = p.add_argument_group("how to play")
     play.add_argument("--speed", type=float, default=1.0,
                       help="times real time (default 1; 'inf' = as fast as possible)")
@@ -112,9 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             clock_jump_us=args.jump_us, battery_low_at_s=args.battery_low_at,
             contact_lost_at_s=args.contact_lost_at, contact_lost_s=args.contact_lost_s,
         )  # fmt: skip
+        recording = _load(args)
+        plays: dict[str, Any] = {}
+        if args.kind == "hr":
+            from firmware_bridge.sim.rr import with_beats
+
+            recording = with_beats(recording, seed=args.seed)
+            plays = {"modalities": (), "beats": ("rr",)}
         wearable = SimulatedWearable(
-            _load(args), device_id=args.device_id, speed=args.speed, faults=faults,
-            loop_forever=args.loop, duration_s=args.duration, packet_s=args.packet_s,
+            recording, device_id=args.device_id, speed=args.speed, faults=faults,
+            loop_forever=args.loop, duration_s=args.duration, packet_s=args.packet_s, **plays,
         )  # fmt: skip
     except (WearableEdgeError, OSError) as e:
         print(f"wearable-sim: {e}", file=sys.stderr)

@@ -22,7 +22,7 @@ import pytest
 
 from tests.fakes.bluez import BATTERY_LEVEL, HEART_RATE_MEASUREMENT, FakeBlueZ, heart_rate_strap
 from tests.fakes.daemon import db_rows, start_cli, stop_cli
-from tests.fakes.hr import strap_values, toy_hr_bundle
+from tests.fakes.hr import rr_runs_in, strap_values, toy_hr_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -115,20 +115,3 @@ async def test_a_strap_without_rr_intervals_is_one_line_and_no_crash(
     assert f"{STRAP} (" in lines[0] and "offers hr[bpm]" in lines[0]
     assert "needs rr (RR intervals, s)" in lines[0] and "switch on RR" in lines[0]
     assert "Traceback" not in err and db_rows(tmp_path / "edge.db") == []
-
-
-def rr_runs_in(data: bytes, rr: np.ndarray, run: int = 4) -> bool:
-    """Whether ``data`` holds ``run`` consecutive intervals of ``rr``: as numbers in seconds
-    or milliseconds (any rounding to 3 or more places / 0 or more), or as float32/float64."""
-    import re
-
-    nums = [float(m) for m in re.findall(rb"-?\d+(?:\.\d+)?", data)]
-    for scale, dec in ((1.0, 3), (1.0, 4), (1000.0, 0), (1000.0, 1)):
-        want = {tuple(np.round(rr[i:i + run] * scale, dec)) for i in range(rr.size - run)}
-        got = np.round(np.asarray(nums) * 1.0, dec)
-        if any(tuple(got[i:i + run]) in want for i in range(len(got) - run + 1)):
-            return True
-    for dtype in (np.float32, np.float64):
-        if any(rr[i:i + run].astype(dtype).tobytes() in data for i in range(rr.size - run)):
-            return True
-    return False

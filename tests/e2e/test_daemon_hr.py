@@ -14,7 +14,7 @@ from core.recording import load_recording, save_recording
 from firmware_bridge.sim.rr import with_beats
 from firmware_bridge.sim.synthetic import synthetic_recording
 from tests.fakes.daemon import db_rows, run_cli, toy_bundle
-from tests.fakes.hr import beats_recording, toy_hr_bundle
+from tests.fakes.hr import beats_recording, rr_runs_in, toy_hr_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +37,12 @@ def test_sim_strap_gets_decisions_with_heart_rate_and_rmssd(hr_bundle: Path,
                                                              tmp_path: Path) -> None:
     rec = beats_recording(tmp_path / "beats.npz", 240.0)
     db = tmp_path / "edge.db"
+    raw = tmp_path / "raw.bin"
     p = run_cli(["--device", "sim", "--sim-kind", "hr", "--recording", str(rec),
                  "--bundle", str(hr_bundle), "--backend", "onnx", "--speed", "100", "--json",
-                 "--db", str(db), "--state-dir", str(tmp_path / "s"), "--status", "off"])
+                 "--db", str(db), "--state-dir", str(tmp_path / "s"), "--status", "off",
+                 "--log-level", "debug", "--jsonl", str(tmp_path / "out.jsonl"),
+                 "--summary-json", str(tmp_path / "summary.json"), "--record-raw", str(raw)])
     assert p.returncode == 0, p.stderr
     decisions = [x for x in _json_lines(p.stdout) if x["type"] == "decision"]
     assert len(decisions) > 60  # (240 s - 20 s enrollment) at a 2 s hop, less the edges
@@ -48,10 +51,19 @@ def test_sim_strap_gets_decisions_with_heart_rate_and_rmssd(hr_bundle: Path,
     hr = np.array([r["hr_bpm"] for r in rows])
     rmssd = np.array([r["rmssd_ms"] for r in rows])
     # the simulated wearer rests at 75 bpm and is stressed (+14 bpm) in the middle third
-    assert 65 < hr.min() and hr.max() < 105 and hr.max() - hr.min() > 8
+    assert hr.min() > 65 and hr.max() < 105 and hr.max() - hr.min() > 8
     assert (rmssd > 5).all() and (rmssd < 150).all()
     assert all(set(d["derived"]) == {"hr_bpm", "rmssd_ms"} for d in decisions)
     assert "offers" not in p.stderr  # it fitted: nothing to explain
+    # privacy: the RR intervals are raw data, in no output; only the local raw recording
+    # (asked for with --record-raw) holds them, as the positive control shows
+    sent = np.round(load_recording(rec).beats["rr"].rr_s * 1024.0) / 1024.0
+    outputs = [db, tmp_path / "out.jsonl", tmp_path / "summary.json",
+               *(tmp_path / "s").rglob("*.json")]
+    for out in outputs:
+        assert not rr_runs_in(out.read_bytes(), sent), out
+    assert not rr_runs_in((p.stdout + p.stderr).encode(), sent)
+    assert rr_runs_in(raw.read_bytes(), sent, run=2)  # a packet holds a beat or two
 
 
 def test_wearers_of_both_kinds_at_once_each_get_their_model(hr_bundle: Path, wrist_bundle: Path,

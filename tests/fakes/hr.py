@@ -6,11 +6,13 @@ the real pipeline (ONNX fp32 + int8, TFLite fp32), once per session like
 :func:`tests.fakes.daemon.toy_bundle`: a strap played in real time (the BLE end-to-end test)
 then gets decisions within half a minute. :func:`beats_recording` is a labelled recording
 with an ``rr`` beat series (simulated, with ectopic and missed beats), saved as our ``.npz``;
-:func:`strap_values` lays its beats out as a strap's Heart Rate Measurement values.
+:func:`strap_values` lays its beats out as a strap's Heart Rate Measurement values;
+:func:`rr_runs_in` is the privacy tests' search for RR intervals in what a hub wrote.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -21,7 +23,7 @@ from core.recording import Beats, Recording, Signal, save_recording
 from firmware_bridge import gatt
 from firmware_bridge.sim.rr import RRPerson, heart_rate_notifications, simulate_rr
 
-__all__ = ["beats_recording", "strap_values", "toy_hr_bundle", "toy_hr_contract"]
+__all__ = ["beats_recording", "rr_runs_in", "strap_values", "toy_hr_bundle", "toy_hr_contract"]
 
 TOY_HR_FORMATS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32")
 
@@ -80,3 +82,20 @@ def strap_values(duration_s: float, *, seed: int = 0, resting_hr_bpm: float = 11
     for t, m in heart_rate_notifications(sim, contact_losses=contact_losses):
         out.append((t, gatt.encode_heart_rate_measurement(m), m.rr_s))
     return out
+
+
+def rr_runs_in(data: bytes, rr: np.ndarray, run: int = 4) -> bool:
+    """Whether ``data`` holds ``run`` consecutive intervals of ``rr`` (s): as text in seconds
+    (3 or 4 places) or milliseconds (0 or 1 place), as float32/float64, or as the wire's
+    uint16 in 1/1024 s."""
+    nums = np.asarray([float(m) for m in re.findall(rb"-?\d+(?:\.\d+)?", data)])
+    for scale, dec in ((1.0, 3), (1.0, 4), (1000.0, 0), (1000.0, 1)):
+        want = {tuple(np.round(rr[i:i + run] * scale, dec)) for i in range(rr.size - run)}
+        got = np.round(nums, dec)
+        if any(tuple(got[i:i + run]) in want for i in range(got.size - run + 1)):
+            return True
+    wire = np.rint(rr * 1024.0).astype(np.uint16)
+    for a in (rr.astype(np.float32), rr.astype(np.float64), wire):
+        if any(a[i:i + run].tobytes() in data for i in range(a.size - run)):
+            return True
+    return False

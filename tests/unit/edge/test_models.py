@@ -13,8 +13,8 @@ from edge.errors import BundleError
 from edge.models import Model, bundle_paths, choose_model
 from edge.sources.ble.translate import StandardProfileTranslator
 from firmware_bridge.protocol import SampleFormat, SensorInfo
-from tests.fakes.hr import toy_hr_contract
 from tests.fakes.bundles import write_fake_bundle
+from tests.fakes.hr import toy_hr_contract
 
 CLASSES = ("baseline", "stress", "amusement")
 WRIST_SENSORS = (

@@ -19,3 +19,9 @@ def test_cli_help_and_a_short_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert captured.out.startswith("/dev/pts/")
     assert "dropped=" in captured.err
     assert cli_main(["--recording", "/nonexistent.npz"]) == 2
+
+
+def test_cli_poses_as_a_stock_heart_rate_strap(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["--kind", "hr", "--synthetic-minutes", "0.5", "--speed", "inf"]) == 0
+    err = capsys.readouterr().err
+    assert "(hr@1Hz, rr@1Hz)" in err  # nothing but what the Heart Rate Service gives
