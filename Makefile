@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned in the `host` extra; the CPU build of 2.13.0 is what this project is tested on.
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck venv-hub venv-host bench demo-bundle fuzz clean
+.PHONY: demo test lint typecheck venv-hub venv-host bench demo-bundle hr-demo-bundle fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,16 @@ demo-bundle: $(VENV)/.host
 	rm -rf edge/demo_bundle
 	$(BIN)/edge-export runs/demo-run --out edge/demo_bundle
 	cp runs/demo-run/demo_recording.npz edge/demo_bundle/
+
+# The heart-rate (RR) bundle shipped in edge/hr_demo_bundle, from the same synthetic data:
+# RR intervals from the chest ECG, the HR student's profile (train/configs/hr.toml).
+hr-demo-bundle: $(VENV)/.host
+	[ -d runs/demo-data ] || $(BIN)/edge-train synth --subjects 10 --out runs/demo-data --seed 7
+	$(BIN)/edge-train fit --dataset wesad --data runs/demo-data --out runs/hr-demo-run --seed 7 \
+		--config train/configs/hr.toml
+	rm -rf edge/hr_demo_bundle
+	$(BIN)/edge-export runs/hr-demo-run --out edge/hr_demo_bundle
+	cp runs/hr-demo-run/demo_recording.npz edge/hr_demo_bundle/
 
 # Results go to benchmarks/results/<arch>-<cpu>-<N>cpu/; needs runs/demo-run from `make demo-bundle`
 # for the PyTorch teacher baseline (without it that row is reported as not measured).

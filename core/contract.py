@@ -36,6 +36,7 @@ __all__ = [
     "ACC_SCALE_G",
     "CONTRACT_VERSION",
     "HR_MODALITIES",
+    "LENGTH_MODES",
     "MODALITY_KINDS",
     "READABLE_VERSIONS",
     "WESAD_CHEST_MODALITIES",
@@ -56,6 +57,9 @@ MODALITY_KINDS: Final = ("samples", "beats")
 RR_CLEANING_METHODS: Final = ("lipponen", "malik")
 
 NORMALIZATION_KINDS: Final = ("subject_baseline", "global", "none")
+# how one window is cut: "window", from a stream at the hop; "resample" / "pad", a whole
+# series of any length fitted to the window by core.series.fit_length (series data sets)
+LENGTH_MODES: Final = ("window", "resample", "pad")
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,7 @@ class InputContract:
     min_coverage: float = 0.9
     version: int = CONTRACT_VERSION
     beats: BeatRules = field(default_factory=BeatRules)  # for beats modalities only
+    length_mode: str = "window"  # one of LENGTH_MODES: how a series becomes one window
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -228,6 +233,11 @@ class InputContract:
             )
         if self.version < 2 and any(m.beats for m in self.modalities):
             raise ContractError("beats modalities need contract version 2", field="version")
+        if self.length_mode not in LENGTH_MODES:
+            raise ContractError(
+                f"unknown length_mode {self.length_mode!r}; expected one of {LENGTH_MODES}",
+                field="length_mode",
+            )
         if self.normalization.kind == "subject_baseline":
             by_name = {m.name: m for m in self.modalities}
             for name, values in self.normalization.scale.items():
@@ -328,6 +338,7 @@ class InputContract:
             max_gap_s=self.max_gap_s,
             min_coverage=self.min_coverage,
             beats=self.beats,
+            length_mode=self.length_mode,
         )
 
     # -- (de)serialisation ----------------------------------------------------------------
@@ -389,6 +400,7 @@ class InputContract:
                 min_coverage=float(d.get("min_coverage", 0.9)),
                 version=int(d.get("version", CONTRACT_VERSION)),
                 beats=_beat_rules(d.get("beats", {})),
+                length_mode=str(d.get("length_mode", "window")),
             )
             if "input_length" in d and int(d["input_length"]) != c.input_length:
                 raise ContractError(

@@ -163,13 +163,14 @@ class Daemon:
     ) -> None:
         self.cfg = cfg
         # one model per kind of wearable (edge.models); ``bundle``/``engine`` are the first,
-        # the primary model the summary and the health figures name
+        # the model a device decides with until its HELLO has picked one
         self.models = list(models) or [Model(bundle, engine, engine_name)]
         self.bundle = bundle
         self.contract = bundle.contract
-        self.model_id = bundle.model_id
+        # what the summary and the status say decides: every model when there are several
+        self.model_id = " + ".join(m.model_id for m in self.models)
         self.engine = engine
-        self.engine_name = engine_name
+        self.engine_name = " + ".join(m.engine_name for m in self.models)
         self.source = source
         self.sinks = sinks
         self.notifier = notifier or SdNotifier()
@@ -388,7 +389,7 @@ class Daemon:
             select_contract=lambda hello: self._choose(key, hello),
         )
         logic = DecisionLogic(self.contract.class_names, cfg.decisions, wearer=ingest.wearer,
-                              model_id=self.model_id)
+                              model_id=self.models[0].model_id)
         dev = DevicePipeline(ingest, logic)
         self.devices[key] = dev
         if self.activity is not None:
@@ -505,7 +506,8 @@ class Daemon:
         if isinstance(record, Event):
             self.tally.events[record.kind] += 1
             if (self.calibrate_only and record.kind == "calibrated"
-                    and all(d.ingest.calibration is not None for d in self.devices.values())):
+                    and all(d.ingest.calibration is not None
+                            for d in self.devices.values() if d.model is not None)):
                 self.request_stop("every device has a baseline")
             if self.status is not None:
                 self.status.on_event(record)

@@ -169,6 +169,13 @@ def write_deployable(
     held_metrics = (
         evaluate(data.y[held], softmax(held_logits), data.class_names) if len(held) else {}
     )
+    # a class the student never gets right on people it never saw (F1 0 with support) is a
+    # dead class: the export and the hub should hear of it, not find out in a care home
+    dead = [c for c, v in held_metrics.get("per_class", {}).items()
+            if v.get("support", 0) > 0 and v.get("f1", 0.0) == 0.0]  # fmt: skip
+    if dead:
+        notes.append(f"the deployable student never predicts {dead} correctly on its held-out "
+                     "windows (per-class F1 0)")  # fmt: skip
     return {
         "variant": variant.name,
         "params": params,
@@ -184,6 +191,7 @@ def write_deployable(
         "n_heldout_windows": len(held),
         "n_calib_windows": n_cal,
         "heldout": {k: held_metrics[k] for k in FOLD_KEYS} if held_metrics else {},
+        "heldout_dead_classes": dead,
         "teachers": [s.name for s in mixture],
         "demo_recording": demo,
         **_importance(student, Xw[held], data.y[held], data.class_names),
@@ -251,5 +259,7 @@ def _write_demo(root: Path, subject: str, path: Path, notes: list[str],
 
         rec = load_recording(path)
         beats = subject_beats(load_wesad_subject(src), src, rr_source)
-        save_recording(replace(rec, beats={"rr": beats}), path, dtype="float16")
+        save_recording(replace(rec, beats={"rr": beats},
+                               meta={**rec.meta, "rr_source": f"{rr_source} peaks (neurokit2)"}),
+                       path, dtype="float16")
     return path.name

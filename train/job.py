@@ -4,7 +4,9 @@ Statistics fitted on data (global normalization for arrays) use the job's traini
 only (``train.packed.job_inputs``); training windows are thinned to every
 ``cfg.data.train_stride``-th one of each subject, test windows never. The early-stopping
 validation rows are carved out of those training windows (:func:`train.budget.inner_split`):
-the job's test windows reach no model before it is scored.
+the job's test windows reach no model before it is scored. Fewer than
+``loop.min_val_windows`` validation rows would pick a checkpoint by chance, so then every
+model trains its whole budget on all training windows instead.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def run_job(
         fraction=cfg.loop.val_fraction, by=cfg.loop.val_by, window_s=plan.contract.window_s,
         rng=np.random.default_rng(seed_for(cfg.seed, job.key, "validation")),
     )  # fmt: skip
+    if len(val_idx) < cfg.loop.min_val_windows:
+        # a handful of windows picks a checkpoint by chance: train the whole budget on all
+        fit_idx, val_idx = tr, tr[:0]
     Xj, contract = job_inputs(X, plan.contract, plan.y, plan.groups, plan.start, job.train)
     teachers, cache, logs = train_teachers(
         plan.specs, Xj, plan.y, fit_idx, val_idx, contract, cfg,

@@ -12,8 +12,9 @@
 
 Class imbalance (baseline is about half of WESAD's labelled time): every loop draws
 class-balanced batches, so plain, distillation and auxiliary losses are all balanced
-without per-loss weights. Every model is seeded by ``(run seed, job, model name)``, so a
-model's weights do not depend on what was trained before it or in which process.
+without per-loss weights. Every teacher is seeded by ``(run seed, job, teacher name)`` and
+every student variant by ``(run seed, job)``, so a model's weights do not depend on what was
+trained before it or in which process, and the variants of a fold differ only by their loss.
 """
 
 from __future__ import annotations
@@ -478,7 +479,9 @@ def train_student(
 
     model, log = fit_model(
         build, X, y, fit_idx, val_idx, cfg.student, cfg,
-        seed=seed_for(cfg.seed, key, f"student_{variant.name}"), progress=progress,
+        # every variant of a job starts from the same weights and draws the same batches
+        # (common random numbers): their differences are the variant's, not the seed's
+        seed=seed_for(cfg.seed, key, "student"), progress=progress,
         name=f"{key} student_{variant.name}",
     )  # fmt: skip
     assert isinstance(model, Student)

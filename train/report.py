@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
 from core.runs import RunLayout
 from train.report_seeds import render_seeds, seeds_summary
 
@@ -193,6 +195,7 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
     if "confusion" in plots:
         lines += [f"![confusion matrices]({plots['confusion']})", ""]
 
+    lines += _training(m)
     lines += ["## Per-fold macro-F1", ""]
     names = list(models)
     folds = [f["fold"] for f in models[names[0]]["folds"]]
@@ -208,6 +211,37 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _training(m: Mapping[str, Any]) -> list[str]:
+    """How each model trained, averaged over folds: batch, rate, steps, early stopping."""
+    logs: dict[str, list[Mapping[str, Any]]] = {}
+    for f in m.get("cv", {}).get("folds", []):
+        for name, log in f.get("training", {}).items():
+            logs.setdefault(name, []).append(log)
+    if not logs:
+        return []
+    rows = []
+    for name, ls in logs.items():
+        stopped = sum(log["steps"] < log["max_steps"] for log in ls)
+        rows.append([
+            name, str(ls[0]["batch_size"]), f"{ls[0]['lr']:.2g}",
+            f"{np.mean([log['steps'] for log in ls]):.0f} / {ls[0]['max_steps']}",
+            f"{np.mean([log['best_step'] for log in ls]):.0f}" if ls[0]["n_val"] else "–",
+            f"{stopped} of {len(ls)}", str(ls[0]["n_val"]),
+        ])  # fmt: skip
+    header = ["model", "batch", "lr", "steps / budget", "best step", "stopped early",
+              "validation windows (first fold)"]  # fmt: skip
+    return [
+        "## Training",
+        "",
+        "Sized by the data (`train/budget.py`): the batch is about an eighth of a small set, "
+        "the steps are what the compute budget buys (at most the cap), and early stopping "
+        "scores each model on validation windows carved from its fold's training windows. "
+        "Means over folds:",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def write_plots(run: Path, metrics: Mapping[str, Any]) -> dict[str, str]:

@@ -4,9 +4,9 @@ Each case of a ``.ts`` file becomes one window of one modality ``"signal"`` (its
 dimensions are the channels). The archive's ``<Name>_TRAIN.ts`` / ``<Name>_TEST.ts`` pair
 becomes a fixed train/test split. Missing values are bridged per channel
 (:func:`core.series.fill_missing`, counted in ``info``); cases of different lengths are
-fitted to one length by :func:`core.series.fit_length` with the contract's
-``length_mode``, the length being the longest *training* case unless configured, so the
-hub fits a series the same way. The files carry no sampling rate: ``rate_hz`` (default 1)
+fitted to one length by :func:`core.series.fit_length`; the contract records the mode
+(``length_mode``) and the length (its window), so the hub fits a series the same way. The
+length is the longest *training* case unless given. The files carry no sampling rate: ``rate_hz`` (default 1)
 only scales seconds in the contract.
 """
 
@@ -74,6 +74,7 @@ def load_ts(
         window_s=window_s,
         hop_s=window_s,
         normalization=Normalization(kind="global"),
+        length_mode=length_mode,
     )  # fmt: skip
     n = len(y)
     lengths = np.concatenate([f.lengths for f in files])

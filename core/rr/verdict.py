@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -70,6 +70,7 @@ class RRVerdict:
     coverage: float  # covered share of the window
     corrected_fraction: float
     counts: ArtifactCounts
+    details: dict[RRInvalidReason, str] = field(default_factory=dict)  # each reason's numbers
 
 
 def rr_verdict(
@@ -133,4 +134,5 @@ def rr_verdict(
         coverage=coverage,
         corrected_fraction=w.corrected_fraction,
         counts=w.counts,
+        details={r: found[r] for r in reasons},
     )

@@ -118,9 +118,8 @@ def beat_window(
         return BeatWindow(np.zeros((1, n_out)), problems, 0.0, empty=True)
     cleaned = clean_rr(rr, t, method=rules.method)  # type: ignore[arg-type]
     verdict = rr_verdict(cleaned, start, end, contact=contact, quality=rules.quality())
-    problems += [(InvalidReason(r.value), f"{m.name}: {text}")
-                 for r, text in zip(verdict.reasons, _details(verdict.detail, verdict.reasons),
-                                    strict=True)]
+    problems += [(InvalidReason(r.value), f"{m.name}: {verdict.details[r]}")
+                 for r in verdict.reasons]
     data = tachogram(cleaned.rr_s, cleaned.t_s, start=start, n=n_out, rate_hz=m.rate_hz)
     derived: dict[str, float] = {}
     inside_rr = cleaned.between(start, end).rr_s
@@ -129,19 +128,3 @@ def beat_window(
         derived = {"hr_bpm": 60000.0 / td["MeanNN"], "rmssd_ms": td["RMSSD"]}
     return BeatWindow(data[None, :], problems, verdict.coverage, derived)
 
-
-def _details(detail: str, reasons: tuple[str, ...]) -> list[str]:
-    """The verdict's one detail string cut back into one text per reason (it joins them as
-    ``"reason: text; reason: text"`` in the order of ``reasons``; a text may hold ``;``)."""
-    heads = [f"{r}: " for r in reasons]
-    pos = []
-    at = 0
-    for h in heads:
-        at = detail.find(h, at)
-        pos.append(at)
-        at += len(h)
-    out = []
-    for i, (h, p) in enumerate(zip(heads, pos, strict=True)):
-        stop = pos[i + 1] - 2 if i + 1 < len(pos) else len(detail)  # drop the "; " joint
-        out.append(detail[p + len(h):stop] if p >= 0 else "")
-    return out

@@ -37,8 +37,9 @@ after every reconnect and every ``hello_period_s`` (a hub that joins mid-stream 
 ``time_sync_period_s``; a BATTERY event every ``battery_period_s``.
 
 **Beats** (``beats=("rr",)``: a heart-rate strap or watch; with ``modalities=()`` nothing
-else). Each beat series of the recording (``Recording.beats``) becomes an ``rr`` sensor (s,
-1/1024 s steps as the Heart Rate Service sends them) and an ``hr`` sensor (bpm): every
+else; :mod:`firmware_bridge.sim.beats`). Each beat series of the recording
+(``Recording.beats``) becomes an ``rr`` sensor (s, 1/1024 s steps as the Heart Rate Service
+sends them) and an ``hr`` sensor (bpm): every
 ``beat_packet_s`` one packet of the intervals that ended in that period, timed as a beat
 sensor's packets are (PROTOCOL.md: the first interval's beat), and the heart rate of the last
 few beats, as a strap notifies. Beats inside a contact loss are never sent; a beat device
@@ -71,9 +72,10 @@ from firmware_bridge.protocol import (
     SensorInfo,
     TimeSync,
 )
+from firmware_bridge.sim.beats import BeatSensor
 from firmware_bridge.sim.days import LazySignal, WireView
 
-__all__ = ["BEAT_SCALE_S", "MODALITY_SCALES", "Emission", "Faults", "SimulatedWearable"]
+__all__ = ["MODALITY_SCALES", "Emission", "Faults", "SimulatedWearable"]
 
 # modality -> (sample format, scale, offset): the wire resolution per modality, chosen so
 # the physiological range fits the format with margin and the resolution is far below
@@ -91,9 +93,6 @@ MODALITY_SCALES: Final[dict[str, tuple[SampleFormat, float, float]]] = {
     "light": (SampleFormat.UINT16, 1.0, 0.0),  # 0..65535 lux: daylight from ~1000, sun 100k
 }
 _YIELD_EVERY: Final = 64  # at unlimited speed, hand the loop back this often
-# RR intervals on the wire in the Heart Rate Service's unit: what a stock strap sends
-BEAT_SCALE_S: Final = 1.0 / 1024.0
-HR_OVER_BEATS: Final = 4  # a strap's heart rate: over its last few beats
 
 
 @dataclass(frozen=True)
@@ -144,16 +143,6 @@ class _Sensor:
     raw: np.ndarray | WireView  # (N, C) wire values for the whole recording (or made lazily)
     per_packet: int  # samples per packet
     seq: int = 0
-
-
-@dataclass
-class _BeatSensor:
-    info: SensorInfo  # kind "rr", unit "s"
-    hr_info: SensorInfo  # kind "hr", unit "bpm"
-    t_s: np.ndarray  # (M,) recording time of the beat ending each interval
-    raw: np.ndarray  # (M, 1) uint16 intervals in BEAT_SCALE_S
-    seq: int = 0
-    hr_seq: int = 0
 
 
 @dataclass(order=True)
@@ -241,12 +230,14 @@ class SimulatedWearable:
                     f"recording has no signal {name!r} (has {sorted(recording.signals)})"
                 ) from None
             self._sensors.append(self._make_sensor(i, name, sig))
-        self._beats: list[_BeatSensor] = []
+        self._beats: list[BeatSensor] = []
         for name in beats:
             series = getattr(recording, "beats", {}).get(name)
             if series is None:
                 raise SimulatorError(f"recording has no beat series {name!r}")
-            self._beats.append(self._make_beat_sensor(name, series))
+            first = len(self._sensors) + 2 * len(self._beats) + 1
+            self._beats.append(BeatSensor(name, series, first, self.beat_packet_s,
+                                          self.duration_s))
         infos = [s.info for s in self._sensors]
         for b in self._beats:
             infos += [b.hr_info, b.info]
@@ -285,46 +276,6 @@ class SimulatedWearable:
             self.stats[f"saturated_{name}"] += saturated
         per_packet = max(self.min_samples_per_packet, round(self.packet_s * info.rate_hz))
         return _Sensor(info, raw, per_packet)
-
-    def _make_beat_sensor(self, name: str, series: Any) -> _BeatSensor:
-        first = len(self._sensors) + 2 * len(self._beats) + 1
-        keep = np.asarray(series.t_s) < self.duration_s
-        rr = np.asarray(series.rr_s, np.float64)[keep]
-        info = SensorInfo(first + 1, name, "s", 1.0 / self.beat_packet_s, 1, SampleFormat.UINT16,
-                          BEAT_SCALE_S)
-        hr_info = SensorInfo(first, "hr", "bpm", 1.0 / self.beat_packet_s, 1,
-                             SampleFormat.UINT16, 1.0)
-        raw = np.clip(np.rint(rr / BEAT_SCALE_S), 1, 0xFFFF).astype(np.uint16)[:, None]
-        return _BeatSensor(info, hr_info, np.asarray(series.t_s, np.float64)[keep], raw)
-
-    def _beat_packets(self, b: _BeatSensor, k: int) -> tuple[list[Samples], float | None]:
-        """Period ``k`` (counting across loops) of beat sensor ``b``: its hr and rr packets
-        (none when no beat ended in it, or contact was lost) and the next period's time."""
-        per_lap = max(1, math.ceil(self.duration_s / self.beat_packet_s))
-        lap, j = divmod(k, per_lap)
-        if lap > 0 and not self.loop_forever:
-            return [], None
-        lo, hi = j * self.beat_packet_s, min((j + 1) * self.beat_packet_s, self.duration_s)
-        i0, i1 = np.searchsorted(b.t_s, (lo, hi), side="left")
-        lap_t = lap * self.duration_s
-        f = self.faults
-        out: list[Samples] = []
-        lost = (f.contact_lost_at_s is not None
-                and f.contact_lost_at_s < lap_t + hi
-                and lap_t + lo < f.contact_lost_at_s + f.contact_lost_s)
-        if i1 > i0 and not lost:
-            recent = b.raw[max(0, i1 - HR_OVER_BEATS):i1, 0].astype(np.float64) * BEAT_SCALE_S
-            bpm = np.array([[round(60.0 / float(recent.mean()))]], np.uint16)
-            t_first = self.device_time_us(lap_t + float(b.t_s[i0]))
-            out.append(Samples(b.hr_info.sensor_id, b.hr_seq, self.device_time_us(lap_t + hi), bpm))
-            out.append(Samples(b.info.sensor_id, b.seq, t_first, b.raw[i0:i1]))
-            b.hr_seq = (b.hr_seq + 1) & 0xFFFF
-            b.seq = (b.seq + 1) & 0xFFFF
-        nxt = k + 1
-        if nxt >= per_lap and not self.loop_forever:
-            return out, None
-        lap_n, j_n = divmod(nxt, per_lap)
-        return out, lap_n * self.duration_s + min((j_n + 1) * self.beat_packet_s, self.duration_s)
 
     # -- sharing one recording between wearables -----------------------------------------
     @property
@@ -443,7 +394,8 @@ class SimulatedWearable:
                 yield _Item(t, 0, Event(EventKind.CONTACT, event_seq, self.device_time_us(t), p[1]))
                 event_seq = (event_seq + 1) & 0xFFFF
             elif isinstance(p, tuple) and p[0] == "beats":
-                packets, t_next = self._beat_packets(p[1], p[2])
+                packets, t_next = p[1].packets(p[2], self.loop_forever, self.faults,
+                                               self.device_time_us)
                 for pkt in packets:
                     yield _Item(t, 0, pkt)
                 if t_next is not None:

@@ -46,7 +46,10 @@ async def test_fourteen_days_of_a_resident_end_in_measures_and_a_trend_event(
     assert act["epochs_stored"] == act["activity_epochs"] >= DAYS * 1440 - 2
     assert "write_failures" not in act and "epochs_lost_at_shutdown" not in act
     assert act["days_closed"] >= DAYS - 2 and act["events_activity_trend"] >= 1
-    assert summary["peak_rss_mb"] < 400  # 14 days at 30 Hz held whole would be ~0.9 GB
+    # the peak of the whole test process, which also carries whatever earlier tests imported
+    # (torch among them): the bound tells "streamed" from "14 days at 30 Hz held whole" (~0.9 GB
+    # on top of the process), not a tight budget
+    assert summary["peak_rss_mb"] < 700
 
     conn = sqlite3.connect(db)
     n, bad_grid, with_light = conn.execute(

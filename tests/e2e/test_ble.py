@@ -155,7 +155,7 @@ async def test_strap_notifications_become_samples_and_events(
     assert all(i.device == STRAP for i in first)
     assert first[0].message == ConnectionEvent(True, "", 1)
     hello = first[1].message
-    assert [s.kind for s in hello.sensors] == ["hr", "rr"]
+    assert [s.kind for s in hello.sensors] == ["hr"]  # rr: once the strap sends RR
     assert hello.firmware_version == "2.4.1"  # read from Device Information 0x2A26
     assert first[3].message.kind == EventKind.BATTERY and first[3].message.value == 87
 
@@ -170,7 +170,9 @@ async def test_strap_notifications_become_samples_and_events(
     hr = [i.message for i in items if is_samples(STRAP, HR_SENSOR_ID)(i)]
     rr = [i.message for i in items if is_samples(STRAP, RR_SENSOR_ID)(i)]
     assert [int(m.raw[0, 0]) for m in hr] == [72, 74, 75]
-    rr_info = hello.sensor_map()[RR_SENSOR_ID]
+    (hello_rr,) = [i.message for i in items if isinstance(i.message, Hello)]
+    assert [s.kind for s in hello_rr.sensors] == ["hr", "rr"]  # with the first RR intervals
+    rr_info = hello_rr.sensor_map()[RR_SENSOR_ID]
     got_rr = np.concatenate([rr_info.to_physical(m.raw)[:, 0] for m in rr]).tolist()
     assert got_rr == [0.8203125, 0.80078125, 0.8125]
     contact = [i.message for i in items if isinstance(i.message, Event)]
@@ -367,7 +369,7 @@ async def test_health_thermometer_indications_become_celsius_samples(
     await source.start()
     it = aiter(source)
     items = await take_until(it, lambda i: isinstance(i.message, Hello))
-    assert [s.kind for s in items[-1].message.sensors] == ["hr", "rr", "temp"]
+    assert [s.kind for s in items[-1].message.sensors] == ["hr", "temp"]
     await strap.wait_notifying(BATTERY_LEVEL)
     assert strap.is_notifying(TEMPERATURE_MEASUREMENT)
     value = gatt.encode_temperature_measurement(gatt.TemperatureMeasurement(98.6, fahrenheit=True))

@@ -8,9 +8,17 @@ import pytest
 from train.budget import inner_split, plan_budget
 
 
-def _plan(n: int):
+def _plan(n: int, *, budget_gmacs: float = 1e6):
     return plan_budget(n, batch_size=64, lr=2e-3, steps=400, evals=20, patience=5,
-                       min_fraction=0.5)  # fmt: skip
+                       min_fraction=0.5, macs_per_window=1_000_000,
+                       budget_gmacs=budget_gmacs)  # fmt: skip
+
+
+def test_a_small_compute_budget_caps_the_steps() -> None:
+    # 64 windows x 1M MACs x ~3 forward passes per step: 1 GMAC buys about 5 steps
+    capped = _plan(3000, budget_gmacs=1.0)
+    assert 1 <= capped.max_steps < 400
+    assert _plan(3000).max_steps == 400
 
 
 def test_small_sets_get_small_batches_and_a_smaller_rate() -> None:

@@ -22,7 +22,8 @@ SUBJECTS, PER, T = 4, 24, 80
 def _data() -> tuple[JobPlan, np.ndarray, FoldJob]:
     cfg = load_config(overrides=[
         "workers=1", "teachers.steps=12", "student.steps=12", "loop.evals=3",
-        "loop.val_fraction=0.25", "loop.val_by=time", "student.variants=alone,kd_ca_ulgm",
+        "loop.val_fraction=0.25", "loop.val_by=time", "loop.min_val_windows=5",
+        "student.variants=alone,kd_ca_ulgm",
     ])  # fmt: skip
     contract = InputContract(
         modalities=(Modality("signal", "a.u.", 8.0, ("a",)),),

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.contract import InputContract
 from train.errors import DataError
 from train.ts_data import load_ts
 
@@ -39,12 +40,15 @@ def test_pair_gives_the_split_and_the_training_length(tmp_path: Path) -> None:
     c = ds.contract
     assert c.modality_names == ("signal",) and c.modalities[0].channels == ("dim0", "dim1")
     assert c.normalization.kind == "global" and c.window_s == 4.0
+    # the contract says how a series becomes a window, so the hub fits it the same way
+    assert c.length_mode == "resample"
+    assert InputContract.from_dict(c.to_dict()).length_mode == "resample"
 
 
 def test_pad_mode_and_a_file_without_a_pair(tmp_path: Path) -> None:
     (tmp_path / "one.ts").write_text(HEADER + "1,2:a\n1,2,3:b\n")
     ds = load_ts(tmp_path / "one.ts", length_mode="pad")
-    assert ds.split is None
+    assert ds.split is None and ds.contract.length_mode == "pad"
     np.testing.assert_array_equal(ds.modalities["signal"][0, 0], [1, 2, 2])
 
 
