@@ -54,7 +54,7 @@ def test_pad_mode_and_a_file_without_a_pair(tmp_path: Path) -> None:
 
 def test_the_pair_must_agree(tmp_path: Path) -> None:
     folder = _pair(tmp_path / "Toy", "1,2:a\n2,1:b\n", "1,2:3,4:a\n")
-    with pytest.raises(DataError, match="2 dimensions, Toy_TRAIN.ts has 1"):
+    with pytest.raises(DataError, match=r"2 dimensions, Toy_TRAIN\.ts has 1"):
         load_ts(folder)
 
 

@@ -113,7 +113,7 @@ def test_pair_from_either_file_or_the_folder(tmp_path: Path) -> None:
     lone = _write(tmp_path / "lone.ts", "1,2:up\n")
     assert ts_pair(lone) == (lone, None)
     test.unlink()
-    with pytest.raises(DataError, match="its pair Toy_TEST.ts is not beside it"):
+    with pytest.raises(DataError, match=r"its pair Toy_TEST\.ts is not beside it"):
         ts_pair(train)
     with pytest.raises(DataError, match=r"expected one \*_TRAIN.ts"):
         ts_pair(tmp_path)
