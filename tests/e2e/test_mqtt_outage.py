@@ -18,7 +18,9 @@ from tests.fakes.mqtt import CLASSES, decision, options
 
 WEARERS = ("anna", "bob")
 BURST = 500  # decisions per wearer sent in one go
-TOTAL = 20 + BURST + 40 + 10
+OUTAGE_S = 30.0  # how long the broker stays away, as an operator restarting it would
+OUTAGE_STEPS = 60  # decisions per wearer made during the outage, one every 0.5 s
+TOTAL = 20 + BURST + 40 + OUTAGE_STEPS + 10
 
 
 def unique(messages: list[Received]) -> list[Received]:
@@ -76,7 +78,11 @@ async def test_broker_stopped_mid_run_then_restarted_nothing_lost(tmp_path: Path
             await produce(40)
             assert await asyncio.to_thread(sink.flush, 10)
             assert sink.pending() >= 40 * len(WEARERS), sink.health()  # held in the outbox
-            await asyncio.sleep(1.0)  # the outage goes on; nothing made in it may be lost
+            # the outage goes on for OUTAGE_S while the hub keeps deciding: nothing made in it
+            # may be lost
+            for _ in range(OUTAGE_STEPS):
+                await produce(1)
+                await asyncio.sleep(OUTAGE_S / OUTAGE_STEPS)
             broker.start()
             await produce(10)
             assert await sink.wait_published(20), sink.health()
