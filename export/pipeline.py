@@ -229,6 +229,7 @@ def export_run(
         "macs": macs,
         "params": params,
         "metrics": {"training": ckpt.get("metrics") or {}, "run": data.metrics.get("models", {})},
+        "variant": ckpt.get("variant"),  # the student variant (e.g. "kd_ca"): distilled or not
         "recommended": None,
     }
     write_manifest(root, manifest)

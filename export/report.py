@@ -71,7 +71,10 @@ def build_report(
 
     deployable = [k for k in formats if k != "torch_fp32"]
     acceptable = [k for k in deployable if formats[k]["verdict"]["acceptable"]]
-    recommended = _recommend(formats, acceptable)
+    # a class the model never gets right on held-out people is a silent failure in a home:
+    # no format is recommended until the model is retrained
+    dead = [c for c, v in ref_metrics["per_class"].items() if v["support"] > 0 and v["f1"] == 0.0]
+    recommended = None if dead else _recommend(formats, acceptable)
     checks = _int8_checks(formats, manifest, thresholds, ref_metrics["macro_f1"])
     report = {
         "model_id": manifest["model_id"],
@@ -92,10 +95,16 @@ def build_report(
         "thresholds": dict(thresholds),
         "formats": formats,
         "recommended": recommended,
+        "dead_classes": dead,
         "checks": checks,
         "quantization": manifest.get("quantization", {}),
         "quantization_cause": _quantization_cause(manifest.get("quantization", {})),
-        "verdict": _verdict_text(formats, recommended, acceptable, checks),
+        "verdict": (
+            f"The model never predicts {dead} correctly on the held-out windows (per-class "
+            "F1 0): no format is recommended; retrain before deploying."
+            if dead
+            else _verdict_text(formats, recommended, acceptable, checks)
+        ),
     }
     return json_safe(report)
 

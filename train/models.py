@@ -297,10 +297,11 @@ class ConvPatchEmbed(nn.Module):
         self.net = nn.Sequential(*layers)
         for layer in self.net:
             if isinstance(layer, nn.Conv1d):
-                # He init: with PyTorch's default (a third of He's variance) this unnormalized
-                # stack shrinks the signal layer by layer until a token is mostly its position
-                # embedding, and a small data set sits at chance for hundreds of steps
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                # variance-preserving init: with PyTorch's default (a third of this variance)
+                # the unnormalized stack shrinks the signal layer by layer until a token is
+                # mostly its position embedding, and a small data set sits at chance for
+                # hundreds of steps (He's, twice this, fixed that as well; train/RESULTS.md)
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="linear")
                 nn.init.zeros_(layer.bias)
         self.proj = nn.Linear(w * (1 + self.meanstd), config.d_model)
         # the window-level token: the stem features' mean and std over every patch at once,
