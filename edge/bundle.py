@@ -466,7 +466,7 @@ def _extract_archive(archive: Path, dest: Path) -> Path:
                         f"more than {_MAX_ARCHIVE_MEMBERS} members", path=str(archive), reason="archive"
                     )
                 name = Path(m.name)
-                if name.is_absolute() or ".." in name.parts:
+                if "\x00" in m.name or name.is_absolute() or ".." in name.parts:
                     raise BundleError(
                         f"archive member {m.name!r} would leave the bundle", path=str(archive), reason="archive"
                     )
@@ -518,7 +518,8 @@ def _check_signature(
         return None
     if not sig_path.is_file():
         raise BundleError(
-            "bundle is unsigned but trusted keys are configured (sign it with edge-export --sign)",
+            "bundle is unsigned: sign it with `edge-export sign BUNDLE` (or, for development "
+            "only, run with --allow-unsigned)",
             path=str(sig_path),
             reason="unsigned",
         )
