@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned in the `host` extra; the CPU build of 2.13.0 is what this project is tested on.
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck venv-hub venv-host bench demo-bundle hr-demo-bundle fuzz clean
+.PHONY: demo test lint typecheck venv-hub venv-host bench demo-bundle hr-demo-bundle fuzz mutate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,20 +29,30 @@ venv-host: $(VENV)/.host
 demo: $(VENV)/.hub
 	$(BIN)/edge-daemon --device sim --duration 45 --speed 60
 
+# HYPOTHESIS_PROFILE=ci: the property tests' CI depth (tests/strategies.py). COV: branch
+# coverage of core, edge and firmware_bridge ([tool.coverage] in pyproject.toml), printed at
+# the end; the tracer costs in-process Python time (not the daemons' subprocesses): `make
+# test COV=` runs without it.
+COV ?= --cov --cov-report=term-missing
 test: $(VENV)/.host
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest $(COV) $(PYTEST_ARGS)
 
 lint: $(VENV)/.host
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The demo bundles are signed with the demo key, public on purpose (export/demo_signing_key.pem):
+# a hub trusts it by default so `make demo` runs with signature checks on; a field hub turns
+# it off (trust_demo_key = false). Sign a bundle dir by hand: edge-export sign DIR --key $(DEMO_KEY)
+DEMO_KEY := export/demo_signing_key.pem
 
 # Rebuild the demo bundle shipped in edge/demo_bundle from synthetic data (host install).
 demo-bundle: $(VENV)/.host
 	$(BIN)/edge-train synth --subjects 10 --out runs/demo-data --seed 7
 	$(BIN)/edge-train fit --dataset wesad --data runs/demo-data --out runs/demo-run --seed 7
 	rm -rf edge/demo_bundle
-	$(BIN)/edge-export runs/demo-run --out edge/demo_bundle
+	$(BIN)/edge-export runs/demo-run --out edge/demo_bundle --sign $(DEMO_KEY)
 	cp runs/demo-run/demo_recording.npz edge/demo_bundle/
 
 # The heart-rate (RR) bundle shipped in edge/hr_demo_bundle, from the same synthetic data:
@@ -52,7 +62,7 @@ hr-demo-bundle: $(VENV)/.host
 	$(BIN)/edge-train fit --dataset wesad --data runs/demo-data --out runs/hr-demo-run --seed 7 \
 		--config train/configs/hr.toml
 	rm -rf edge/hr_demo_bundle
-	$(BIN)/edge-export runs/hr-demo-run --out edge/hr_demo_bundle
+	$(BIN)/edge-export runs/hr-demo-run --out edge/hr_demo_bundle --sign $(DEMO_KEY)
 	cp runs/hr-demo-run/demo_recording.npz edge/hr_demo_bundle/
 
 # Results go to benchmarks/results/<arch>-<cpu>-<N>cpu/; needs runs/demo-run from `make demo-bundle`
@@ -67,6 +77,13 @@ FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.hub
 	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) -e '.[fuzz]'
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) PY=$(BIN)/python tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+# Mutation testing of the core (benchmarks/mutation.py): each module against its own tests
+# in a private copy, at nice 15; MUTATE_MODULES="framing decisions" for some. Hours on 2 cores.
+MUTATE_MODULES ?=
+mutate: $(VENV)/.host
+	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) -e '.[mutation]'
+	$(BIN)/edge-bench mutation $(if $(MUTATE_MODULES),--modules $(shell echo $(MUTATE_MODULES) | tr ' ' ','))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -40,11 +40,12 @@ examples:
   edge-bench --bundle edge/demo_bundle --run runs/demo-run     # everything (~25 min)
   edge-bench --bundle B --skip capacity --threads 1            # latency and floor only
   edge-bench --bundle B --quick --out /tmp/bench               # ~2 min smoke run
-  edge-bench render benchmarks/results/x86_64-amd-epyc-2cpu    # redraw bench.md + plots
+  edge-bench render benchmarks/results/x86_64-amd-epyc-avx512vnni-2cpu    # redraw bench.md + plots
   edge-bench index benchmarks/results                          # the machines side by side
   edge-bench floor-models                                      # rebuild the matmul models (host)
   edge-bench rhythms setup && edge-bench rhythms               # actigraphy vs pyActigraphy
   edge-bench datasets                                          # student vs MiniRocket (aeon)
+  edge-bench mutation --modules framing,decisions              # mutation testing (mutmut)
 
 What is measured (details in benchmarks/README.md):
   latency     every bundle format (ONNX Runtime / LiteRT+XNNPACK, fp32 / int8) and, with
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, help="bundle directory (from edge-export)")
     p.add_argument("--out", type=Path,
                    help="results folder (default benchmarks/results/<machine label>)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a results folder that holds another machine's results")
     p.add_argument("--run", type=Path,
                    help="the training RUN the bundle came from: adds PyTorch eager rows for the "
                         "student (RUN/student.pt) and the teacher ensemble (RUN/teachers/*.pt)")
@@ -295,6 +298,20 @@ def _pi_section(doc: dict[str, Any], macs: float) -> dict[str, Any]:
     }
 
 
+def _other_machine(out: Path, here: dict[str, Any]) -> str | None:
+    """The other machine whose results ``out`` holds, in words, or None (none, or this one)."""
+    from benchmarks import machine
+
+    try:
+        theirs = json.loads((out / "bench.json").read_text(encoding="utf-8"))["machine"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if machine.same_machine(theirs, here):
+        return None
+    return (f"{theirs.get('cpu_model')}, {theirs.get('logical_cpus')} CPUs, ISA "
+            f"{' '.join(theirs.get('isa') or []) or '?'}")
+
+
 def _write(doc: dict[str, Any], out: Path) -> Path:
     from benchmarks import report
 
@@ -318,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.datasets import main as datasets_main
 
         return datasets_main(argv[1:])
+    if argv and argv[0] == "mutation":
+        from benchmarks.mutation import main as mutation_main
+
+        return mutation_main(argv[1:])
     if argv and argv[0] in ("render", "index", "floor-models"):
         name = argv[0]
         sub = _sub_parser(name).parse_args(argv[1:])
@@ -346,8 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error(f"{args.run} has no student.pt: is it an edge-train fit output?")
     from benchmarks import machine
 
+    here = machine.describe_machine()
+    out = args.out or RESULTS_DIR / machine.machine_label(here)
+    other = _other_machine(out, here)
+    if other and not args.force:  # checked before the long run, not after it
+        build_parser().error(f"{out} holds results of another machine ({other}); pass "
+                             "--out DIR for a new folder, or --force to replace them")
     doc = run_bench(args)
-    out = args.out or RESULTS_DIR / machine.machine_label(doc["machine"])
     path = _write(doc, out)
     t = doc["targets"]
     print(f"wrote {path}")

@@ -322,7 +322,7 @@ def _plot(r: dict[str, Any], path: Path) -> None:
         ax.bar(names, vals, color=["#3b7dd8", "#999999"])
         ax.set_title(title)
         for i, v in enumerate(vals):
-            ax.text(i, v, f"{v:.3g}", ha="center", va="bottom")
+            ax.text(i, v, f"{v:,.0f}" if v >= 1000 else f"{v:.3g}", ha="center", va="bottom")
     fig.suptitle(f"Same RR stream: the peer needs {r['cpu_ratio_peer_over_ours']:.1f}x our CPU "
                  "per window")
     fig.tight_layout()

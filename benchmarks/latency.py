@@ -188,7 +188,7 @@ def _torch_runner(spec: LatencySpec, result: LatencyResult) -> tuple[Callable[[n
         ckpts = [torch.load(paths[0], map_location="cpu", weights_only=True)]
         models = [build_student(ckpts[0])]
     else:
-        from train.models import build_teacher
+        from train.teachers import build_teacher
 
         paths = layout.teacher_checkpoints()
         if not paths:

@@ -25,9 +25,11 @@ __all__ = [
     "LIBRARIES",
     "cpu_model",
     "describe_machine",
+    "isa_tier",
     "library_versions",
     "load_average",
     "machine_label",
+    "same_machine",
 ]
 
 # ISA features that decide which matmul kernels a runtime can use (x86 and Arm spellings):
@@ -213,14 +215,36 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def isa_tier(isa: list[str] | tuple[str, ...]) -> str:
+    """The best int8/fp32 kernel family ``isa`` allows, as a folder-name word: results of an
+    AVX-512 VNNI server and of an AVX2-only one (same "AMD EPYC" name) must not share a
+    folder, nor a Pi 4 (neon) and a Pi 5 (dotprod)."""
+    have = set(isa)
+    for flag, word in (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"),
+                       ("avx_vnni", "avxvnni"), ("avx512f", "avx512"), ("avx2", "avx2"),
+                       ("i8mm", "i8mm"), ("asimddp", "dotprod"), ("asimd", "neon")):
+        if flag in have:
+            return word
+    return "baseline"
+
+
 def machine_label(machine: dict[str, Any] | None = None) -> str:
-    """Folder name of this machine's results: ``<arch>-<cpu slug>-<N>cpu``.
+    """Folder name of this machine's results: ``<arch>-<cpu slug>[-<isa tier>]-<N>cpu``.
 
     Built from the hardware, not the hostname (containers and CI get random hostnames), so
-    two runs on the same kind of machine land in the same folder and a Pi's sit beside it.
+    two runs on the same kind of machine land in the same folder and a Pi's sit beside it;
+    the ISA tier (:func:`isa_tier`) tells apart CPUs that share a marketing name.
     """
     m = machine or describe_machine()
     model = str(m.get("cpu_model", "cpu"))
     model = re.sub(r"\(R\)|\(TM\)|CPU|Processor|@.*$|\d+-Core|Rev [\d.]+", " ", model)
     slug = re.sub(r"[^a-z0-9]+", "-", model.lower())[:40].strip("-") or "cpu"
-    return f"{m.get('arch', platform.machine())}-{slug}-{m.get('logical_cpus') or 0}cpu"
+    tier = f"-{isa_tier(m['isa'])}" if m.get("isa") is not None else ""
+    return f"{m.get('arch', platform.machine())}-{slug}{tier}-{m.get('logical_cpus') or 0}cpu"
+
+
+def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two machine descriptions are the same kind of machine (results comparable)."""
+    keys = ("arch", "cpu_model", "logical_cpus")
+    return all(a.get(k) == b.get(k) for k in keys) and sorted(a.get("isa") or []) == sorted(
+        b.get("isa") or [])

@@ -15,6 +15,8 @@ __all__ = [
     "CalibrationError",
     "ConfigError",
     "ContractError",
+    "InputTooLargeError",
+    "OutputDirError",
     "RecordingError",
     "WearableEdgeError",
 ]
@@ -55,3 +57,21 @@ class RecordingError(WearableEdgeError):
 class ActigraphyError(WearableEdgeError):
     """Activity epochs or raw acceleration cannot give a rhythm, sleep or trend measure
     (an unsupported sample rate or epoch length, too few days, a malformed daily table)."""
+
+
+class OutputDirError(WearableEdgeError):
+    """A command's output folder cannot be used (not empty without --force, a file);
+    ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class InputTooLargeError(WearableEdgeError):
+    """An input file would inflate past what its reader accepts (a zip bomb, say);
+    checked before it is read. ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path

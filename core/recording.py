@@ -54,7 +54,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from core.errors import RecordingError
+from core.errors import InputTooLargeError, RecordingError
+from core.npz import check_npz_size
 
 __all__ = [
     "CHEST_KEYS",
@@ -517,6 +518,10 @@ def save_recording(
 
 def _load_npz(p: Path) -> Recording:
     sp = str(p)
+    try:
+        check_npz_size(p)  # before np.load inflates anything
+    except InputTooLargeError as e:
+        raise RecordingError(str(e).removeprefix(f"{sp}: "), path=sp) from e
     try:
         # our own file object: np.load leaks the one it opens when the zip is corrupt
         with p.open("rb") as f, np.load(f, allow_pickle=False) as z:

@@ -12,7 +12,7 @@ a bound:
   reports it): it is pulled back to the packet's time, by at most half the packet's first
   interval per packet so that no beat lands on or before the previous one. Anchored on a
   slow first packet, the chain thus settles on the fastest deliveries, as
-  :class:`~edge.ingest.TimeBase` settles on the smallest offset;
+  :class:`~edge.time_base.TimeBase` settles on the smallest offset;
 - a chain *behind* the packet by more than :data:`MAX_LAG_S` has lost beats (a notification
   that never arrived): it starts again from the packet's time and leaves a gap where the
   lost beats were, which the window's verdict sees as a gap, not as missed beats;

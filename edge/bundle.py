@@ -218,6 +218,12 @@ class Bundle:
         rec = self.manifest.get("recommended")
         return rec if isinstance(rec, str) and rec in self.files else None
 
+    @property
+    def dead_classes(self) -> tuple[str, ...]:
+        """Classes the export found never predicted correctly on held-out windows."""
+        dead = self.manifest.get("dead_classes") or ()
+        return tuple(str(c) for c in dead) if isinstance(dead, list) else ()
+
     def path_of(self, key: str) -> Path:
         """Absolute path of model file ``key`` (e.g. ``"tflite_int8"``)."""
         return self.root / self.entry(key).path
@@ -488,7 +494,10 @@ def _extract_archive(archive: Path, dest: Path) -> Path:
             else:  # pragma: no cover - old 3.11 patch releases; members were checked above
                 tar.extractall(dest, members=members)
     except (tarfile.TarError, OSError, EOFError, zlib.error, LZMAError) as e:
-        raise BundleError(f"not a readable archive: {e}", path=str(archive), reason="archive") from e
+        # tarfile lists every method it tried on several lines; one line is what helps
+        why = str(e).splitlines()[0].rstrip(":") if str(e) else type(e).__name__
+        raise BundleError(f"not a bundle: neither a bundle directory nor a .tar of one ({why})",
+                          path=str(archive), reason="archive") from e
     if (dest / MANIFEST_NAME).is_file():
         return dest
     # An archive of the directory itself: BUNDLE/manifest.json
@@ -570,7 +579,8 @@ def verify_manifest_signature(
         return key_id(raw)
     raise BundleError(
         f"signature (key id {claimed_key_id or '?'}) does not verify against any of the "
-        f"{len(keys)} trusted key(s): manifest changed or signed by an untrusted key",
+        f"{len(keys)} trusted key(s): manifest changed, or signed by a key this hub does not "
+        "trust (trust its .pub.pem with --trusted-key FILE or /etc/wearable-edge/trusted-keys/)",
         path=where,
         reason="signature",
     )

@@ -5,10 +5,13 @@
     edge-daemon calibrate --device ... [--resident NAME]          (re)set a resident's baseline
     edge-daemon history [--wearer W] [--since 24h] [--json]       what the database holds, in words
     edge-daemon status [--json]                                   the running daemon, live
+    edge-daemon check-config FILE                                 validate a config, start nothing
+    edge-daemon install-service [--root DIR]                      the systemd service (as root)
 
 Every option is also a key of the ``--config`` TOML file (``--port`` is ``serial.port``;
 the others have the same name with ``_`` for ``-``); the command line wins. Exit status:
-0 done, 1 the daemon could not start or failed (the message says why), 2 a usage or
+0 done, 1 the daemon could not start, failed, lost a record, or (a finite run) never got
+data from its source (one line says why: :mod:`edge.exit_status`), 2 a usage or
 configuration error.
 
 The CLI owns the process, so it owns the signals: SIGTERM or SIGINT asks the daemon to stop
@@ -27,7 +30,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from core.errors import ConfigError, WearableEdgeError
 from edge.config import BACKENDS, DEVICES, PRECISIONS, DaemonConfig, apply_overrides, load_config
@@ -69,6 +72,8 @@ CLI_TO_CONFIG: Final = {
     "health_interval": "health.interval_s",
     "summary_json": "summary_json",
     "mqtt": "mqtt.url",
+    "trusted_key": "trusted_keys",
+    "allow_unsigned": "allow_unsigned",
 }
 # where the systemd unit keeps its state (StateDirectory=wearable-edge): `history` and
 # `status` look there when the user's own state directory has nothing
@@ -94,6 +99,15 @@ examples:
 Only derived states (state, class probabilities, events) are stored or printed; raw sensor
 samples never leave the hub and are written only to --record-raw, if you ask for it.
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``--threads abc`` is a line naming the flag and where
+    help is, not a usage dump of every option."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (`{self.prog} --help` lists the "
+                              "options)\n")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -139,6 +153,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--precision", choices=PRECISIONS,
                        help="model precision (default auto: as measured / recommended)")
     model.add_argument("--threads", type=int, metavar="N", help="engine threads (default 1)")
+    model.add_argument("--trusted-key", action="append", metavar="FILE",
+                       help="an Ed25519 public key (PEM) trusted to sign bundles, beside "
+                            "/etc/wearable-edge/trusted-keys/*.pem, your own export key and "
+                            "the demo key (repeat for several)")
+    model.add_argument("--allow-unsigned", action="store_const", const=True, default=None,
+                       help="development only: run a bundle that carries no signature "
+                            "(logged as a warning); a bad signature is still refused")
 
     out = p.add_argument_group("output")
     out.add_argument("--db", metavar="PATH",
@@ -185,7 +206,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="edge-daemon",
         description="wearable-edge hub daemon: reads wearables (BLE, serial, simulated or "
                     "replayed), classifies baseline / stress / amusement on the hub, and stores "
@@ -194,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    sub = top.add_subparsers(dest="command", metavar="{run,scan,calibrate,history,status}")
+    sub = top.add_subparsers(dest="command", metavar="{run,scan,calibrate,history,status,"
+                                                     "check-config,install-service}")
     run = sub.add_parser("run", help="read, decide, store (the default command)",
                          description="Run the hub pipeline until the source ends, --duration "
                                      "passes, or SIGTERM/SIGINT (which drain and flush).",
@@ -219,7 +241,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(cal)
     _add_run_options(cal)
     _add_reader_commands(sub)
+    _add_install_commands(sub)
     return top
+
+
+def _add_install_commands(sub: Any) -> None:
+    """``check-config`` and ``install-service``: set a hub up; they run no daemon."""
+    chk = sub.add_parser(
+        "check-config", help="validate a configuration file without starting",
+        description="Load FILE as the daemon would (unknown keys get a did-you-mean) and "
+                    "verify the bundles it names; start nothing. Exit 0 when it is good.")
+    chk.add_argument("file", type=Path, metavar="FILE")
+    inst = sub.add_parser(
+        "install-service", help="install the systemd service (as root)",
+        description="Write the systemd unit, a system user (wearable-edge, in the dialout "
+                    "and bluetooth groups), /etc/wearable-edge/edge-daemon.toml from the "
+                    "shipped example (an existing one is kept) and the state directory "
+                    "/var/lib/wearable-edge; then create the user and reload systemd. With "
+                    "--root DIR, write the files under DIR only (an image, a test).")
+    inst.add_argument("--root", type=Path, metavar="DIR",
+                      help="write under DIR instead of / and change nothing on this system")
+    inst.add_argument("--trusted-key", type=Path, metavar="FILE",
+                      help="public key to pin for bundles (default: your export key, "
+                           "~/.config/wearable-edge/bundle-signing.pub.pem, if there is one)")
 
 
 def _add_reader_commands(sub: Any) -> None:
@@ -255,20 +299,53 @@ def _add_reader_commands(sub: Any) -> None:
 
 def _argv_with_command(argv: Sequence[str]) -> list[str]:
     args = list(argv)
-    if not args or args[0] not in ("run", "scan", "calibrate", "history", "status", "-h",
-                                   "--help"):
+    if not args or args[0] not in ("run", "scan", "calibrate", "history", "status",
+                                   "check-config", "install-service", "-h", "--help"):
         args.insert(0, "run")  # `edge-daemon --device sim` means `edge-daemon run --device sim`
     return args
 
 
 def _config_from_args(args: argparse.Namespace) -> DaemonConfig:
-    cfg = load_config(args.config)
+    """The configuration file, then the flags; a ConfigError names what the user typed:
+    the flag (``--duration``), or the key and the file it is in."""
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        raise _SaidError(f"{args.config}: {e}", key=e.key) from e
+    try:
+        return _apply_flags(cfg, args)
+    except ConfigError as e:
+        flag = next((d for d, k in CLI_TO_CONFIG.items() if k == e.key
+                     and getattr(args, d, None) is not None), None)
+        if flag is None:
+            raise
+        raise _SaidError(f"--{flag.replace('_', '-')}: {_reason(e)}", key=e.key) from e
+
+
+class _SaidError(ConfigError):
+    """A ConfigError worded as the user met it: the flag they typed, or the file and key."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message, key=key)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _reason(e: ConfigError) -> str:
+    return str(e).removeprefix(f"config key {e.key!r}: ")
+
+
+def _apply_flags(cfg: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
     overrides: dict[str, Any] = {}
     for dest, key in CLI_TO_CONFIG.items():
         if hasattr(args, dest):
             overrides[key] = getattr(args, dest)
     if getattr(args, "verbose", False):
         overrides["log_level"] = "debug"
+    if overrides.get("trusted_keys"):  # --trusted-key adds to the config file's keys
+        overrides["trusted_keys"] = [*cfg.trusted_keys, *overrides["trusted_keys"]]
     bundles = overrides.get("bundle")
     if isinstance(bundles, list):  # --bundle A --bundle B: the first, then the others
         overrides["bundle"] = bundles[0]
@@ -325,7 +402,29 @@ async def _serve(daemon: Daemon) -> dict[str, Any]:
         remove_handlers()
 
 
+def _demo_state(cfg: DaemonConfig, *, calibrate: bool) -> tuple[DaemonConfig, Any]:
+    """The demo (``--device sim`` with no state directory, database or $STATE_DIRECTORY)
+    keeps its state in a temporary folder, removed at exit: a second demo must not start
+    from the first one's baseline and print other decisions. ``(cfg, the folder or None)``."""
+    import tempfile
+
+    if (calibrate or cfg.device != "sim" or cfg.state_dir or cfg.db
+            or os.environ.get("STATE_DIRECTORY")):
+        return cfg, None
+    tmp = tempfile.TemporaryDirectory(prefix="wearable-edge-demo-")
+    return apply_overrides(cfg, {"state_dir": tmp.name}), tmp
+
+
 def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
+    cfg, tmp = _demo_state(cfg, calibrate=calibrate)
+    try:
+        return _run_daemon(cfg, calibrate=calibrate, demo_state=tmp is not None)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _run_daemon(cfg: DaemonConfig, *, calibrate: bool, demo_state: bool = False) -> int:
     from edge.daemon import open_daemon
     from edge.health import summary_json
     from edge.ui import StatusLine, format_summary, setup_logging
@@ -333,6 +432,8 @@ def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
     status_on = StatusLine.wanted(cfg.health.status_line, json_on_stdout=cfg.json)
     status = StatusLine(enabled=status_on)
     setup_logging(cfg.log_level, status.console if status_on else None)
+    if demo_state:
+        log.info("demo state in %s (removed at exit; --state-dir DIR keeps it)", cfg.state_dir)
     try:
         daemon = open_daemon(cfg, status=status if status_on else None, calibrate=calibrate)
     except WearableEdgeError as e:
@@ -346,13 +447,19 @@ def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
     except WearableEdgeError as e:
         print(f"edge-daemon: failed: {e}", file=sys.stderr)
         return EXIT_FAILED
+    failure = _verdict(daemon, summary, cfg)
     text = format_summary(summary)
+    if demo_state:
+        text += "\n  (the demo's state folder is removed at exit; --state-dir DIR keeps it)"
     if status_on:
         status.print(text)
     else:
         print(text, file=sys.stderr if cfg.json else sys.stdout, flush=True)
     if cfg.summary_json:
         _write_private(cfg.summary_json, summary_json(summary))
+    if failure is not None:
+        print(f"edge-daemon: {failure}", file=sys.stderr)
+        return EXIT_FAILED
     if calibrate:
         done = summary.get("events", {}).get("calibrated", 0)
         if not done:
@@ -360,6 +467,16 @@ def _run(cfg: DaemonConfig, *, calibrate: bool) -> int:
                   file=sys.stderr)
             return EXIT_FAILED
     return EXIT_OK
+
+
+def _verdict(daemon: Daemon, summary: dict[str, Any], cfg: DaemonConfig) -> str | None:
+    """Why the run must not exit 0 (:mod:`edge.exit_status`), or None."""
+    from edge.exit_status import run_failure
+    from edge.source_hints import why_no_data
+
+    finite = cfg.duration > 0 or not daemon.source.live
+    waiting = "" if summary.get("samples") else (daemon.waiting_for or why_no_data(daemon.source))
+    return run_failure(summary, finite=finite, waiting_for=waiting)
 
 
 def _scan(args: argparse.Namespace, cfg: DaemonConfig) -> int:
@@ -429,9 +546,48 @@ def _status(args: argparse.Namespace, cfg: DaemonConfig) -> int:
     return EXIT_OK if report.running else EXIT_FAILED
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from edge.install import check_config
+
+    try:
+        lines = check_config(args.file)
+    except WearableEdgeError as e:
+        print(f"edge-daemon: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _install_service(args: argparse.Namespace) -> int:
+    import shutil
+
+    from edge.install import install_service
+    from edge.signing import HOST_PUBLIC_NAME, host_key_dir
+
+    exe = Path(shutil.which("edge-daemon") or Path(sys.executable).parent / "edge-daemon")
+    key = args.trusted_key or host_key_dir() / HOST_PUBLIC_NAME
+    try:
+        plan = install_service(args.root, executable=exe.absolute(), export_key=key)
+    except WearableEdgeError as e:
+        print(f"edge-daemon: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(plan.done))
+    for w in plan.warnings:
+        print(f"edge-daemon: warning: {w}", file=sys.stderr)
+    if args.root is None:
+        print("next: edit /etc/wearable-edge/edge-daemon.toml, check it with `edge-daemon "
+              "check-config /etc/wearable-edge/edge-daemon.toml`, then `sudo systemctl enable "
+              "--now edge-daemon` and `journalctl -u edge-daemon -f`")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_argv_with_command(sys.argv[1:] if argv is None else argv))
+    if args.command == "check-config":
+        return _check_config(args)
+    if args.command == "install-service":
+        return _install_service(args)
     try:
         cfg = _config_from_args(args)
     except ConfigError as e:

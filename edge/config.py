@@ -212,7 +212,11 @@ class DaemonConfig:
     resident: str = ""  # resident id for a single wearable; empty = the device's own id
     # device key or device id -> resident id, for several wearables
     residents: dict[str, str] = field(default_factory=dict)
-    trusted_keys: list[str] = field(default_factory=list)  # Ed25519 public keys for bundles
+    # Ed25519 public keys (PEM files) trusted to sign bundles, beside the defaults that
+    # edge.signing lists (the demo key, this user's export key, /etc/wearable-edge/trusted-keys)
+    trusted_keys: list[str] = field(default_factory=list)
+    trust_demo_key: bool = True  # the shipped demo key: anyone can sign with it; off in the field
+    allow_unsigned: bool = False  # development only: load a bundle without a signature (logged)
     summary_json: str = ""  # also write the end-of-run summary here as JSON (benchmarks read it)
     serial: SerialOptions = field(default_factory=SerialOptions)
     ble: BleOptions = field(default_factory=BleOptions)

@@ -69,7 +69,9 @@ from edge.inference import Engine, InferenceResult, InferenceWorker, Job, Latenc
 from edge.ingest import DeviceIngest, ReadyWindow
 from edge.models import Model, choose_model
 from edge.sdnotify import SdNotifier, watchdog_interval
-from edge.sinks import JsonLinesSink, LogSink, Sink, SqliteSink
+from edge.sinks import Sink
+from edge.sinks.setup import open_sinks
+from edge.source_hints import watch_for_data
 from edge.sources.base import ConnectionEvent, SensorSource, SourceItem
 from firmware_bridge.protocol import Hello, Samples
 
@@ -194,6 +196,7 @@ class Daemon:
         self._item_observers: list[ItemObserver] = []
         self._stop = asyncio.Event()
         self._stop_reason = ""
+        self.waiting_for = ""  # what a daemon without data waits for (edge.source_hints)
         self._wall_start = time.time()
         self._label_for = getattr(source, "label_for", None)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,6 +230,8 @@ class Daemon:
                 health.log_health(self, self.cfg.health.interval_s, self.notifier),
                 name="health"))
             tasks.append(asyncio.create_task(self._alert_loop(), name="alerts"))
+            tasks.append(asyncio.create_task(watch_for_data(self, self.notifier),
+                                             name="waiting"))
             if self.cfg.health.status_file_interval_s > 0:
                 tasks.append(asyncio.create_task(health.keep_status_file(self),
                                                  name="status-file"))
@@ -599,43 +604,10 @@ def open_daemon(
         if daemon_ref:
             daemon_ref[0].on_sink_fault(name, error)
 
-    sinks = _open_sinks(cfg, stdout=stdout or sys.stdout, calibrate=calibrate, on_fault=on_fault,
+    sinks = open_sinks(cfg, stdout=stdout or sys.stdout, calibrate=calibrate, on_fault=on_fault,
                         class_names=bundle.class_names)
     daemon = Daemon(cfg, bundle=bundle, engine=engine, source=source, sinks=sinks,
                     engine_name=engine_name, status=status, recorder=recorder,
                     calibrate_only=calibrate, models=models)
     daemon_ref.append(daemon)
     return daemon
-
-
-def _open_sinks(cfg: DaemonConfig, *, stdout: TextIO, calibrate: bool,
-                on_fault: Callable[[str, str | None], None],
-                class_names: Sequence[str] = ()) -> list[Sink]:
-    """The sinks ``cfg.sinks`` (and ``--json``, ``--mqtt``) ask for; a calibration run logs
-    only. Raises ConfigError for a bad MQTT setting (URL, password source, TLS file)."""
-    s = cfg.sinks
-    if calibrate:
-        return [LogSink()]
-    sinks: list[Sink] = []
-    if s.sqlite:
-        sinks.append(SqliteSink(cfg.db_path, retention_days=s.retention_days, max_mb=s.max_db_mb,
-                                buffer_max=s.buffer_max, batch_size=s.batch_size,
-                                commit_interval_s=s.commit_interval_s, retry_max_s=s.retry_max_s,
-                                on_fault=on_fault))
-    if cfg.json:
-        sinks.append(JsonLinesSink(stream=stdout, buffer_max=s.buffer_max,
-                                   retry_max_s=s.retry_max_s, on_fault=on_fault))
-    if s.jsonl_path:
-        sinks.append(JsonLinesSink(s.jsonl_path, buffer_max=s.buffer_max,
-                                   retry_max_s=s.retry_max_s, on_fault=on_fault))
-    if s.log_decisions:
-        sinks.append(LogSink())
-    if cfg.mqtt.enabled:
-        from edge.sinks.mqtt import MqttSink
-
-        # the outbox is a table of the hub's database, there even with --no-db: what waits
-        # for the broker must survive a restart
-        sinks.append(MqttSink(cfg.mqtt, db_path=cfg.db_path, class_names=class_names,
-                              stress_class=cfg.decisions.stress_class, on_fault=on_fault,
-                              buffer_max=s.buffer_max, retry_max_s=s.retry_max_s))
-    return sinks

@@ -54,7 +54,7 @@ class WearableStatus:
     def observe(self, message: Any, *, resident: str, device: str,
                 to_wall: Callable[[float], float]) -> DeviceStatus | None:
         """The status ``message`` gives (usually none). ``to_wall``: device seconds -> the
-        hub time of records (the device's ingest's :class:`~edge.ingest.TimeBase`)."""
+        hub time of records (the device's ingest's :class:`~edge.time_base.TimeBase`)."""
         if isinstance(message, Hello):
             self._hr_sensors = {s.sensor_id: s for s in message.sensors if s.kind == HR_KIND}
         elif isinstance(message, ConnectionEvent):

@@ -13,6 +13,7 @@ __all__ = [
     "BundleError",
     "EdgeError",
     "EngineError",
+    "SinkError",
     "SourceError",
 ]
 
@@ -40,3 +41,16 @@ class EngineError(EdgeError):
 
 class SourceError(EdgeError):
     """A sensor source (ble, serial, sim, replay) failed in a way its caller must handle."""
+
+
+class SinkError(EdgeError):
+    """A sink cannot write where it was told to (checked at start-up, before any record).
+
+    ``sink`` is the sink's name (``"sqlite"``, ``"jsonl:out.jsonl"``) and ``path`` the file
+    it cannot write; the message says what to fix.
+    """
+
+    def __init__(self, message: str, *, sink: str, path: str) -> None:
+        super().__init__(message)
+        self.sink = sink
+        self.path = path

@@ -199,6 +199,7 @@ def health(daemon: Daemon) -> dict[str, Any]:
         "sinks": {s.name: s.health() for s in daemon.sinks},
         "per_device": {k: d.ingest.health() for k, d in daemon.devices.items()},
         "rss_mb": rss_mb(),
+        "waiting_for": daemon.waiting_for,  # why no data has come yet (edge.source_hints)
         # a leak shows as a count that keeps growing over days of health lines
         "tasks": len(asyncio.all_tasks()),
         "fds": open_fds(),
@@ -230,6 +231,7 @@ def live_status(daemon: Daemon) -> dict[str, Any]:
         "latency_p50_ms": p50,
         "rss_mb": rss_mb(),
         "data_s": _data_s(daemon),
+        "waiting_for": daemon.waiting_for,
     }
 
 
@@ -252,6 +254,12 @@ def summary(daemon: Daemon) -> dict[str, Any]:
         "devices": sorted(d.ingest.resident for d in daemon.devices.values()),
         "decisions": t.decisions,
         "decisions_per_state": dict(t.decisions_per_state),
+        "samples": sum(d.ingest.counters.get("samples", 0) for d in daemon.devices.values()),
+        # devices that sent data no model can read (said in the log, one line each)
+        "devices_without_model": daemon.counters.get("devices_without_model", 0),
+        "source_kind": daemon.source.kind,
+        # where the decisions went, in words (a file path, stdout, the log, mqtt)
+        "outputs": {s.name: s.where for s in daemon.sinks},
         "windows": dict(_windows(daemon)),
         "drops": _drops(daemon),
         # the source's own counters (frames rejected by reason, reconnections, queue
@@ -312,6 +320,7 @@ def format_health(h: Mapping[str, Any]) -> str:
         f" infer_p50={_ms(inf.get('latency_p50_ms'))}ms infer_p99={_ms(inf.get('latency_p99_ms'))}ms"
         f" sinks={backlog} rss={h.get('rss_mb', 0):.1f}MB"
         f" tasks={h.get('tasks', '-')} fds={h.get('fds', '-')}"
+        + (f" waiting for: {h['waiting_for']}" if h.get("waiting_for") else "")
     )
 
 
@@ -418,6 +427,8 @@ def status_snapshot(daemon: Daemon, *, running: bool = True) -> dict[str, Any]:
         sinks[sink.name] = entry
     carers = daemon.carers
     problems = [f"output {name} failing ({err})" for name, err in sorted(carers.hub_faults.items())]
+    if daemon.waiting_for:  # what `edge-daemon status` tells a technician to check
+        problems.append(f"waiting for data: {daemon.waiting_for}")
     if carers.source_watch.lost:
         problems.append(f"the {daemon.source.kind} source has delivered nothing for "
                         f"{carers.source_watch.silent_for(mono):.0f} s")

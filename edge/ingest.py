@@ -52,14 +52,15 @@ from core.signal import Calibration, CalibrationAccumulator, Window, WindowAssem
 from edge.beat_clock import BeatClock
 from edge.config import DecisionConfig
 from edge.decisions import DeviceEvents, Event, Wearer
+from edge.sensors import sensor_mismatch
 from edge.sources.base import ConnectionEvent, SourceItem
+from edge.time_base import TimeBase
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.protocol import Event as DeviceEvent
 from firmware_bridge.protocol import EventKind, Hello, Samples, SensorInfo, TimeSync
-from firmware_bridge.timesync import ClockMapper, SeqStatus, SequenceTracker
+from firmware_bridge.timesync import SeqStatus, SequenceTracker
 
-__all__ = ["DeviceIngest", "IngestOutput", "ReadyWindow", "TimeBase", "sensor_mismatch",
-           "unit_matches"]
+__all__ = ["DeviceIngest", "IngestOutput", "ReadyWindow"]
 
 log = logging.getLogger(__name__)
 
@@ -80,34 +81,6 @@ ENROLL_RESTART_PERIODS: Final = 2.0
 # device flapping for the whole enrollment stays far below this; beyond it the oldest go.
 MAX_PENDING_CONTACT: Final = 1000
 
-# unit spellings firmware and standard profiles use for the contract's units
-_UNIT_ALIASES: Final = {
-    "°c": "degc", "celsius": "degc", "c": "degc",
-    "µs": "us", "μs": "us", "microsiemens": "us",
-    "au": "a.u.", "arb": "a.u.",
-}
-
-
-def unit_matches(sensor_unit: str, modality_unit: str) -> bool:
-    """True if ``sensor_unit`` is ``modality_unit`` under the usual spellings."""
-    def norm(u: str) -> str:
-        u = u.strip().lower()
-        return _UNIT_ALIASES.get(u, u)
-
-    return norm(sensor_unit) == norm(modality_unit)
-
-
-def sensor_mismatch(s: SensorInfo, m: Modality) -> str | None:
-    """Why sensor ``s`` cannot feed modality ``m`` (its kind names ``m``), or None if it can."""
-    if s.kind != m.name:
-        return f"it is {s.kind!r}, not {m.name!r}"
-    if s.channels != m.n_channels:
-        return f"it has {s.channels} channels, the model expects {m.n_channels}"
-    if not unit_matches(s.unit, m.unit):
-        return f"it reports {s.unit!r}, the model expects {m.unit!r}"
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class ReadyWindow:
     """A window cut from one device's stream, with everything the decision needs."""
@@ -127,49 +100,6 @@ class ReadyWindow:
 class IngestOutput:
     windows: list[ReadyWindow]
     events: list[Event]
-
-
-class TimeBase:
-    """Device seconds -> hub wall-clock epoch seconds, for the ``t`` of records.
-
-    Real time: the device clock through the :class:`ClockMapper` (TIME_SYNC pairs) once it
-    has a pair, else through the smallest observed (reception - device time) offset, which
-    is the device clock plus the shortest link latency. Sped up (sim/replay at N x): virtual
-    time, ``start + data seconds``, so dwell times and alerts read in data time.
-    """
-
-    def __init__(self, *, realtime: bool, wall_at_start: float, mono_at_start: float) -> None:
-        self.realtime = realtime
-        self.mapper = ClockMapper()
-        self._wall_minus_mono = wall_at_start - mono_at_start
-        self._wall_at_start = wall_at_start
-        self._offset: float | None = None  # hub mono - device s, smallest seen
-        self._virtual_t0: float | None = None  # device s at the virtual start
-
-    def observe_samples(self, t_device_end: float, received_at: float) -> None:
-        off = received_at - t_device_end
-        if self._offset is None or off < self._offset:
-            self._offset = off
-        if self._virtual_t0 is None:
-            self._virtual_t0 = t_device_end
-
-    def observe_sync(self, msg: TimeSync, received_at: float) -> None:
-        self.mapper.observe(msg, received_at)
-
-    def reset(self) -> None:
-        self.mapper.reset()
-        self._offset = None
-        self._virtual_t0 = None
-
-    def to_wall(self, t_device_s: float) -> float:
-        if not self.realtime:
-            t0 = self._virtual_t0 if self._virtual_t0 is not None else t_device_s
-            return self._wall_at_start + (t_device_s - t0)
-        if self.mapper.synced:
-            return self.mapper.to_hub(round(t_device_s * 1e6)) + self._wall_minus_mono
-        if self._offset is not None:
-            return t_device_s + self._offset + self._wall_minus_mono
-        return time.time()
 
 
 class DeviceIngest:

@@ -5,7 +5,7 @@ through the project's own service) and the heart-rate model (RR intervals from a
 standard Heart Rate Service strap or watch). :func:`open_models` verifies each bundle and
 opens its engine; :func:`choose_model` picks, for a device's HELLO, the model whose every
 input the device offers (a sensor feeds a modality as the ingest routes it:
-:func:`edge.ingest.sensor_mismatch`), preferring the one that uses the most of what the
+:func:`edge.sensors.sensor_mismatch`), preferring the one that uses the most of what the
 device sends (a wearable with the full service gets the wrist model even when it also sends
 RR intervals); or it returns the one line that says why none fits, for the log.
 """
@@ -19,14 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.contract import InputContract, Modality
-from edge.bundle import Bundle, demo_bundle_path, demo_bundle_paths, load_bundle
+from edge.bundle import Bundle, demo_bundle_path, demo_bundle_paths
 from edge.config import DaemonConfig
 from edge.errors import BundleError
 from edge.inference import Engine
-from edge.ingest import sensor_mismatch
+from edge.sensors import sensor_mismatch
 from firmware_bridge.protocol import SensorInfo
 
-__all__ = ["Model", "bundle_paths", "choose_model", "describe", "open_model", "open_models"]
+__all__ = ["Model", "bundle_paths", "choose_model", "describe", "open_model", "open_models",
+           "warn_dead_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +65,30 @@ def open_model(path: str, cfg: DaemonConfig) -> Model:
     """Verify the bundle at ``path``, choose and warm up its engine (raises BundleError,
     EngineError with a message that says what to fix)."""
     from edge.engines import open_engine
+    from edge.signing import load_trusted_bundle
 
-    bundle = load_bundle(path, trusted_keys=cfg.trusted_keys,
-                         require_signature=bool(cfg.trusted_keys))
+    bundle = load_trusted_bundle(path, cfg)  # a signature by a trusted key, or refused
+    warn_dead_classes(bundle)
     precision = None if cfg.precision == "auto" else cfg.precision
     engine = open_engine(bundle, cfg.backend, precision, cfg.threads)
     x = np.zeros((1, bundle.contract.input_length), np.float32)
     for _ in range(cfg.inference.warmup_runs):
         engine.run(x)  # allocations and kernel packing happen before READY
     sel = getattr(engine, "selection", None)
-    if sel is not None:
-        log.info("engine for %s: %s", bundle.model_id, sel.summary())
+    if sel is not None:  # edge.engines.select logged the choice at INFO already
+        log.debug("engine for %s: %s", bundle.model_id, sel.summary())
     return Model(bundle, engine, f"{engine.name}:{getattr(engine, 'key', '?')}")
+
+
+def warn_dead_classes(bundle: Bundle) -> str | None:
+    """Log (and return) one warning when the export found a class the model never predicts
+    correctly on its held-out windows: its decisions would never show that state."""
+    if not bundle.dead_classes:
+        return None
+    line = (f"{bundle.model_id} never predicts {', '.join(bundle.dead_classes)} correctly on "
+            "its held-out windows: its decisions will not show that state (retrain it)")
+    log.warning("%s", line)
+    return line
 
 
 def open_models(cfg: DaemonConfig) -> list[Model]:

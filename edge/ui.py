@@ -23,6 +23,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from edge.exit_status import lost_records
+
 if TYPE_CHECKING:
     from edge.decisions import Event
     from edge.sources.ble import DiscoveredWearable
@@ -73,8 +75,19 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"  windows: {win.get('valid', 0)} valid, {sum(invalid.values())} invalid"
         + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(invalid.items())) + ")" if invalid else "")
     )
-    drops = {k: v for k, v in s.get("drops", {}).items() if v}
+    lost = lost_records(s)
+    drops = {**{k: v for k, v in s.get("drops", {}).items() if v}, **lost}  # never "none" if lost
     lines.append("  drops: " + (", ".join(f"{k} {v}" for k, v in sorted(drops.items())) or "none"))
+    if lost:  # said on its own line: "drops" also counts the radio's, these are the hub's
+        lines.append(f"  LOST: {sum(lost.values())} records ("
+                     + ", ".join(f"{k} {v}" for k, v in sorted(lost.items())) + ")")
+    outputs = s.get("outputs") or {}
+    if outputs:
+        lines.append("  decisions went to: " + ", ".join(
+            f"{where}" if name in ("log", "mqtt") or where == "stdout" else f"{where} ({name})"
+            for name, where in outputs.items()))
+    if s.get("decisions", 0) == 0 and not s.get("samples", 1):
+        lines.append("  no data arrived from the source")
     events = s.get("events", {})
     if events:
         lines.append("  events: " + ", ".join(f"{k} {v}" for k, v in sorted(events.items())))
@@ -95,7 +108,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
         lines.append(
             f"  replay agreement with ground truth: {agreement['agree']}/{agreement['labelled']}"
             f" = {agreement['rate'] * 100:.1f}% (raw window argmax "
-            f"{agreement['raw_rate'] * 100:.1f}%)"
+            f"{agreement['raw_rate'] * 100:.1f}%); {agreement['labelled']} of {total} "
+            "decisions fall in a labelled stretch of the recording, the rest are not scored"
         )
     for sink, h in s.get("sinks", {}).items():
         if (h.get("lost_at_close") or h.get("dropped_buffer_full") or h.get("write_failures")
@@ -173,6 +187,8 @@ class StatusLine:
         from rich.text import Text
 
         t = Text()
+        if status.get("waiting_for"):  # what to check, not an empty line that looks busy
+            t.append(f"waiting: {status['waiting_for']}  ", style="yellow")
         for dev in status.get("devices", []):
             state = dev.get("state") or "…"
             t.append(f"{dev['resident']} ", style="bold")

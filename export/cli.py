@@ -14,14 +14,19 @@ __all__ = ["main"]
 
 EPILOG = """\
 examples:
-  edge-export runs/demo-run --out bundles/demo
+  edge-export runs/demo-run --out bundles/demo     # signed with this host's key (made once)
   edge-export runs/demo-run --out bundles/demo --archive --sign keys/export.pem
+  edge-export sign bundles/demo                    # (re)sign an existing bundle, host key
+  edge-export sign edge/demo_bundle --key export/demo_signing_key.pem
   edge-export runs/demo-run --out b --formats tflite_int8,onnx_fp32 --calib-method percentile
   edge-export --keygen keys/export      # writes keys/export.pem (private) + keys/export.pub.pem
 
 The bundle holds manifest.json (hashes, input contract, quantization, metrics), the model
 files, quant_report.md/.json and plots/. Read quant_report.md before deploying int8.
-A hub trusts a signed bundle when configured with the .pub.pem file.
+Bundles are signed by default with ~/.config/wearable-edge/bundle-signing.pem (made on
+first use); a hub runs only signed bundles and trusts the public half when it is in
+/etc/wearable-edge/trusted-keys/ or named by --trusted-key (the same user on the same
+machine is trusted without that).
 """
 
 
@@ -37,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", nargs="?", type=Path, help="training run directory (has student.pt)")
-    p.add_argument("--out", type=Path, help="bundle directory to create (must be empty)")
+    p.add_argument("--out", type=Path, help="bundle directory to create (new or empty; see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a non-empty --out (the old bundle is kept until the new one is "
+                        "complete, and put back if the export fails)")
     p.add_argument(
         "--formats",
         default=",".join(ALL_FORMATS),
@@ -65,7 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         "the conv stems' std-pooling chain (square, mean, +eps, sqrt); 'none' keeps none; "
         "default: measure candidate sets and keep the best",
     )
-    p.add_argument("--sign", type=Path, metavar="KEY", help="Ed25519 PEM private key: write manifest.sig")
+    p.add_argument("--sign", type=Path, metavar="KEY",
+                   help="Ed25519 PEM private key to sign with (default: this host's key, "
+                        "~/.config/wearable-edge/bundle-signing.pem, made on first use)")
+    p.add_argument("--no-sign", action="store_true",
+                   help="write no manifest.sig (a hub then refuses the bundle unless it runs "
+                        "with --allow-unsigned)")
     p.add_argument("--archive", action="store_true", help="also write OUT.tar (one file to copy to a hub)")
     p.add_argument("--model-id", default=None,
                    help="model name in the manifest (default: wearable-edge-student, or "
@@ -82,7 +95,42 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sign_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edge-export sign",
+        description="Sign an existing bundle directory: write BUNDLE/manifest.sig over its "
+                    "manifest (which holds every model file's sha256).")
+    p.add_argument("bundle", type=Path, help="bundle directory (has manifest.json)")
+    p.add_argument("--key", type=Path, metavar="FILE",
+                   help="Ed25519 PEM private key (default: this host's key, made on first use)")
+    return p
+
+
+def _sign(argv: Sequence[str]) -> int:
+    from core.errors import WearableEdgeError
+    from edge.bundle import load_bundle
+    from export.signing import host_signing_key, sign_bundle
+
+    args = _sign_parser().parse_args(argv)
+    try:
+        key, made = (args.key, False) if args.key else host_signing_key()
+        with load_bundle(args.bundle):  # sign only what verifies: hashes and files intact
+            pass
+        kid = sign_bundle(args.bundle, key)
+    except WearableEdgeError as e:
+        print(f"edge-export sign: {e}", file=sys.stderr)  # noqa: T201 - a CLI's error line
+        return 1
+    if made:
+        print(f"made this host's signing key {key} (its public half: "  # noqa: T201
+              f"{key.with_name('bundle-signing.pub.pem')})")
+    print(f"signed {args.bundle} with key id {kid} ({key})")  # noqa: T201
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sign"]:
+        return _sign(argv[1:])
     args = _parser().parse_args(argv)
     from rich.console import Console
 
@@ -105,12 +153,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         exclude = [] if args.exclude_ops.lower() == "none" else [
             s.strip() for s in args.exclude_ops.split(",") if s.strip()
         ]
+    sign_key, made_key = args.sign, False
+    if sign_key is None and not args.no_sign:
+        from core.errors import WearableEdgeError
+        from export.signing import host_signing_key
+
+        try:
+            sign_key, made_key = host_signing_key()
+        except WearableEdgeError as e:
+            out.print(f"edge-export failed: {e}")
+            return 1
+        if made_key:
+            out.print(f"made this host's signing key {sign_key} (once; keep it)")
     options = ExportOptions(
         formats=[s.strip() for s in args.formats.split(",") if s.strip()],
         calib_size=args.calib_size,
         calib_method=args.calib_method,
         exclude_ops=exclude,
-        sign_key=args.sign,
+        sign_key=sign_key,
         archive=args.archive,
         model_id=args.model_id,
         model_version=args.model_version,
@@ -120,9 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from core.errors import WearableEdgeError
+    from core.outdir import fresh_output_dir
     from export.pipeline import export_run
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # an error is one line, never wrapped
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
@@ -133,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress.update(current[0], completed=1, total=1)
                 current[:] = [progress.add_task(name, total=None)]
 
-            result = export_run(args.run, args.out, options, step=step)
+            with fresh_output_dir(args.out, force=args.force):  # nothing left on failure
+                result = export_run(args.run, args.out, options, step=step)
             if current:
                 progress.update(current[0], completed=1, total=1)
     except WearableEdgeError as e:

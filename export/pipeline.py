@@ -255,6 +255,8 @@ def export_run(
     for key in formats:
         manifest["files"][key]["accuracy"] = report["formats"][key]["verdict"]
     manifest["recommended"] = report["recommended"]
+    # the hub warns at start about a class its model never predicts on held-out windows
+    manifest["dead_classes"] = list(report["dead_classes"])
     manifest["metrics"]["heldout_export"] = {
         k: {m: report["formats"][k][m] for m in ("accuracy", "macro_f1", "auc")}
         for k in ["torch_fp32", *formats]

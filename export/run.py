@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from core.contract import InputContract
+from core.errors import InputTooLargeError
+from core.npz import check_npz_size
 from core.runs import RunLayout
 from export.errors import ExportError
 
@@ -59,6 +61,10 @@ def build_student(ckpt: dict[str, Any]) -> nn.Module:
 def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ExportError("missing (edge-train fit writes it)", path=str(path), stage="run")
+    try:
+        check_npz_size(path)  # before np.load inflates anything
+    except InputTooLargeError as e:
+        raise ExportError(str(e), path=str(path), stage="run") from e
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in keys if k not in z.files]
         if missing:

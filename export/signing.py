@@ -1,8 +1,14 @@
-"""Ed25519 signing of bundles (``edge-export --sign KEY``), with the ``cryptography`` package.
+"""Ed25519 signing of bundles, with the ``cryptography`` package.
 
 The signature covers the exact bytes of ``manifest.json``; the manifest holds the sha256
 of every model file, so one signature vouches for the whole bundle. The hub verifies it in
-``edge.bundle.load_bundle(..., trusted_keys=[PEM public keys])``.
+``edge.bundle.load_bundle(..., trusted_keys=[PEM public keys])`` and, as the daemon, requires
+it (:mod:`edge.signing`).
+
+``edge-export`` signs by default with this host's key (:func:`host_signing_key`: made once,
+kept owner-only under ``~/.config/wearable-edge/``); ``edge-export sign BUNDLE [--key FILE]``
+signs an existing bundle. :data:`DEMO_PRIVATE_KEY` signs the demo bundles and the tests' toy
+bundles: it is in the repository on purpose, so it proves nothing (see its header).
 """
 
 from __future__ import annotations
@@ -13,9 +19,31 @@ import os
 from pathlib import Path
 
 from edge.bundle import MANIFEST_NAME, SIGNATURE_NAME, key_id
+from edge.signing import HOST_PRIVATE_NAME, HOST_PUBLIC_NAME, host_key_dir
 from export.errors import ExportError
 
-__all__ = ["generate_keypair", "public_key_pem", "sign_bundle"]
+__all__ = ["DEMO_PRIVATE_KEY", "generate_keypair", "host_signing_key", "public_key_pem",
+           "sign_bundle"]
+
+# public on purpose: it signs the shipped demo bundles and the tests' toy bundles
+DEMO_PRIVATE_KEY = Path(__file__).resolve().parent / "demo_signing_key.pem"
+
+
+def host_signing_key(directory: Path | None = None) -> tuple[Path, bool]:
+    """This host's bundle-signing key (``~/.config/wearable-edge/bundle-signing.pem``),
+    made on first use; ``(path, made_now)``. Its public half sits beside it
+    (``bundle-signing.pub.pem``): copy that to a hub's ``/etc/wearable-edge/trusted-keys/``."""
+    d = directory or host_key_dir()
+    private = d / HOST_PRIVATE_NAME
+    if private.is_file():
+        return private, False
+    try:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        generate_keypair(private, d / HOST_PUBLIC_NAME)
+    except OSError as e:
+        raise ExportError(f"cannot create the signing key: {e.strerror or e} (--key FILE or "
+                          "--no-sign)", path=str(private), stage="sign") from e
+    return private, True
 
 
 def generate_keypair(private_path: str | os.PathLike[str], public_path: str | os.PathLike[str]) -> str:
@@ -69,7 +97,11 @@ def sign_bundle(bundle_dir: str | os.PathLike[str], private_path: str | os.PathL
 
     key = _load_private(private_path)
     root = Path(bundle_dir)
-    manifest = (root / MANIFEST_NAME).read_bytes()
+    try:
+        manifest = (root / MANIFEST_NAME).read_bytes()
+    except OSError as e:
+        raise ExportError(f"not a bundle: no readable {MANIFEST_NAME} ({e.strerror or e})",
+                          path=str(root), stage="sign") from e
     signature = key.sign(manifest)  # type: ignore[attr-defined]
     raw = key.public_key().public_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.Raw, serialization.PublicFormat.Raw

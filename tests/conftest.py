@@ -8,6 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles: "ci" (HYPOTHESIS_PROFILE=ci, set by `make test`) for the whole suite on
+# a shared box, where timing is no signal, and the default "dev". Tests that set their own
+# example counts scale them through tests/strategies.py.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 if TYPE_CHECKING:
     from tests.fakes.bluez import FakeBlueZ

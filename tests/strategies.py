@@ -41,9 +41,14 @@ def examples(n: int) -> settings:
     )
 
 
-# The signal-processing properties: modest by default so they run in seconds;
-# PREPROCESS_EXAMPLES=300 for a deep soak.
-signal_examples = examples(int(os.environ.get("PREPROCESS_EXAMPLES", "15")))
+# The hypothesis profile (tests/conftest.py): "dev" when a developer runs a file, "ci" when
+# `make test` runs the suite. The signal-processing properties take seconds per dozen inputs:
+# 15 keeps the edit-test loop quick, 60 is what the suite runs so that jitter, gaps and NaNs
+# meet each other; PREPROCESS_EXAMPLES=300 for a deep soak.
+PROFILE: Final = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+_SIGNAL_EXAMPLES: Final = {"dev": 15, "ci": 60}
+signal_examples = examples(
+    int(os.environ.get("PREPROCESS_EXAMPLES", _SIGNAL_EXAMPLES.get(PROFILE, 15))))
 
 
 # -- core.signal ------------------------------------------------------------------------------

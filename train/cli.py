@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    c = sub.add_parser(
+        "compare",
+        help="put finished runs side by side (e.g. the heart-rate and the full-wrist student)",
+        description=(
+            "Read each RUN's metrics.json and write OUT/comparison.{json,md,png}: per run the "
+            "student alone, its best distilled variant, the deployed variant and the best "
+            "teachers, macro-F1 mean ± sd over the run's seeds."
+        ),
+    )
+    c.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="edge-train fit run folders")
+    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+
     f = sub.add_parser(
         "fit",
         help="cross-validate teachers and students, then train the deployable student",
@@ -119,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--data", type=Path, required=True, metavar="PATH", help="data directory, .npz or .ts"
     )
-    f.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory to write")
+    f.add_argument("--out", type=Path, required=True, metavar="RUN",
+                   help="run directory to write (new or empty; see --force)")
+    f.add_argument("--force", action="store_true",
+                   help="replace a non-empty --out (the old run is kept until the new one is "
+                        "complete, and put back if training fails)")
     f.add_argument(
         "--config", type=Path, metavar="FILE.toml", help="a TOML config layered over the defaults"
     )
@@ -213,10 +229,22 @@ def _fit(args: argparse.Namespace, progress: bool) -> int:
     if args.seeds < 1:
         raise TrainError(f"--seeds must be at least 1, got {args.seeds}")
     tracker = make_tracker(args.track)
-    with _progress(progress) as report:
+    from core.outdir import fresh_output_dir
+
+    # an existing run is never overwritten by accident; a failed fit leaves no folder behind
+    with fresh_output_dir(args.out, force=args.force), _progress(progress) as report:
         result = fit(args.dataset, args.data, args.out, cfg, progress=report, seeds=args.seeds,
                      tracker=tracker)  # fmt: skip
     print(result.summary())  # noqa: T201
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from train.compare import render, write_comparison
+
+    doc = write_comparison(args.runs, args.out)
+    print(render(doc))  # noqa: T201
+    print(f"wrote {args.out / 'comparison.md'}")  # noqa: T201
     return 0
 
 
@@ -233,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "synth":
             return _synth(args, progress)
+        if args.command == "compare":
+            return _compare(args)
         return _fit(args, progress)
     except WearableEdgeError as e:
         # expected failures (bad config key, missing file, malformed data): one clear line

@@ -47,7 +47,7 @@ CONFIG_DIR: Final = Path(__file__).with_name("configs")  # shipped profiles (pac
 
 # Student variants a config may ask for; see :func:`parse_variant` for the grammar.
 KD_WEIGHTINGS: Final = {"equal": "equal", "ca": "confidence"}  # short name -> losses' name
-FUSION_MODES: Final = ("early", "mid", "late")  # what train.models.FusionTeacher accepts
+FUSION_MODES: Final = ("early", "mid", "late")  # what train.teachers.FusionTeacher accepts
 CV_KINDS: Final = ("auto", "loso", "forward", "fixed")
 TASKS: Final = ("3class", "binary")
 DATA_KINDS: Final = ("wrist", "hr")  # what the data adds: nothing, or the rr beats modality
@@ -132,7 +132,7 @@ class TeacherTrainConfig:
     batch_size: int = 64  # the largest batch; a small set's is about an eighth of it
     lr: float = 3e-3  # AdamW at batch_size (scaled by sqrt(batch / batch_size)); cosine decay
     weight_decay: float = 1e-3  # mild: subjects differ more than windows, dropout does the rest
-    # overrides for train.models.TeacherConfig (checked against its fields when a model is built)
+    # overrides for train.teachers.TeacherConfig (checked against its fields when a model is built)
     model: dict[str, Any] = field(default_factory=dict)
 
 

@@ -28,10 +28,11 @@ from train.errors import TrainError
 from train.loop import EVAL_BATCH, predict, seed_for
 from train.macs import count_macs, count_params
 from train.metrics import evaluate, softmax
-from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig
+from train.models import Student, StudentConfig
 from train.packed import LoadedData, job_inputs, packed_columns
 from train.plan import TeacherSpec
 from train.scores import FOLD_KEYS, brief, f1_of
+from train.teachers import FusionTeacher, TeacherConfig
 
 if TYPE_CHECKING:
     from train.job import JobResult

@@ -40,9 +40,10 @@ from train.config import LoopConfig, RunConfig, Variant
 from train.errors import TrainError
 from train.losses import HintProjector, distillation_loss, hint_loss
 from train.macs import count_macs
-from train.models import FusionTeacher, Student, StudentConfig, TeacherConfig
+from train.models import Student, StudentConfig
 from train.plan import TeacherSpec
 from train.progress import ProgressEvent, ProgressFn, no_progress
+from train.teachers import FusionTeacher, TeacherConfig
 from train.ulgm import AuxHeads, UnimodalLabelGenerator
 
 __all__ = [

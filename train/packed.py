@@ -20,6 +20,7 @@ import numpy as np
 
 from core.contract import InputContract
 from train import data as tdata
+from train.arrays_data import load_arrays
 from train.config import RunConfig
 from train.errors import TrainError
 from train.progress import ProgressFn, no_progress
@@ -71,7 +72,7 @@ def load_data(
             rr_source=cfg.data.rr_source if cfg.data.kind == "hr" else None,
         )
     elif kind == "arrays":
-        ds = tdata.load_arrays(path)
+        ds = load_arrays(path)
     elif kind == "ts":
         from train.ts_data import load_ts
 

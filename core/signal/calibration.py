@@ -245,6 +245,8 @@ class CalibrationAccumulator:
 
     def progress(self) -> float:
         """Fraction of the calibration period covered by the slowest modality (0..1)."""
+        if self._ready:  # known ready: the period counts the last sample's spacing too
+            return 1.0
         p = 1.0
         for m in self.contract.modalities:
             if m.name not in self._t0:

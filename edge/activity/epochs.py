@@ -33,7 +33,7 @@ import numpy as np
 
 from core.actigraphy import SUPPORTED_RATES, CountEpoch, CountsAccumulator
 from edge.decisions import Wearer
-from edge.ingest import unit_matches
+from edge.sensors import unit_matches
 from firmware_bridge.protocol import SensorInfo
 
 __all__ = ["ActivityEpoch", "DeviceActivity"]

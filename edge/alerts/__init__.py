@@ -8,9 +8,9 @@ and :mod:`~edge.alerts.rules` (:class:`AlertRules`), resolved on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
+from core.lazy import lazy_attributes
 from edge.alerts.options import AlertConfig
 
 if TYPE_CHECKING:
@@ -22,10 +22,4 @@ _HOME: Final = {"ALERT_KINDS": "rules", "RULES": "rules", "AlertRules": "rules",
                 "describe": "rules"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__ = lazy_attributes(__name__, _HOME, globals())

@@ -6,7 +6,14 @@ delegate) is on unless ``xnnpack=False``.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any, Final
 
 import numpy as np
 
@@ -15,6 +22,37 @@ from edge.engines.base import InferenceEngine, dequantize, quantize
 from edge.errors import BundleError, EngineError
 
 __all__ = ["TfliteEngine", "load_interpreter_class"]
+
+log = logging.getLogger(__name__)
+
+# LiteRT's C++ logger prints this on every start, to the process's stderr, past Python's
+# logging and every environment switch: it says nothing a user can act on
+_CHATTER: Final = re.compile(r"Created TensorFlow Lite XNNPACK delegate")
+
+
+@contextlib.contextmanager
+def _native_stderr_into_log() -> Iterator[None]:
+    """Route what native code writes to fd 2 meanwhile into the log: the XNNPACK chatter at
+    DEBUG, anything else at WARNING (so a real native error is still seen). Used only while
+    an interpreter is built, before the event loop runs."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a detached process): nothing to route
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    log.log(logging.DEBUG if _CHATTER.search(line) else logging.WARNING,
+                            "tflite: %s", line)
 
 # The interpreter reports scale/zero-point in float32; the manifest stores JSON floats.
 _SCALE_RTOL = 1e-5
@@ -58,8 +96,9 @@ class TfliteEngine(InferenceEngine):
             if resolver is not None:
                 kwargs["experimental_op_resolver_type"] = resolver
         try:
-            self._interp: Any = interpreter_cls(**kwargs)
-            self._interp.allocate_tensors()
+            with _native_stderr_into_log():
+                self._interp: Any = interpreter_cls(**kwargs)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EngineError(f"tflite:{self.source}: cannot load model: {e}") from e
         (inp,) = self._interp.get_input_details()

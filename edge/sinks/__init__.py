@@ -13,8 +13,9 @@ module, which itself reads the configuration).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from edge.sinks.base import FaultCallback, Record, Sink, SinkStats, ThreadedSink
@@ -50,10 +51,4 @@ _HOME: Final = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__ = lazy_attributes(__name__, _HOME, globals())

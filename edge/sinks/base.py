@@ -52,6 +52,17 @@ class Sink(abc.ABC):
     def start(self) -> None:  # noqa: B027 - most sinks need no start; a default no-op is right
         """Begin accepting records (open files, start the writer thread)."""
 
+    def preflight(self) -> None:  # noqa: B027 - sinks without a file have nothing to check
+        """Before the run: raise :class:`~edge.errors.SinkError` (one line) when the sink
+        cannot write at all (a read-only directory, a folder where a file should be), so
+        start-up fails instead of every record being lost at the end. Blocking: call it
+        before the event loop runs."""
+
+    @property
+    def where(self) -> str:
+        """Where this sink's records go, in words (the summary says it)."""
+        return self.name
+
     @abc.abstractmethod
     def submit(self, record: Record) -> None:
         """Accept one record without blocking the caller (the event loop)."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from edge.errors import SinkError
 from edge.sinks.base import FaultCallback, Record, ThreadedSink
 
 __all__ = ["JsonLinesSink"]
@@ -43,6 +44,25 @@ class JsonLinesSink(ThreadedSink):
         self._file: TextIO | None = None
         if self.path is not None:
             self.name = f"jsonl:{self.path.name}"
+
+    @property
+    def where(self) -> str:
+        return "stdout" if self.path is None else str(self.path)
+
+    def preflight(self) -> None:
+        if self.path is None:
+            return
+        if self.path.is_dir():
+            raise SinkError(f"the JSON lines file {self.path} is a folder; give a file path "
+                            "(--jsonl)", sink=self.name, path=str(self.path))
+        try:
+            self._open()
+        except OSError as e:
+            raise SinkError(f"cannot write the JSON lines file {self.path}: "
+                            f"{e.strerror or e} (--jsonl)", sink=self.name,
+                            path=str(self.path)) from e
+        finally:
+            self._close_resources()
 
     def _open(self) -> None:
         if self.path is None:

@@ -10,6 +10,7 @@ import logging
 
 from edge.decisions import Decision, Event
 from edge.sinks.base import Record, Sink
+from edge.wording import event_line, who
 
 __all__ = ["LogSink"]
 
@@ -23,17 +24,20 @@ class LogSink(Sink):
         super().__init__()
         self.decisions_at_info = decisions_at_info
 
+    @property
+    def where(self) -> str:
+        return "the log"
+
     def submit(self, record: Record) -> None:
         self.stats.inc("written")
         if isinstance(record, Event):
             level = logging.WARNING if record.kind in _WARN else logging.INFO
-            log.log(level, "%s %s %s %s", record.resident, record.device, record.kind,
-                    record.detail)
+            log.log(level, "%s", event_line(record))
         elif isinstance(record, Decision):
             level = logging.INFO if self.decisions_at_info else logging.DEBUG
             if log.isEnabledFor(level):
                 p = " ".join(f"{k}={v:.2f}" for k, v in record.probabilities.items())
-                log.log(level, "%s %s window %d: %s (%s)", record.resident, record.device,
+                log.log(level, "%s window %d: %s (%s)", who(record.resident, record.device),
                         record.window_index, record.state, p)
 
 

@@ -2,15 +2,17 @@
 
 Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
-    decisions(id, resident, device, t, state, probabilities JSON, raw JSON, model_id,
+    decisions(id, resident, device, t, state, probabilities JSON, p_instant JSON, model_id,
               window_start, window_end, window_index, label, latency_ms, hr_bpm, rmssd_ms)
     events(id, resident, device, t, kind, detail JSON)
 
 ``t`` is hub wall-clock epoch seconds; ``probabilities`` the smoothed class probabilities
-and ``raw`` the window's own (both ``{"class": p}``); ``hr_bpm`` and ``rmssd_ms`` the
-window's heart rate and RMSSD when its model reads RR intervals (NULL otherwise), derived
-values like the rest. Nothing else is stored: no sample, no RR interval. A version-1
-database (before the two derived columns) is migrated in place when opened.
+and ``p_instant`` the window's own, unsmoothed (both ``{"class": p}``: class probabilities,
+never a sensor value); ``hr_bpm`` and ``rmssd_ms`` the window's heart rate and RMSSD when
+its model reads RR intervals (NULL otherwise), derived values like the rest. Nothing else is
+stored: no sample, no RR interval. An older database is migrated in place when opened:
+version 1 gains the two derived columns, version 2's ``raw`` column (a name a privacy
+auditor reads as raw signal) becomes ``p_instant``, its rows kept.
 
 Why these settings: WAL lets a reader (a dashboard, ``sqlite3`` in a shell) read while the
 daemon writes; ``synchronous=NORMAL`` in WAL mode survives a process crash (SIGKILL) with
@@ -32,17 +34,20 @@ from pathlib import Path
 from typing import Final
 
 from edge.decisions import Decision, Event
+from edge.errors import SinkError
 from edge.sinks.base import FaultCallback, Record, ThreadedSink
 
 __all__ = ["SCHEMA_VERSION", "SqliteSink", "open_database"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2  # bump with a migration when a column changes meaning
+SCHEMA_VERSION: Final = 3  # bump with a migration when a column changes meaning
 # version -> statements that bring a database of that version to the next
 _MIGRATIONS: Final = {
     1: ("ALTER TABLE decisions ADD COLUMN hr_bpm REAL",
         "ALTER TABLE decisions ADD COLUMN rmssd_ms REAL"),
+    # SQLite >= 3.25 (Bookworm ships 3.40): a rename in place, rows and indexes kept
+    2: ("ALTER TABLE decisions RENAME COLUMN raw TO p_instant",),
 }
 BUSY_TIMEOUT_MS: Final = 5000  # a reader holding a lock briefly must not fail a commit
 
@@ -54,7 +59,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     t REAL NOT NULL,
     state TEXT NOT NULL,
     probabilities TEXT NOT NULL,
-    raw TEXT NOT NULL,
+    p_instant TEXT NOT NULL,
     model_id TEXT NOT NULL,
     window_start REAL,
     window_end REAL,
@@ -159,6 +164,25 @@ class SqliteSink(ThreadedSink):
         self.max_mb = max_mb
         self._conn: sqlite3.Connection | None = None
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def preflight(self) -> None:
+        # open (create, migrate) and close once before the run: a database that cannot be
+        # written at all fails start-up here, not as every decision lost at the end
+        if self.path.is_dir():
+            raise SinkError(f"the database {self.path} is a folder; give a file path such as "
+                            f"{self.path / 'edge.db'} (--db)", sink=self.name, path=str(self.path))
+        try:
+            open_database(self.path, max_mb=self.max_mb).close()
+        except (OSError, sqlite3.Error) as e:
+            why = getattr(e, "strerror", None) or str(e)
+            raise SinkError(f"cannot write the database {self.path}: {why} (is its folder "
+                            "writable by this user and not on a read-only file system? "
+                            "--db or --state-dir choose another place)",
+                            sink=self.name, path=str(self.path)) from e
+
     def _open(self) -> None:
         self._conn = open_database(self.path, max_mb=self.max_mb)
         self._apply_retention()
@@ -172,7 +196,7 @@ class SqliteSink(ThreadedSink):
             with conn:  # one transaction per batch: all of it or none of it
                 if decisions:
                     conn.executemany(
-                        "INSERT INTO decisions (resident, device, t, state, probabilities, raw,"
+                        "INSERT INTO decisions (resident, device, t, state, probabilities, p_instant,"
                         " model_id, window_start, window_end, window_index, label, latency_ms,"
                         " hr_bpm, rmssd_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [

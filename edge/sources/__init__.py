@@ -12,12 +12,12 @@ breaks ``import edge``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from core.errors import ConfigError
+from core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from edge.config import DaemonConfig
@@ -45,14 +45,9 @@ _CONTRACT: Final = frozenset(("DEFAULT_QUEUE_SIZE", "ConnectionEvent", "QueueBri
                        "SourceItem", "SourceStats"))
 
 
-def __getattr__(name: str) -> Any:
-    # the contract is resolved on first use: the configuration imports the options modules
-    # under this package and must not pay for the sources themselves
-    if name not in _CONTRACT:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("edge.sources.base"), name)
-    globals()[name] = value
-    return value
+# the contract is resolved on first use: the configuration imports the options modules under
+# this package and must not pay for the sources themselves
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(_CONTRACT, "base"), globals())
 
 
 def open_source(

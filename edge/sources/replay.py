@@ -238,4 +238,27 @@ def open_replay(
                  recording.duration_s, speed)
         return ReplaySource.from_options(sim or SimOptions(), speed=speed, loop_forever=False,
                                          recording=recording, class_names=class_names)
+    if not _looks_like_frames(path):
+        raise RecordingError(
+            "not a recording: --file takes a WESAD S*.pkl, a .npz recording, or a frame file "
+            "made with --record-raw (or a capture of a wearable's serial line)", path=str(path))
     return FrameFileSource(path, speed=speed)
+
+
+def _looks_like_frames(path: Path) -> bool:
+    """Whether the file's first block holds at least one valid bridge frame: a README or a
+    photo is refused at start with one line, not played as a stream of rejected frames."""
+    from firmware_bridge.errors import ProtocolError
+    from firmware_bridge.framing import FrameDecoder, cobs_decode
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(READ_CHUNK)
+    except OSError as e:
+        raise RecordingError(f"cannot open: {e.strerror}", path=str(path)) from None
+    first_end = head.find(b"\x00")
+    if first_end > 0:
+        with contextlib.suppress(ProtocolError):
+            if cobs_decode(head[:first_end]).startswith(RAW_MAGIC):
+                return True
+    return any(True for _ in FrameDecoder().feed(head))

@@ -1,5 +1,10 @@
 """Bundle integrity at daemon start: ``edge-daemon`` refuses a tampered or unsigned bundle.
 
+The daemon requires a signature by a trusted key (issue 17): the toy bundle is signed with
+the demo key, which a hub trusts by default, so a changed manifest byte (class names
+swapped, a size edited, the file cut short) is refused by the signature, like a changed
+model byte is by its hash.
+
 ``tests/unit/edge/test_bundle.py`` checks ``load_bundle`` itself, reason by reason; here the same
 faults are met where a user meets them: the real CLI, started on a copy of a real exported
 bundle, must exit non-zero before deciding anything, with one clear line on stderr that
@@ -80,6 +85,14 @@ def _manifest_lies_about_size(bundle: Path) -> None:
     (bundle / MANIFEST_NAME).write_text(json.dumps(m))
 
 
+def _swap_class_names(bundle: Path) -> None:
+    # stress reported as amusement: consistent in itself, so only the signature catches it
+    m = json.loads((bundle / MANIFEST_NAME).read_text())
+    for names in (m["class_names"], m["contract"]["class_names"]):
+        names[1], names[2] = names[2], names[1]
+    (bundle / MANIFEST_NAME).write_text(json.dumps(m))
+
+
 def _swap_model_files(bundle: Path) -> None:
     # both files are intact models; the manifest's hashes say which is which
     a, b = bundle / "model_fp32.onnx", bundle / "model_int8.onnx"
@@ -93,12 +106,13 @@ def _swap_model_files(bundle: Path) -> None:
     (lambda b: _flip_byte(b / "model_fp32.onnx"), ("model_fp32.onnx", "sha256")),
     (lambda b: _flip_byte(b / "model_fp32.tflite"), ("model_fp32.tflite", "sha256")),
     (_drop_entry_file, ("model_int8.onnx",)),
-    (_manifest_lies_about_size, ("model_fp32.onnx", "size")),
+    (_manifest_lies_about_size, (SIGNATURE_NAME, "manifest changed")),
+    (_swap_class_names, (SIGNATURE_NAME, "manifest changed")),
     (_swap_model_files, ("model_fp32.onnx",)),
     (lambda b: (b / MANIFEST_NAME).write_bytes((b / MANIFEST_NAME).read_bytes()[:-7]),
-     (MANIFEST_NAME,)),
+     (SIGNATURE_NAME,)),
 ], ids=["changed-byte-onnx", "changed-byte-tflite", "missing-file", "size-mismatch",
-        "swapped-files", "truncated-manifest"])
+        "swapped-class-names", "swapped-files", "truncated-manifest"])
 def test_tampered_bundle_is_refused_at_start(bundle: Path, tmp_path: Path,
                                              damage: Callable[[Path], None],
                                              needles: tuple[str, ...]) -> None:
@@ -131,7 +145,9 @@ def test_signature_faults_are_refused_when_keys_are_trusted(
         bundle: Path, tmp_path: Path, keys: tuple[Path, Path, Path], case: str) -> None:
     priv, pub, other = keys
     trusted = [pub]
-    if case != "unsigned":
+    if case == "unsigned":
+        (bundle / SIGNATURE_NAME).unlink()
+    else:
         sign_bundle(bundle, priv)
     if case == "untrusted-key":
         trusted = [other]
@@ -149,3 +165,37 @@ def test_signature_faults_are_refused_when_keys_are_trusted(
               "model-changed-after-signing": ("model_int8.onnx",),
               "garbage-signature": (SIGNATURE_NAME,)}[case]
     refused(code, err, *expect)
+
+
+def _start_flags(bundle: Path, tmp: Path, *flags: str) -> tuple[int, str]:
+    p = run_cli(["--device", "sim", "--bundle", str(bundle), "--backend", "onnx",
+                 "--precision", "fp32", "--speed", "100", "--duration", "2",
+                 "--state-dir", str(tmp / "state"), "--status", "off", *flags])
+    return p.returncode, p.stderr
+
+
+def test_an_unsigned_bundle_is_refused_by_default_and_runs_with_allow_unsigned_loudly(
+        bundle: Path, tmp_path: Path) -> None:
+    (bundle / SIGNATURE_NAME).unlink()
+    code, err = _start_flags(bundle, tmp_path)
+    refused(code, err, "unsigned", "edge-export sign")
+    code, err = _start_flags(bundle, tmp_path, "--allow-unsigned")
+    assert code == 0, err
+    assert "LOADING AN UNSIGNED BUNDLE" in err
+
+
+def test_allow_unsigned_still_refuses_a_signature_that_does_not_verify(
+        bundle: Path, tmp_path: Path) -> None:
+    _swap_class_names(bundle)
+    code, err = _start_flags(bundle, tmp_path, "--allow-unsigned")
+    refused(code, err, SIGNATURE_NAME)
+
+
+def test_trusted_key_on_the_command_line(bundle: Path, tmp_path: Path,
+                                         keys: tuple[Path, Path, Path]) -> None:
+    priv, pub, _ = keys
+    sign_bundle(bundle, priv)
+    code, err = _start_flags(bundle, tmp_path)
+    refused(code, err, SIGNATURE_NAME)  # a key nobody trusts
+    code, err = _start_flags(bundle, tmp_path, "--trusted-key", str(pub))
+    assert code == 0, err

@@ -97,7 +97,7 @@ def test_raw_recording_replays_into_the_same_decisions(bundle: Path, tmp_path: P
     for ra, rb in zip(a, b, strict=False):
         assert (ra["device"], ra["window_index"], ra["state"]) == (
             rb["device"], rb["window_index"], rb["state"])
-        np.testing.assert_allclose(list(ra["raw"].values()), list(rb["raw"].values()), atol=1e-6)
+        np.testing.assert_allclose(list(ra["p_instant"].values()), list(rb["p_instant"].values()), atol=1e-6)
 
 
 def test_plain_frame_capture_replays(bundle: Path, tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
     assert [r["window_index"] for r in rows] == [w.index for w in valid]
     engine = open_engine(b, "onnx", "fp32", 1)
     probs = softmax(engine.run(contract.pack_batch([w.data for w in valid])))  # (N, K)
-    stored_raw = np.array([[r["raw"][c] for c in contract.class_names] for r in rows])
+    stored_raw = np.array([[r["p_instant"][c] for c in contract.class_names] for r in rows])
     np.testing.assert_allclose(stored_raw, probs, atol=1e-5)
 
     logic = DecisionLogic(contract.class_names, DecisionConfig(),

@@ -17,7 +17,7 @@ from core.signal import compute_calibration, windows_from_streams
 from edge.bundle import load_bundle
 from edge.decisions import softmax
 from edge.engines import open_engine
-from tests.fakes.daemon import db_rows, received_streams, run_cli, toy_bundle
+from tests.fakes.daemon import TOY_FORMATS, db_rows, received_streams, run_cli, toy_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,23 @@ def test_sim_two_wearables_json_database_and_summary(bundle: Path, tmp_path: Pat
     assert 0 < summary["ready_s"] < 60 and summary["rss_mb"] > 0
     assert summary["agreement"]["labelled"] > 0  # the simulator's labels travel with it
     assert "decisions:" in p.stderr and "footprint: ready in" in p.stderr  # the printed summary
+
+
+@pytest.mark.parametrize("fmt", TOY_FORMATS)
+def test_sim_decides_with_every_format_of_the_bundle(bundle: Path, tmp_path: Path,
+                                                      fmt: str) -> None:
+    # auto-selection runs one format; each one a bundle ships must run when asked for by name
+    backend, precision = fmt.split("_")
+    assert fmt in load_bundle(bundle).files
+    p = run_cli(["--device", "sim", "--bundle", str(bundle), "--backend", backend,
+                 "--precision", precision, "--speed", "100", "--duration", "3", "--json",
+                 "--state-dir", str(tmp_path / "s"), "--status", "off",
+                 "--summary-json", str(tmp_path / "summary.json")])
+    assert p.returncode == 0, p.stderr
+    decisions = [x for x in _json_lines(p.stdout) if x["type"] == "decision"]
+    assert len(decisions) > 20
+    assert all(abs(sum(d["raw"].values()) - 1) < 1e-3 for d in decisions)
+    assert json.loads((tmp_path / "summary.json").read_text())["engine"] == f"{backend}:{fmt}"
 
 
 def test_sim_baseline_is_stored_owner_only_and_reused_after_restart(bundle: Path,
@@ -142,7 +159,7 @@ battery_low_at_s = 90.0
     assert any(not w.valid for w in windows.values())
     engine = open_engine(b, "onnx", "fp32", 1)
     probs = softmax(engine.run(contract.pack_batch([windows[i].data for i in decided])))
-    stored = np.array([[r["raw"][c] for c in contract.class_names] for r in rows])
+    stored = np.array([[r["p_instant"][c] for c in contract.class_names] for r in rows])
     # the daemon chose its engine by measurement (maybe int8): same decisions, close numbers
     assert (stored.argmax(1) == probs.argmax(1)).mean() > 0.9
     assert np.abs(stored - probs).max() < 0.2

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.daemon import db_rows, start_cli, stop_cli, toy_bundle, wait_for
+from tests.fakes.records import json_lines
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +55,7 @@ def committed(db: Path) -> list[tuple[Any, ...]]:
 
 def emitted(jsonl: Path) -> list[tuple[Any, ...]]:
     """Decisions in a JSON lines file; a line cut by the kill is not one."""
-    out = []
-    for line in jsonl.read_text().splitlines():
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if d.get("type") == "decision":
-            out.append(key(d))
-    return out
+    return [key(d) for d in json_lines(jsonl.read_text()) if d.get("type") == "decision"]
 
 
 def start(bundle: Path, tmp: Path, run: int) -> Any:

@@ -30,8 +30,9 @@ BASE = "wearable-edge/testhub"
 async def test_alerts_reach_their_topics_once_per_episode(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_mosquitto()
-    not_a_file = tmp_path / "jsonl-is-a-directory"
-    not_a_file.mkdir()
+    # opens, then every write fails (ENOSPC): a sink that breaks after start-up; a path
+    # that cannot be opened at all now stops the start instead (issue 17)
+    not_a_file = Path("/dev/full")
     state = tmp_path / "state"
     with Mosquitto(tmp_path / "broker") as broker:
         async with Collector(broker, f"{BASE}/#") as seen:

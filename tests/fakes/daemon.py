@@ -1,9 +1,9 @@
 """Helpers for the daemon's end-to-end tests: a real exported bundle, the CLI in a subprocess.
 
 :func:`toy_bundle` trains the toy student (``tests.fakes.runs.build_run``) and exports it
-with the real ``edge-export`` pipeline (ONNX fp32 + int8, TFLite fp32: the slow TFLite int8
-conversion is left out to keep the suite fast), once per pytest session, cached under the
-session's base temporary directory. It stands in for the demo bundle until that ships, and
+with the real ``edge-export`` pipeline, every format a daemon can run (ONNX fp32 + int8,
+TFLite fp32 + int8: a format left out here is a format no daemon test ever runs), once per
+pytest session, cached under the session's base temporary directory. It stands in for the demo bundle until that ships, and
 keeps the daemon tests fast: the toy contract has 4 s windows, a 2 s hop and a 60 s
 enrollment, so a few minutes of simulated data exercise everything.
 """
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["REPO", "db_rows", "run_cli", "start_cli", "stop_cli", "toy_bundle"]
+__all__ = ["REPO", "TOY_FORMATS", "db_rows", "run_cli", "start_cli", "stop_cli", "toy_bundle"]
 
 REPO: Final = Path(__file__).resolve().parents[2]
-TOY_FORMATS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32")
+TOY_FORMATS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
 
 
 def toy_bundle(base: Path) -> Path:
@@ -33,11 +33,14 @@ def toy_bundle(base: Path) -> Path:
     if (bundle / "manifest.json").is_file():
         return bundle
     from export.pipeline import ExportOptions, export_run
+    from export.signing import DEMO_PRIVATE_KEY
     from tests.fakes.runs import build_run
 
     run = build_run(root / "run")
+    # signed with the demo key, which a hub trusts by default: the daemon requires a signature
     export_run(run.path, bundle, ExportOptions(formats=TOY_FORMATS, latency_runs=5, plots=False,
-                                               compare_methods=False))
+                                               compare_methods=False,
+                                               sign_key=DEMO_PRIVATE_KEY))
     return bundle
 
 
@@ -99,7 +102,7 @@ def db_rows(db: Path, table: str = "decisions") -> list[dict[str, Any]]:
     finally:
         conn.close()
     for r in rows:
-        for k in ("probabilities", "raw", "detail"):
+        for k in ("probabilities", "p_instant", "raw", "detail"):
             if k in r:
                 r[k] = json.loads(r[k])
     return rows

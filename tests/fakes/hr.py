@@ -50,8 +50,12 @@ def toy_hr_bundle(base: Path) -> Path:
     from tests.fakes.runs import build_run
 
     run = build_run(root / "run", contract=toy_hr_contract())
+    from export.signing import DEMO_PRIVATE_KEY
+
+    # signed with the demo key, which a hub trusts by default: the daemon requires a signature
     export_run(run.path, bundle, ExportOptions(formats=TOY_HR_FORMATS, latency_runs=5,
-                                               plots=False, compare_methods=False))
+                                               plots=False, compare_methods=False,
+                                               sign_key=DEMO_PRIVATE_KEY))
     return bundle
 
 

@@ -14,7 +14,7 @@ Two kinds, pick by what the test needs:
   subject at ``minutes_scale=0.25``): :func:`cached_synth_root` generates a small synthetic
   WESAD tree once per test session and returns its root.
 
-:func:`write_arrays_npz` writes a generic arrays-format file (``train.data.load_arrays``).
+:func:`write_arrays_npz` writes a generic arrays-format file (``train.arrays_data.load_arrays``).
 """
 
 from __future__ import annotations

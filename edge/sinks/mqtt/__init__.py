@@ -11,9 +11,9 @@ client library is imported only when a sink is built.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
+from core.lazy import lazy_attributes
 from edge.sinks.mqtt.options import MqttOptions
 from edge.sinks.mqtt.url import MqttUrl, parse_mqtt_url
 
@@ -26,10 +26,4 @@ __all__ = ["DeviceStatus", "MqttOptions", "MqttSink", "MqttUrl", "parse_mqtt_url
 _HOME: Final = {"DeviceStatus": "messages", "MqttSink": "sink"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__ = lazy_attributes(__name__, _HOME, globals())

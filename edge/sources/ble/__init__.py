@@ -16,9 +16,9 @@ bleak-retry-connector are imported by ``scanner`` and ``source`` and nowhere els
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
+from core.lazy import lazy_attributes
 from edge.sources.options import BleOptions
 
 if TYPE_CHECKING:
@@ -56,10 +56,4 @@ _HOME: Final = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__ = lazy_attributes(__name__, _HOME, globals())

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -517,3 +518,82 @@ def test_regression_archive_with_too_many_members_is_refused(
     with pytest.raises(BundleError) as e:
         load_bundle(archive)
     assert e.value.reason == "archive" and "members" in str(e.value)
+
+
+# -- the checks isolated: a same-size valid model swapped in, a link tarfile allows (issue 18) --
+def _tiny_onnx(n_in: int, n_out: int, weight: float) -> bytes:
+    """A valid ONNX graph, logits = x @ W with every weight ``weight``: models that differ
+    only in ``weight`` have the same size and both load in ONNX Runtime."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((n_in, n_out), weight, np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["logits"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, n_out])],
+        initializer=[w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime of the hub install reads
+    return model.SerializeToString()
+
+
+def test_regression_read_verified_rehashes_a_same_size_valid_model(bundle: Path) -> None:
+    from edge.engines.onnx import OnnxEngine
+    from edge.errors import EngineError
+    from export.bundle_writer import write_manifest
+
+    c = toy_contract()
+    good = _tiny_onnx(c.input_length, c.n_classes, 0.01)
+    evil = _tiny_onnx(c.input_length, c.n_classes, -0.01)
+    assert len(evil) == len(good) and evil != good
+    path = bundle / "model_fp32.onnx"
+    path.write_bytes(good)
+    m = json.loads((bundle / MANIFEST_NAME).read_text())
+    m["files"]["onnx_fp32"].update(size=len(good), sha256=bundle_mod.sha256_file(path))
+    write_manifest(bundle, m)
+    b = load_bundle(bundle)
+    assert b.read_verified("onnx_fp32") == good
+    path.write_bytes(evil)  # swapped after load, before an engine reads it
+    import onnxruntime as ort
+
+    ort.InferenceSession(evil, providers=["CPUExecutionProvider"])  # a model ORT would run
+    with pytest.raises(BundleError) as e:
+        b.read_verified("onnx_fp32")
+    assert e.value.reason == "hash_mismatch" and e.value.path == str(path)
+    with pytest.raises(EngineError, match="changed since the bundle was loaded"):
+        OnnxEngine(b, "onnx_fp32")
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_regression_archive_link_inside_the_bundle_is_refused_by_our_own_check(
+    bundle: Path, tmp_path: Path, kind: bytes
+) -> None:
+    # A relative link to a member inside the archive passes tarfile's filter="data"; only the
+    # project's "regular files and directories only" check refuses it. The link points at a
+    # copy of the real model, so without that check the bundle would load and verify.
+    real = (bundle / "model_fp32.onnx").read_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in sorted(bundle.iterdir()):
+            if p.name != "model_fp32.onnx":
+                tar.add(p, arcname=f"bundle/{p.name}")
+        blob = tarfile.TarInfo("bundle/blobs/model.bin")
+        blob.size = len(real)
+        tar.addfile(blob, io.BytesIO(real))
+        link = tarfile.TarInfo("bundle/model_fp32.onnx")
+        link.type = kind
+        link.linkname = "blobs/model.bin" if kind == tarfile.SYMTYPE else "bundle/blobs/model.bin"
+        tar.addfile(link)
+    archive = tmp_path / "linked.tar"
+    archive.write_bytes(buf.getvalue())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with tarfile.open(archive) as tar:  # tarfile's own filter lets every member through
+        for member in tar.getmembers():
+            tarfile.data_filter(member, str(dest))
+        tar.extractall(dest, filter="data")
+    assert load_bundle(dest / "bundle").read_verified("onnx_fp32") == real
+    with pytest.raises(BundleError) as e:
+        load_bundle(archive)
+    assert e.value.reason == "archive" and "link or device" in str(e.value)

@@ -43,8 +43,37 @@ def test_a_bad_mqtt_url_is_one_line_naming_the_key_and_never_the_password(
         url: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--device", "sim", "--mqtt", url]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'mqtt.url'" in err and says in err
+    # the flag the user typed, not the config key it sets (issue 17)
+    assert err.count("\n") == 1 and "edge-daemon: --mqtt: " in err and says in err
     assert "s3cr3t" not in err
+
+
+def test_a_bad_flag_value_names_the_flag_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--device", "sim", "--duration", "-1"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == "edge-daemon: --duration: -1.0 must be >= 0\n"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--threads", "abc"])
+    assert exit_.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads: invalid int value: 'abc'" in err
+    assert "usage:" not in err
+
+
+def test_a_bad_key_in_the_config_file_names_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "edge-daemon.toml"
+    path.write_text("duration = -1\n")
+    assert main(["--config", str(path)]) == EXIT_USAGE
+    assert capsys.readouterr().err.startswith(f"edge-daemon: {path}: config key 'duration': ")
+
+
+def test_a_file_that_is_not_a_bundle_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = Path(__file__).resolve().parents[3] / "README.md"
+    assert main(["--device", "sim", "--bundle", str(readme), "--no-db"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("edge-daemon:")]
+    assert "not a bundle" in line and "method gz" not in err  # not tarfile's five lines
 
 
 @pytest.mark.parametrize(("toml", "key", "says"), [

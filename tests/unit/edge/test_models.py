@@ -10,8 +10,9 @@ from core.contract import WESAD_WRIST_MODALITIES, InputContract
 from edge.bundle import load_bundle
 from edge.config import DaemonConfig
 from edge.errors import BundleError
-from edge.models import Model, bundle_paths, choose_model
+from edge.models import Model, bundle_paths, choose_model, warn_dead_classes
 from edge.sources.ble.translate import StandardProfileTranslator
+from export.bundle_writer import write_manifest
 from firmware_bridge.protocol import SampleFormat, SensorInfo
 from tests.fakes.bundles import write_fake_bundle
 from tests.fakes.hr import toy_hr_contract
@@ -78,3 +79,19 @@ def test_bundle_paths_say_what_to_do_without_a_demo_bundle(monkeypatch: pytest.M
     monkeypatch.setattr(edge.models, "demo_bundle_paths", lambda: ())
     with pytest.raises(BundleError, match="pass --bundle DIR"):
         bundle_paths(DaemonConfig())
+
+
+def test_a_dead_class_in_the_manifest_is_one_warning_at_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    wrist = InputContract(WESAD_WRIST_MODALITIES, CLASSES)
+    manifest = write_fake_bundle(tmp_path / "ok", contract=wrist, model_id="ok")
+    assert warn_dead_classes(load_bundle(tmp_path / "ok")) is None
+    write_fake_bundle(tmp_path / "dead", contract=wrist, model_id="dead")
+    write_manifest(tmp_path / "dead", {**manifest, "model_id": "dead",
+                                       "dead_classes": ["amusement"]})
+    with caplog.at_level("WARNING", logger="edge.models"):
+        line = warn_dead_classes(load_bundle(tmp_path / "dead"))
+    assert line is not None and "dead never predicts amusement" in line
+    said = [r.getMessage() for r in caplog.records
+            if r.name == "edge.models" and r.levelname == "WARNING"]
+    assert said == [line]

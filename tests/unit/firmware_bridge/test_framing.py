@@ -473,3 +473,31 @@ def test_regression_frame_decoder_rejects_packets_over_the_limit(idle_fill: int)
     dec = FrameDecoder()
     assert dec.feed(frame + b"\x00" * idle_fill) == []
     assert dec.stats["oversize"] == 1 and dec.stats["frames"] == 0
+
+
+# -- the cached SAMPLES fast path checks the exact length (issue 18) ---------------------------
+@pytest.mark.parametrize("path", sorted(_PATHS))
+@pytest.mark.parametrize("extra", [1, 2, 6])
+def test_regression_fast_path_rejects_a_longer_packet_after_a_warming_frame(
+    path: str, extra: int
+) -> None:
+    # The first SAMPLES of a sensor fills the decoder's key cache; the second, CRC-valid but
+    # with bytes past what its count implies, then meets only the cached fast path. The
+    # count says 8 rows, so ``>=`` instead of ``==`` there would let it through.
+    warm = Samples(4, 1, 10, np.arange(24, dtype=np.int16).reshape(8, 3))
+    packet = encode_message(Samples(4, 2, 20, np.ones((8, 3), np.int16))) + b"\x07" * extra
+    bad = _valid_crc_frame(packet)
+    with pytest.raises(ProtocolError) as e:
+        decode_frame(bad, HELLO.sensor_map())
+    assert e.value.reason == "payload"
+    tail = Samples(1, 3, 30, np.ones((4, 1), np.int16))  # the stream goes on past it
+    data = encode_frame(HELLO) + encode_frame(warm) + bad * 3 + encode_frame(tail)
+    with _forced(path):
+        d = FrameDecoder()
+        assert d.feed(data) == [HELLO, warm, tail]
+        assert d.stats["payload"] == 3
+        # the same, one byte at a time: every frame completes in a read of its own
+        d = FrameDecoder()
+        out = [m for b in data for m in d.feed(bytes([b]))]
+    assert out == [HELLO, warm, tail]
+    assert d.stats["payload"] == 3

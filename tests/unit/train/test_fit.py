@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from core.contract import InputContract
+from train.arrays_data import load_arrays
 from train.config import load_config
 from train.cv import make_folds
-from train.data import load_arrays
 from train.fit import fit
 from train.models import Student, StudentConfig
 

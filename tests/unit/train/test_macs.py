@@ -7,12 +7,8 @@ import torch
 
 from core.contract import WESAD_WRIST_MODALITIES, InputContract
 from train.macs import count_macs, count_params
-from train.models import (
-    FusionTeacher,
-    Student,
-    StudentConfig,
-    TeacherConfig,
-)
+from train.models import Student, StudentConfig
+from train.teachers import FusionTeacher, TeacherConfig
 
 CLASSES = ("baseline", "stress", "amusement")
 WRIST = InputContract(WESAD_WRIST_MODALITIES, CLASSES)

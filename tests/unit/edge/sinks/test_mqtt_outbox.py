@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from edge.sinks import open_database
 from edge.sinks.mqtt.messages import OutMessage, Priority
-from edge.sinks.mqtt.outbox import OUTBOX_SCHEMA_VERSION, Outbox
+from edge.sinks.mqtt.outbox import OUTBOX_SCHEMA_VERSION, Outbox, Wearer
 
 
 def msg(resident: str, i: int, priority: Priority = Priority.STATE,
@@ -96,3 +99,80 @@ def test_shares_the_hub_database_and_refuses_another_schema(tmp_path: Path) -> N
                                                      f"{OUTBOX_SCHEMA_VERSION}"):
         Outbox(db).open()
     assert (db.stat().st_mode & 0o777) == 0o600
+
+
+# -- every field, every edge (found by mutation testing: benchmarks/mutation.py) ---------------
+def test_a_row_carries_every_field_and_the_exact_payload(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "edge.db")
+    before = time.time()
+    ob.put([OutMessage("anna", "dev-a", "t/anna/state", {"b": [1, 2], "a": "x y"},
+                       retain=False, priority=Priority.EVENT),
+            OutMessage("bob", "dev-b", "t/bob/state", {}, retain=True, priority=Priority.ALERT)])
+    a, b = ob.peek(10)
+    assert re.fullmatch(r"[0-9a-f]{8}", ob.epoch)
+    assert (a.resident, a.topic, a.retain, a.priority, a.is_alert) == (
+        "anna", "t/anna/state", False, int(Priority.EVENT), False)
+    assert (b.resident, b.topic, b.retain, b.priority, b.is_alert) == (
+        "bob", "t/bob/state", True, int(Priority.ALERT), True)
+    assert b.seq == a.seq + 1
+    # compact JSON, the stored key order, the id first; an empty object gets the id alone
+    assert a.payload == f'{{"id":"{ob.epoch}-{a.seq}","b":[1,2],"a":"x y"}}'.encode()
+    assert b.payload == f'{{"id":"{ob.epoch}-{b.seq}"}}'.encode()
+    assert ob.rows == 2
+    created = ob.conn.execute("SELECT created FROM mqtt_outbox ORDER BY seq").fetchall()
+    assert all(before <= c <= time.time() for (c,) in created)
+    ob.close()
+
+
+def test_nothing_to_put_writes_nothing_and_a_retirement_alone_is_applied(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "edge.db")
+    assert ob.put([]) == 0
+    assert ob.put([msg("anna", 0)]) == 0
+    assert ob.put([], retire=["anna"]) == 0
+    assert ob.wearers() == [] and ob.count() == 1
+    with pytest.raises(ValueError, match="JSON"):  # no NaN in a payload: brokers' JSON has none
+        ob.put([OutMessage("anna", "d", "t", {"x": math.nan}, retain=False,
+                           priority=Priority.STATE)])
+    assert ob.count() == 1  # the failed put left nothing behind
+    ob.close()
+
+
+def test_a_wearer_keeps_its_first_sighting_and_the_latest_device(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "edge.db")
+    ob.put([OutMessage("anna", "dev-1", "t", {}, retain=False, priority=Priority.STATE,
+                       heart_rate=True),
+            OutMessage("anna", "dev-1", "t", {}, retain=False, priority=Priority.STATE)])
+    assert ob.wearer("anna") == Wearer("anna", "dev-1", True)  # heart rate within one put
+    (first, last), = ob.conn.execute("SELECT first_seen, last_seen FROM mqtt_wearers")
+    time.sleep(0.01)
+    ob.put([OutMessage("anna", "dev-2", "t", {}, retain=False, priority=Priority.STATE)])
+    assert ob.wearer("anna") == Wearer("anna", "dev-2", True)  # once offered, kept
+    (first2, last2), = ob.conn.execute("SELECT first_seen, last_seen FROM mqtt_wearers")
+    assert first2 == first and last2 > last
+    assert ob.wearer("nobody") is None
+    ob.close()
+
+
+def test_acks_count_what_was_there_and_reports_never_go_below_zero(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "edge.db", backlog_max=2)
+    ob.put([msg("anna", i) for i in range(2)])
+    assert ob.dropped() == (0, 0)  # at the bound exactly: nothing dropped
+    assert ob.put([msg("anna", 2)]) == 1 and ob.rows == 2
+    rows = ob.peek(10)
+    assert ob.ack([]) == 0
+    assert ob.ack([rows[0].seq, rows[0].seq + 1000]) == 1  # an unknown seq is not counted
+    assert ob.ack([rows[0].seq]) == 0
+    ob.reported(5)
+    assert ob.dropped() == (1, 0)
+    ob.close()
+    ob.close()  # closing twice is harmless
+    assert ob.count() == 1  # and the outbox reopens on use
+
+
+def test_open_is_idempotent_and_keeps_the_epoch(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "edge.db")
+    ob.open()
+    conn, epoch = ob.conn, ob.epoch
+    ob.open()
+    assert ob.conn is conn and ob.epoch == epoch
+    ob.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.sinks import SqliteSink, open_database
+from edge.sinks.sqlite import SCHEMA_VERSION
 from tests.fakes.records import decision, event
 
 
@@ -39,7 +40,7 @@ def test_sqlite_writes_decisions_and_events_with_the_documented_columns(tmp_path
     assert (r["resident"], r["device"], r["state"], r["model_id"]) == ("r1", "dev-1", "stress",
                                                                        "model-x")
     assert json.loads(r["probabilities"]) == {"baseline": 0.3, "stress": 0.7}
-    assert json.loads(r["raw"]) == {"baseline": 0.25, "stress": 0.75}
+    assert json.loads(r["p_instant"]) == {"baseline": 0.25, "stress": 0.75}
     (ev,) = _rows(db, "events")
     assert ev["kind"] == "battery_low" and json.loads(ev["detail"]) == {"percent": 12.0}
 
@@ -178,7 +179,38 @@ def test_sqlite_stores_derived_heart_rate_and_migrates_a_version_1_database(
     assert [(r["resident"], r["hr_bpm"], r["rmssd_ms"]) for r in rows] == [
         ("old", None, None), ("r1", 72.4, 35.25), ("r1", None, None)]
     check = sqlite3.connect(db)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     check.close()
     assert json.loads(json.dumps(replace(decision(1), derived={"hr_bpm": 72.44}).to_dict()))[
         "derived"] == {"hr_bpm": 72.4}
+
+
+def test_a_version_2_database_keeps_its_rows_under_p_instant(tmp_path: Path) -> None:
+    """The column that held unsmoothed class probabilities was called ``raw``: renamed in
+    place, the old rows readable under the new name, new rows beside them."""
+    db = tmp_path / "edge.db"
+    conn = sqlite3.connect(db)  # the schema of version 2, as the daemon wrote it
+    conn.executescript("""
+        CREATE TABLE decisions (id INTEGER PRIMARY KEY, resident TEXT NOT NULL,
+            device TEXT NOT NULL, t REAL NOT NULL, state TEXT NOT NULL,
+            probabilities TEXT NOT NULL, raw TEXT NOT NULL, model_id TEXT NOT NULL,
+            window_start REAL, window_end REAL, window_index INTEGER, label TEXT,
+            latency_ms REAL, hr_bpm REAL, rmssd_ms REAL);
+        CREATE TABLE events (id INTEGER PRIMARY KEY, resident TEXT NOT NULL,
+            device TEXT NOT NULL, t REAL NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
+        INSERT INTO decisions (resident, device, t, state, probabilities, raw, model_id)
+            VALUES ('old', 'dev-0', 1.0, 'stress', '{"stress": 0.7}', '{"stress": 0.9}', 'wrist');
+        PRAGMA user_version=2;""")
+    conn.close()
+    sink = SqliteSink(db, commit_interval_s=0.05, retention_days=0)
+    sink.preflight()  # the daemon's start-up opens (and so migrates) it first
+    sink.start()
+    sink.submit(decision(1))
+    assert sink.flush(10.0) and sink.close(10.0) == 0
+    rows = _rows(db, "decisions")
+    assert "raw" not in rows[0]
+    assert [json.loads(r["p_instant"]) for r in rows] == [
+        {"stress": 0.9}, {"baseline": 0.25, "stress": 0.75}]
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    check.close()

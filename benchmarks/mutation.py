@@ -1,0 +1,317 @@
+"""``edge-bench mutation``: mutation testing of the core with mutmut 3 (a benchmark, not CI).
+
+A mutant is a small change to one function (a ``<`` made ``<=``, a constant changed, a call
+dropped); the tests of its module run against it and should fail. What they let through says
+where they trust the code instead of checking it. Per module, mutmut runs in a private copy
+of the repository (nothing under ``mutants/`` in the tree), with only the module's own test
+files, each mutant under mutmut's timeout, at ``nice`` priority; then this writes
+``benchmarks/results/mutation/results.json`` and ``results.md``: mutants made, killed,
+survived, timed out, the equivalent ones by name with the reason, the score
+(killed / non-equivalent mutants) and every survivor, with the command and the wall time.
+
+    make mutate                                    # every module below (hours on 2 cores)
+    edge-bench mutation --modules framing,decisions --max-children 2
+
+Needs the ``mutation`` extra (``pip install -e '.[mutation]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["EQUIVALENT", "MODULES", "Target", "apply_equivalents", "main", "summarize",
+           "write_results"]
+
+REPO: Final = Path(__file__).resolve().parents[1]
+OUT_DIR: Final = REPO / "benchmarks" / "results" / "mutation"
+# Copied into each private run directory: every package a test may import, and the tests.
+PACKAGES: Final = ("core", "edge", "firmware_bridge", "export", "train", "benchmarks", "tests")
+# The issue's goal for every module (equivalent mutants excluded).
+GOAL: Final = 0.85
+# mutmut's own exit codes per mutant (mutmut.stats.status_by_exit_code, 3.x)
+_KILLED: Final = {1, 3}
+_SURVIVED: Final = {0}
+_TIMEOUT: Final = {36, -24, 24, 152, 255}
+_NO_TESTS: Final = {5, 33}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One module (or a pair that is tested together) and the tests that are its judges."""
+
+    files: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+MODULES: Final[dict[str, Target]] = {
+    "framing": Target(("firmware_bridge/framing.py",),
+                      ("tests/unit/firmware_bridge/test_framing.py",)),
+    "protocol": Target(("firmware_bridge/protocol.py",),
+                       ("tests/unit/firmware_bridge/test_protocol.py",
+                        "tests/unit/firmware_bridge/test_framing.py")),
+    "decisions": Target(("edge/decisions.py",), ("tests/unit/edge/test_decisions.py",)),
+    "windows": Target(("core/signal/windows.py",), ("tests/unit/core/signal/test_windows.py",)),
+    "resample": Target(("core/signal/resample.py",),
+                       ("tests/unit/core/signal/test_resample.py",
+                        "tests/unit/core/signal/test_windows.py")),
+    "quality": Target(("core/signal/quality.py",), ("tests/unit/core/signal/test_quality.py",)),
+    "calibration": Target(("core/signal/calibration.py",),
+                          ("tests/unit/core/signal/test_calibration.py",)),
+    "hrv": Target(("core/hrv.py",), ("tests/unit/core/test_hrv.py",)),
+    "rhythm": Target(("core/actigraphy/rhythm.py",), ("tests/unit/core/test_actigraphy_rhythm.py",)),
+    "outbox": Target(("edge/sinks/mqtt/outbox.py",), ("tests/unit/edge/sinks/test_mqtt_outbox.py",)),
+    "bundle": Target(("edge/bundle.py",), ("tests/unit/edge/test_bundle.py",)),
+}
+
+# Mutants that cannot change behaviour, by mutmut's name, each with the reason. A mutant is
+# listed here only after reading it; names change when the function they mutate changes, so
+# a stale entry simply stops matching (it is reported as unmatched).
+_BOTH_NONE = ("update() restarts the EMA when either _smoothed or _last_t is None; the two are "
+              "None together until the first window sets both, so testing one suffices")
+_STRICT = "the shape check above makes both sides of zip() the same length: strict never fires"
+EQUIVALENT: Final[dict[str, str]] = {
+    # edge/decisions.py
+    "edge.decisions.xǁDecisionLogicǁ__init____mutmut_7": _BOTH_NONE,
+    "edge.decisions.xǁDecisionLogicǁ__init____mutmut_8": _BOTH_NONE,
+    "edge.decisions.xǁDecisionLogicǁupdate__mutmut_14": _BOTH_NONE,
+    "edge.decisions.xǁDecisionLogicǁ__init____mutmut_10":
+        "_state_since is written by the first window's _enter() before anything reads it",
+    "edge.decisions.xǁDecisionLogicǁ__init____mutmut_11":
+        "_state_since is written by the first window's _enter() before anything reads it",
+    "edge.decisions.xǁDecisionLogicǁupdate__mutmut_8":
+        "reshape(-2): NumPy takes any negative size as the one inferred dimension, as -1",
+    **{f"edge.decisions.xǁDecisionLogicǁupdate__mutmut_{n}": _STRICT
+       for n in (101, 104, 109, 113, 116, 121)},
+    "edge.decisions.xǁDeviceEventsǁon_battery__mutmut_5":
+        "_battery_armed = None instead of False: only ever read as `not armed` / `armed`, "
+        "where None and False agree",
+}
+
+
+def _mutmut_config(target: Target) -> str:
+    roots = sorted({f.split("/")[0] for f in target.files})
+    return "\n".join([
+        "",
+        "[tool.mutmut]",
+        f"source_paths = {json.dumps(roots)}",
+        f"only_mutate = {json.dumps(list(target.files))}",
+        f"also_copy = {json.dumps([p for p in PACKAGES if p not in roots])}",
+        f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}",
+        # -x: one failing test kills the mutant; no cache in a throwaway copy
+        'pytest_add_cli_args = ["-x", "-q", "-p", "no:cacheprovider"]',
+        # a mutant that loops is stopped at 10x the tests' clean time + 5 s
+        "timeout_multiplier = 10.0",
+        "timeout_constant = 5.0",
+        "use_git_change_detection = false",
+        "",
+    ])
+
+
+def _prepare(workdir: Path, target: Target) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
+    for pkg in PACKAGES:
+        shutil.copytree(REPO / pkg, workdir / pkg, ignore=ignore)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    (workdir / "pyproject.toml").write_text(pyproject + _mutmut_config(target))
+
+
+def _read_meta(workdir: Path) -> dict[str, int | None]:
+    codes: dict[str, int | None] = {}
+    for meta in sorted((workdir / "mutants").rglob("*.meta")):
+        codes.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return codes
+
+
+def _diff(workdir: Path, name: str, env: dict[str, str]) -> str:
+    p = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=workdir, env=env,
+                       capture_output=True, text=True, timeout=120)
+    lines = [x for x in p.stdout.splitlines() if x.startswith(("+", "-"))
+             and not x.startswith(("+++", "---"))]
+    return "\n".join(lines)
+
+
+def summarize(name: str, codes: dict[str, int | None],
+              equivalent: dict[str, str] | None = None) -> dict[str, Any]:
+    """Counts and score of one module from mutmut's exit code per mutant."""
+    eq = {k: v for k, v in (equivalent if equivalent is not None else EQUIVALENT).items()
+          if k in codes}
+    killed = [k for k, c in codes.items() if c in _KILLED]
+    timed_out = [k for k, c in codes.items() if c in _TIMEOUT]
+    survived = [k for k, c in codes.items() if c in _SURVIVED and k not in eq]
+    no_tests = [k for k, c in codes.items() if c in _NO_TESTS and k not in eq]
+    other = [k for k, c in codes.items()
+             if k not in eq and c not in _KILLED | _TIMEOUT | _SURVIVED | _NO_TESTS]
+    # a timeout is a kill (the tests did not pass); a mutant no test reaches is a survivor
+    scored = len(codes) - len(eq)
+    caught = len(killed) + len([k for k in timed_out if k not in eq])
+    return {
+        "name": name,
+        "made": len(codes),
+        "killed": len(killed),
+        "survived": len(survived) + len(no_tests),
+        "timed_out": len(timed_out),
+        "not_checked": len(other),
+        "equivalent": [{"mutant": k, "reason": v} for k, v in sorted(eq.items())],
+        "score": round(caught / scored, 4) if scored else None,
+        "survivors": sorted(survived + no_tests + other),
+    }
+
+
+def apply_equivalents(row: dict[str, Any]) -> dict[str, Any]:
+    """A saved row with :data:`EQUIVALENT` as it is now: survivors read since the run was
+    made move to ``equivalent`` and the score is recomputed."""
+    known = {e["mutant"]: e["reason"] for e in row["equivalent"]}
+    known.update({k: EQUIVALENT[k] for k in row["survivors"] if k in EQUIVALENT})
+    survivors = [k for k in row["survivors"] if k not in known]
+    moved = len(row["survivors"]) - len(survivors)
+    scored = row["made"] - len(known)
+    out = dict(row)
+    out["equivalent"] = [{"mutant": k, "reason": v} for k, v in sorted(known.items())]
+    out["survivors"] = survivors
+    out["survived"] = row["survived"] - moved
+    out["survivor_diffs"] = {k: v for k, v in row.get("survivor_diffs", {}).items()
+                             if k in survivors}
+    out["score"] = round((row["killed"] + row["timed_out"]) / scored, 4) if scored else None
+    return out
+
+
+def run_module(name: str, target: Target, *, max_children: int, keep: Path | None
+               ) -> dict[str, Any]:
+    base = Path(tempfile.mkdtemp(prefix=f"mutation-{name}-"))
+    workdir = base / "repo"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYPOTHESIS_PROFILE")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    try:
+        _prepare(workdir, target)
+        cmd = ["nice", "-n", "15", sys.executable, "-m", "mutmut", "run",
+               "--max-children", str(max_children)]
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        codes = _read_meta(workdir)
+        if not codes:
+            raise RuntimeError(f"mutmut made no mutants for {name}:\n{p.stdout[-3000:]}\n"
+                               f"{p.stderr[-3000:]}")
+        row = summarize(name, codes)
+        row["files"] = list(target.files)
+        row["tests"] = list(target.tests)
+        row["wall_s"] = round(wall, 1)
+        row["survivor_diffs"] = {k: _diff(workdir, k, env) for k in row["survivors"]}
+        return row
+    finally:
+        if keep is not None:
+            shutil.copytree(workdir / "mutants", keep / name, dirs_exist_ok=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def render(doc: dict[str, Any]) -> str:
+    lines = [
+        "# Mutation testing of the core",
+        "",
+        f"Command: `{doc['command']}` (mutmut {doc['mutmut']}, {doc['machine']}); "
+        f"wall time {doc['wall_s'] / 60:.1f} min. Score = killed (timeouts included) / "
+        f"non-equivalent mutants; goal {GOAL:.0%} per module.",
+        "",
+        "| module | files | made | killed | survived | timed out | equivalent | score | wall |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in doc["modules"]:
+        score = "–" if m["score"] is None else f"{m['score']:.1%}"
+        lines.append(f"| {m['name']} | {', '.join(m['files'])} | {m['made']} | {m['killed']} | "
+                     f"{m['survived']} | {m['timed_out']} | {len(m['equivalent'])} | {score} | "
+                     f"{m['wall_s'] / 60:.1f} min |")
+    commands = sorted({m.get("command", doc["command"]) for m in doc["modules"]})
+    lines += ["", "Modules were measured by: " + "; ".join(f"`{c}`" for c in commands) + "."]
+    for m in doc["modules"]:
+        if not (m["survivors"] or m["equivalent"]):
+            continue
+        lines += ["", f"## {m['name']}", ""]
+        for e in m["equivalent"]:
+            lines.append(f"- equivalent `{e['mutant']}`: {e['reason']}")
+        for k in m["survivors"]:
+            diff = m.get("survivor_diffs", {}).get(k, "")
+            lines.append(f"- survived `{k}`")
+            if diff:
+                lines += ["", "  ```diff", *("  " + x for x in diff.splitlines()), "  ```"]
+    return "\n".join(lines) + "\n"
+
+
+def _mutmut_version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="edge-bench mutation",
+        description="Mutation testing (mutmut 3) of the core modules, each against its own "
+                    "tests; writes benchmarks/results/mutation/results.{json,md}.")
+    ap.add_argument("--modules", default=",".join(MODULES),
+                    help=f"comma-separated, from {', '.join(MODULES)} (default: all)")
+    ap.add_argument("--max-children", type=int, default=1,
+                    help="mutants tested at once (default 1: the machine is shared)")
+    ap.add_argument("--out", type=Path, default=OUT_DIR)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="copy mutmut's mutants/ directories here for `mutmut show`")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.modules.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        ap.error(f"unknown modules {unknown}; choose from {', '.join(MODULES)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "results.json"
+    # modules run earlier stay in the file: runs of a few modules at a time add up
+    old = json.loads(path.read_text()) if path.is_file() else {"modules": []}
+    rows = {m["name"]: m for m in old.get("modules", [])}
+    t0 = time.monotonic()
+    command = "edge-bench mutation " + shlex.join(
+        [*(argv if argv is not None else sys.argv[1:])])
+    for name in names:
+        print(f"mutation: {name} ...", flush=True)
+        row = run_module(name, MODULES[name], max_children=args.max_children, keep=args.keep)
+        row["command"] = command
+        rows[name] = row
+        score = "–" if row["score"] is None else f"{row['score']:.1%}"
+        print(f"mutation: {name}: {row['killed']}/{row['made']} killed, {row['survived']} "
+              f"survived, score {score} ({row['wall_s'] / 60:.1f} min)", flush=True)
+        # written after every module: a long run stopped half way keeps what it measured
+        write_results(args.out, rows, command=command, this_run_s=time.monotonic() - t0)
+    print(f"mutation: wrote {path} and results.md")
+    return 0
+
+
+def write_results(out: Path, rows: dict[str, dict[str, Any]], *, command: str,
+                  this_run_s: float) -> dict[str, Any]:
+    """``results.json`` and ``results.md`` of every module measured so far."""
+    ordered = [apply_equivalents(rows[n]) for n in MODULES if n in rows]
+    doc = {
+        "command": command,
+        "mutmut": _mutmut_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "wall_s": round(sum(m["wall_s"] for m in ordered), 1),
+        "this_run_wall_s": round(this_run_s, 1),
+        "goal": GOAL,
+        "modules": ordered,
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "results.md").write_text(render(doc))
+    return doc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
