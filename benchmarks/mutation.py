@@ -81,7 +81,12 @@ MODULES: Final[dict[str, Target]] = {
 # a stale entry simply stops matching (it is reported as unmatched).
 _BOTH_NONE = ("update() restarts the EMA when either _smoothed or _last_t is None; the two are "
               "None together until the first window sets both, so testing one suffices")
-_STRICT = "the shape check above makes both sides of zip() the same length: strict never fires"
+_STRICT = "both sides of zip() have the same length by construction: strict never fires"
+_FALSY = "None instead of False where the value is only tested for truth"
+_PATH = ("only which internal path decodes changes (every path gives decode_frame's answer): "
+         "speed, not behaviour")
+_HELLO = ("the cached HELLO (packet, message) is only used after a HELLO set both; a SAMPLES "
+          "or other packet never equals the initial placeholder (its type byte differs)")
 EQUIVALENT: Final[dict[str, str]] = {
     # edge/decisions.py
     "edge.decisions.xǁDecisionLogicǁ__init____mutmut_7": _BOTH_NONE,
@@ -95,6 +100,52 @@ EQUIVALENT: Final[dict[str, str]] = {
         "reshape(-2): NumPy takes any negative size as the one inferred dimension, as -1",
     **{f"edge.decisions.xǁDecisionLogicǁupdate__mutmut_{n}": _STRICT
        for n in (101, 104, 109, 113, 116, 121)},
+    # firmware_bridge/framing.py: FrameDecoder's internal paths (Python / numpy COBS, views /
+    # one ndarray per packet, the cached fast path) are chosen for speed and all give what
+    # decode_frame gives (tests/unit/firmware_bridge/test_framing.py forces every path); a
+    # mutant that only changes which path runs is the same behaviour, slower
+    **{f"firmware_bridge.framing.{f}__mutmut_{n}": _PATH
+       for f, ns in (("xǁFrameDecoderǁ_parse", (16, 17, 18, 19, 46, 47, 60, 61)),
+                     ("xǁFrameDecoderǁfeed", (50, 51)),
+                     ("xǁFrameDecoderǁ_unstuff_few", (33,)),
+                     ("xǁFrameDecoderǁ_unstuff_many", (56,)),
+                     ("xǁFrameDecoderǁ_remember", (11,)))
+       for n in ns},
+    **{f"firmware_bridge.framing.{f}__mutmut_{n}": _STRICT
+       for f, ns in (("xǁFrameDecoderǁ_parse", (22, 25, 26)),
+                     ("xǁFrameDecoderǁ_unstuff_many", (72, 75, 76)))
+       for n in ns},
+    **{f"firmware_bridge.framing.{f}__mutmut_{n}": _FALSY
+       for f, ns in (("xǁFrameDecoderǁ__init__", (9,)), ("xǁFrameDecoderǁreset", (3,)),
+                     ("xǁFrameDecoderǁ_unstuff_few", (61,)), ("xǁFrameDecoderǁfeed", (31,)))
+       for n in ns},
+    **{f"firmware_bridge.framing.xǁFrameDecoderǁfeed__mutmut_{n}":
+       "the bytes after the last 0x00 (kept in the buffer either way) may or may not be "
+       "passed on: both COBS passes only look at bytes up to a delimiter"
+       for n in (42, 43, 44, 45, 46, 48)},
+    "firmware_bridge.framing.xǁFrameDecoderǁfeed__mutmut_8": "b'' + data == data",
+    "firmware_bridge.framing.xǁFrameDecoderǁfeed__mutmut_63":
+        "_parse of no packets returns [] and adds 0 frames",
+    "firmware_bridge.framing.x_encode_packet__mutmut_16":
+        "int.to_bytes's byteorder defaults to 'big' (Python >= 3.11, the floor)",
+    "firmware_bridge.framing.x_decode_packet__mutmut_28":
+        "int.from_bytes's byteorder defaults to 'big' (Python >= 3.11, the floor)",
+    "firmware_bridge.framing.x__row_views__mutmut_21":
+        "a view with no row is never made: views are built only for 128+ packets in a read",
+    "firmware_bridge.framing.xǁFrameDecoderǁ_remember__mutmut_1":
+        "the cache bound 256 vs 257 keys: memory only, what is decoded is the same",
+    "firmware_bridge.framing.xǁFrameDecoderǁ__init____mutmut_4": _HELLO,
+    "firmware_bridge.framing.xǁFrameDecoderǁ__init____mutmut_5": _HELLO,
+    "firmware_bridge.framing.xǁFrameDecoderǁ__init____mutmut_6": _HELLO,
+    "firmware_bridge.framing.xǁFrameDecoderǁ_finish__mutmut_2":
+        "bytes(uint8 ndarray) == ndarray.tobytes()",
+    "firmware_bridge.framing.xǁFrameDecoderǁ_unstuff_few__mutmut_39":
+        "a long frame's start is overwritten by _finish (or the frame dropped) before use",
+    "firmware_bridge.framing.xǁFrameDecoderǁ_unstuff_many__mutmut_27":
+        "-2 or -1: any negative length is outside every mask (empty, short, mid, long)",
+    **{f"firmware_bridge.framing.xǁFrameDecoderǁ_unstuff_many__mutmut_{n}":
+       "np.asarray of a list of Python ints is int64, the dtype of ends"
+       for n in (87, 89)},
     "edge.decisions.xǁDeviceEventsǁon_battery__mutmut_5":
         "_battery_armed = None instead of False: only ever read as `not armed` / `armed`, "
         "where None and False agree",
@@ -268,7 +319,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("--keep", type=Path, default=None,
                     help="copy mutmut's mutants/ directories here for `mutmut show`")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None, metavar="RESULTS_JSON",
+                    help="only combine these results.json files (later ones win per module) "
+                         "into --out, re-reading the equivalent mutants; nothing is run")
     args = ap.parse_args(argv)
+    if args.merge:
+        merged: dict[str, dict[str, Any]] = {}
+        for f in args.merge:
+            merged.update({m["name"]: m for m in json.loads(f.read_text())["modules"]})
+        args.out.mkdir(parents=True, exist_ok=True)
+        doc = write_results(args.out, merged, command="edge-bench mutation --merge ...",
+                            this_run_s=0.0)
+        for m in doc["modules"]:
+            print(f"mutation: {m['name']}: score {m['score']}")
+        return 0
     names = [n.strip() for n in args.modules.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODULES]
     if unknown:

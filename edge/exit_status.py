@@ -44,6 +44,11 @@ def run_failure(summary: Mapping[str, Any], *, finite: bool, waiting_for: str = 
         total = sum(lost.values())
         where = ", ".join(f"{k} {v}" for k, v in sorted(lost.items()))
         return f"{total} records were lost ({where}); see the summary above"
+    spilled = {sink: h for sink, h in summary.get("sinks", {}).items() if h.get("spilled")}
+    if spilled:  # kept, but not where the user asked for them: a script must hear of it
+        where = ", ".join(f"{sink} {h['spilled']} in {h.get('spill_path')}"
+                          for sink, h in sorted(spilled.items()))
+        return f"records a sink could not write were kept in its spill file ({where})"
     if (finite and not summary.get("samples") and not summary.get("decisions")
             and not summary.get("devices_without_model")):
         # data that no model fits did arrive: the log's one line per device says what each

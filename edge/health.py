@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from edge.daemon import Daemon
     from edge.decisions import Event
     from edge.sdnotify import SdNotifier
+    from edge.sinks.base import Sink
 
 __all__ = [
     "SOURCE_SILENT_S",
@@ -278,8 +279,17 @@ def summary(daemon: Daemon) -> dict[str, Any]:
         "rss_mb": rss_mb(),
         "peak_rss_mb": peak_rss_mb(),
         "agreement": agreement,
-        "sinks": {s.name: s.stats.snapshot() for s in daemon.sinks},
+        "sinks": {s.name: _sink_summary(s) for s in daemon.sinks},
     }
+
+
+def _sink_summary(sink: Sink) -> dict[str, Any]:
+    """A sink's counters, and where it kept what it could not write (when it did)."""
+    out: dict[str, Any] = dict(sink.stats.snapshot())
+    spill = getattr(sink, "spill_path", None)
+    if out.get("spilled") and spill is not None:
+        out["spill_path"] = str(spill)
+    return out
 
 
 def summary_json(s: Mapping[str, Any]) -> str:

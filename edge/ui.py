@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from edge.decisions import Event
     from edge.sources.ble import DiscoveredWearable
 
-__all__ = ["StatusLine", "format_scan_results", "format_summary", "setup_logging"]
+__all__ = ["StatusLine", "event_time", "format_scan_results", "format_summary", "setup_logging"]
 
 REFRESH_PER_S: Final = 4  # a status line redrawn 4x/s looks live and costs nothing
 STATE_STYLES: Final = {"stress": "bold red", "amusement": "green", "baseline": "cyan"}
@@ -115,6 +115,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
         if (h.get("lost_at_close") or h.get("dropped_buffer_full") or h.get("write_failures")
                 or h.get("backlog_dropped")):
             lines.append(f"  sink {sink}: {dict(h)}")
+        if h.get("spilled"):
+            lines.append(f"  sink {sink}: {h['spilled']} records it could not write were kept "
+                         f"in {h.get('spill_path')} (JSON lines), not lost")
     mqtt = s.get("sinks", {}).get("mqtt")
     if mqtt is not None:
         failed = mqtt.get("connect_failures", 0)
@@ -146,6 +149,17 @@ def format_scan_results(results: Sequence[DiscoveredWearable]) -> str:
     )
 
 
+def event_time(t: float, *, started: float, now: float | None = None) -> str:
+    """The clock time of an event; or, when its time is ahead of the clock (a sim or replay
+    sped up: records carry data time), how far into the data it happened, so no line shows a
+    time that has not come yet."""
+    now = time.time() if now is None else now
+    if t <= now + 1.0:
+        return time.strftime("%H:%M:%S", time.localtime(t))
+    s = max(0, round(t - started))
+    return f"data +{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 class StatusLine:
     """A one-line live status drawn with rich when ``stream`` is a terminal."""
 
@@ -153,6 +167,7 @@ class StatusLine:
         self.enabled = enabled
         self._live: Any = None
         self.console: Any = None
+        self._started = time.time()  # sped-up runs stamp events from here in data time
         if not enabled:
             return
         from rich.console import Console  # imported only for a terminal
@@ -212,7 +227,7 @@ class StatusLine:
     def on_event(self, event: Event) -> None:
         """A state change or an alert gets a line above the live status, when it happens."""
         d = event.detail
-        when = time.strftime('%H:%M:%S', time.localtime(event.t))
+        when = event_time(event.t, started=self._started)
         if event.kind == "state_change":
             self.print(f"{when} {event.resident}: {d.get('from') or '…'} → {d.get('to')}")
         elif event.kind in ("alert", "alert_cleared"):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from export.pipeline import ALL_FORMATS, DEFAULT_CALIB_SIZE, ExportOptions
 
@@ -127,6 +130,36 @@ def _sign(argv: Sequence[str]) -> int:
     return 0
 
 
+# What the libraries export uses say about themselves (ONNX Runtime's quantizer on the root
+# logger, torch's exporter, torchao, LiteRT's converter in C++) is for their developers; a
+# person exporting a bundle reads our steps and verdicts. -v lets it all through.
+_CHATTY_ENV: Final = {"TF_CPP_MIN_LOG_LEVEL": "2", "GLOG_minloglevel": "2",
+                      "ABSL_MIN_LOG_LEVEL": "2", "TORCH_CPP_LOG_LEVEL": "ERROR"}
+
+
+class _OursOrSerious(logging.Filter):
+    """Keep our own records and any library's errors; drop libraries' info and warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        return record.name.split(".")[0] in ("export", "train", "core", "edge", "edge-export")
+
+
+def quiet_third_parties() -> None:
+    """Silence third-party log lines below ERROR, and the C++ loggers that read the
+    environment at import (set before litert/torch are imported, which happens later)."""
+    for k, v in _CHATTY_ENV.items():
+        os.environ.setdefault(k, v)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_OursOrSerious())
+    # torch's loggers have their own handler (no propagation to ours): quiet them by level
+    for name in ("torch.onnx", "torch.export", "torch._export", "torchao", "onnxscript",
+                 "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(torch|torchao|onnxscript|onnxruntime|litert_torch)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sign"]:
@@ -137,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False, soft_wrap=True)  # the CLI's own stdout
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        quiet_third_parties()
     if args.keygen is not None:
         from export.signing import generate_keypair
 

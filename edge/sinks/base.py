@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from edge.decisions import Decision, Event
@@ -82,6 +85,7 @@ class Sink(abc.ABC):
         return {"pending": self.pending(), **self.stats.snapshot()}
 
 
+
 class ThreadedSink(Sink):
     """A sink whose blocking writes run on one thread over a bounded buffer.
 
@@ -101,9 +105,14 @@ class ThreadedSink(Sink):
         interval_s: float,
         retry_max_s: float,
         on_fault: FaultCallback | None = None,
+        spill_path: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         self.buffer_max = buffer_max
+        # where records go, as JSON lines, when the buffer is full (the sink failing for long)
+        # and at shutdown when the sink is still failing: kept, not lost; None = dropped
+        self.spill_path = Path(spill_path) if spill_path is not None else None
+        self._overflow: list[Record] = []  # evicted from the buffer, to spill on the writer
         self.batch_size = batch_size
         self.interval_s = interval_s  # how long records may wait to be batched (0 = at once)
         self.retry_max_s = retry_max_s
@@ -117,6 +126,7 @@ class ThreadedSink(Sink):
         self.fault: str | None = None  # the current fault's text, None when healthy
         self._in_flight = 0  # records (still buffered) the writer is writing now
         self._flush_requested = False  # write now, without waiting for a full batch
+        self._spilled_said = False
 
     # -- subclass hooks -------------------------------------------------------------------
     def _open(self) -> None:
@@ -132,6 +142,12 @@ class ThreadedSink(Sink):
     def _periodic(self) -> None:
         """Called on the writer thread between batches (retention, checkpoints)."""
 
+    def health(self) -> dict[str, Any]:
+        h = super().health()
+        if h.get("spilled"):
+            h["spill_path"] = str(self.spill_path)
+        return h
+
     # -- the loop-side API -----------------------------------------------------------------
     def start(self) -> None:
         if self._thread is not None:
@@ -141,10 +157,22 @@ class ThreadedSink(Sink):
 
     def submit(self, record: Record) -> None:
         with self._cond:
-            if len(self._buf) >= self.buffer_max:
-                self._buf.popleft()
-                self.stats.inc("dropped_buffer_full")
-            self._buf.append(record)
+            victim: Record | None = None
+            if len(self._buf) < self.buffer_max:
+                self._buf.append(record)
+            elif self._in_flight < len(self._buf):
+                # the oldest record the writer is not writing right now (evicting one in
+                # flight would make the writer retire an unwritten record after its batch)
+                victim = self._buf[self._in_flight]
+                del self._buf[self._in_flight]
+                self._buf.append(record)
+            else:
+                victim = record
+            if victim is not None:
+                if self.spill_path is not None:
+                    self._overflow.append(victim)  # written by the writer thread, not here
+                else:
+                    self.stats.inc("dropped_buffer_full")
             self.stats.inc("submitted")
             self._cond.notify_all()
 
@@ -172,7 +200,10 @@ class ThreadedSink(Sink):
         if self._thread is not None:
             self._thread.join(timeout + 1.0)
         with self._cond:
-            lost = len(self._buf)
+            left = list(self._buf) + self._overflow
+            self._buf.clear()
+            self._overflow = []
+        lost = len(left) - self._spill(left)
         if lost:
             self.stats.inc("lost_at_close", lost)
             log.error("sink %s: %d records could not be written before shutdown", self.name, lost)
@@ -198,6 +229,7 @@ class ThreadedSink(Sink):
         backoff = RETRY_MIN_S
         last_periodic = time.monotonic()
         while True:
+            self._drain_overflow()
             try:
                 if not self._opened:  # first thing, so a bad path is reported at start
                     self._open()
@@ -246,6 +278,34 @@ class ThreadedSink(Sink):
             self._close_resources()
         except self.transient_errors as e:
             log.warning("sink %s: closing failed: %s", self.name, e)
+
+    def _drain_overflow(self) -> None:
+        with self._cond:
+            batch, self._overflow = self._overflow, []
+        if batch:
+            lost = len(batch) - self._spill(batch)
+            if lost:
+                self.stats.inc("dropped_buffer_full", lost)
+
+    def _spill(self, records: Sequence[Record]) -> int:
+        """Append ``records`` to the spill file; how many were kept (0 without one)."""
+        if self.spill_path is None or not records:
+            return 0
+        try:
+            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.spill_path.open("a", encoding="utf-8") as f:
+                for r in records:
+                    f.write(json.dumps({"sink": self.name, **r.to_dict()}, default=str) + "\n")
+        except OSError as e:
+            log.error("sink %s: could not spill %d records to %s: %s", self.name, len(records),
+                      self.spill_path, e)
+            return 0
+        self.stats.inc("spilled", len(records))
+        if not self._spilled_said:
+            self._spilled_said = True
+            log.warning("sink %s: its buffer is full; records go to %s until it writes again",
+                        self.name, self.spill_path)
+        return len(records)
 
     def _fail(self, e: BaseException) -> None:
         text = f"{type(e).__name__}: {e}"

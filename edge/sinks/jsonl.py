@@ -33,11 +33,13 @@ class JsonLinesSink(ThreadedSink):
         buffer_max: int = 20000,
         retry_max_s: float = 30.0,
         on_fault: FaultCallback | None = None,
+        spill_path: str | os.PathLike[str] | None = None,
     ) -> None:
         # interval 0: a line goes out as soon as it is made (a live consumer is waiting)
         super().__init__(
             buffer_max=buffer_max, batch_size=256, interval_s=0.0, retry_max_s=retry_max_s,
             on_fault=on_fault,
+            spill_path=spill_path,
         )
         self.path = None if path is None else Path(path)
         self._stream = stream

@@ -23,17 +23,20 @@ def open_sinks(cfg: DaemonConfig, *, stdout: TextIO, calibrate: bool,
     if calibrate:
         return [LogSink()]
     sinks: list[Sink] = []
+    # a sink failing for longer than its buffer lasts keeps the overflow here (JSON lines)
+    spill = cfg.state_path / "spill"
     if s.sqlite:
         sinks.append(SqliteSink(cfg.db_path, retention_days=s.retention_days, max_mb=s.max_db_mb,
                                 buffer_max=s.buffer_max, batch_size=s.batch_size,
                                 commit_interval_s=s.commit_interval_s, retry_max_s=s.retry_max_s,
-                                on_fault=on_fault))
+                                on_fault=on_fault, spill_path=spill / "sqlite.jsonl"))
     if cfg.json:
         sinks.append(JsonLinesSink(stream=stdout, buffer_max=s.buffer_max,
                                    retry_max_s=s.retry_max_s, on_fault=on_fault))
     if s.jsonl_path:
         sinks.append(JsonLinesSink(s.jsonl_path, buffer_max=s.buffer_max,
-                                   retry_max_s=s.retry_max_s, on_fault=on_fault))
+                                   retry_max_s=s.retry_max_s, on_fault=on_fault,
+                                   spill_path=spill / "jsonl.jsonl"))
     if s.log_decisions:
         sinks.append(LogSink())
     if cfg.mqtt.enabled:

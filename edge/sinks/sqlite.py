@@ -151,6 +151,7 @@ class SqliteSink(ThreadedSink):
         commit_interval_s: float = 2.0,
         retry_max_s: float = 30.0,
         on_fault: FaultCallback | None = None,
+        spill_path: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             buffer_max=buffer_max,
@@ -158,6 +159,7 @@ class SqliteSink(ThreadedSink):
             interval_s=commit_interval_s,
             retry_max_s=retry_max_s,
             on_fault=on_fault,
+            spill_path=spill_path,
         )
         self.path = Path(path)
         self.retention_days = retention_days

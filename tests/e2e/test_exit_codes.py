@@ -4,6 +4,7 @@ with one line that says what to check; a sink that cannot write fails the start.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -94,15 +95,31 @@ SqliteSink._write_batch = _fail
 """
 
 
+def test_a_database_failing_all_run_keeps_records_in_the_spill_file_and_exits_non_zero(
+        tmp_path: Path) -> None:
+    proc = run_cli(["--device", "sim", "--duration", "6", "--speed", "120",
+                    "--state-dir", str(tmp_path), "--config", str(_fast_close(tmp_path))],
+                   prelude=_FAILING_DB)
+    assert proc.returncode == EXIT_FAILED, proc.stderr
+    spill = tmp_path / "spill" / "sqlite.jsonl"
+    assert "kept in its spill file (sqlite" in _last_line(proc.stderr)
+    assert str(spill) in proc.stdout and "not lost" in proc.stdout
+    with sqlite3.connect(tmp_path / "edge.db") as conn:  # created at start, then never written
+        assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
+    # every decision the run printed is in the spill file, none lost
+    kept = [json.loads(x) for x in spill.read_text().splitlines()]
+    assert kept and all(r["sink"] == "sqlite" for r in kept)
+    assert any("state" in r and "probabilities" in r for r in kept)
+
+
 def test_a_run_that_lost_decisions_exits_non_zero_and_the_summary_says_so(tmp_path: Path) -> None:
+    (tmp_path / "spill").write_text("")  # a file where the spill folder goes: nowhere to keep
     proc = run_cli(["--device", "sim", "--duration", "6", "--speed", "120",
                     "--state-dir", str(tmp_path), "--config", str(_fast_close(tmp_path))],
                    prelude=_FAILING_DB)
     assert proc.returncode == EXIT_FAILED, proc.stderr
     assert "records were lost" in _last_line(proc.stderr)
     assert "LOST:" in proc.stdout and "sink_sqlite_lost_at_close" in proc.stdout
-    with sqlite3.connect(tmp_path / "edge.db") as conn:  # created at start, then never written
-        assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
 
 
 def _fast_close(tmp_path: Path) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -36,11 +37,17 @@ def toy_bundle(base: Path) -> Path:
     from export.signing import DEMO_PRIVATE_KEY
     from tests.fakes.runs import build_run
 
+    # built aside and renamed into place: a build cut short (a test timeout) leaves no
+    # half-written bundle for the next test to trip over
+    partial = root / "bundle.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(root / "run", ignore_errors=True)
     run = build_run(root / "run")
     # signed with the demo key, which a hub trusts by default: the daemon requires a signature
-    export_run(run.path, bundle, ExportOptions(formats=TOY_FORMATS, latency_runs=5, plots=False,
-                                               compare_methods=False,
-                                               sign_key=DEMO_PRIVATE_KEY))
+    export_run(run.path, partial, ExportOptions(formats=TOY_FORMATS, latency_runs=5, plots=False,
+                                                compare_methods=False,
+                                                sign_key=DEMO_PRIVATE_KEY))
+    partial.rename(bundle)
     return bundle
 
 

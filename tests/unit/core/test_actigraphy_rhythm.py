@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +13,14 @@ import numpy as np
 import pytest
 
 from core.actigraphy import EpochSeries, hhmm, rhythm_measures
-from core.actigraphy.rhythm import hourly_values, interdaily_stability, intradaily_variability
+from core.actigraphy.rhythm import (
+    hourly_values,
+    interdaily_stability,
+    intradaily_variability,
+    least_active,
+    most_active,
+    relative_amplitude,
+)
 from core.errors import ActigraphyError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "actigraphy"
@@ -143,3 +152,108 @@ def test_against_pyactigraphy_live_when_it_is_installed() -> None:
     ref = extract(["example_01.AWD"])["recordings"][0]
     row = compare_recording(ref)
     assert row["passed"], row
+
+
+# -- an independent reference: the published formulas as plain loops ---------------------------
+def _reference(series: EpochSeries, origin: str) -> dict[str, float]:
+    """van Someren's measures straight from their definitions (module docstring), one epoch,
+    hour and slot at a time: no bincount, no cumulative sums, no shared helpers."""
+    e, n = series.epoch_s, series.n
+    per_hour = 3600 // e
+    times = [series.start + timedelta(seconds=i * e) for i in range(n)]
+    act = series.activity
+    if origin == "clock":
+        keys = [(t.date(), t.hour) for t in times]
+        first = datetime.combine(keys[0][0], datetime.min.time()) + timedelta(hours=keys[0][1])
+        last = datetime.combine(keys[-1][0], datetime.min.time()) + timedelta(hours=keys[-1][1])
+        hours = [first + timedelta(hours=k) for k in range(int((last - first).total_seconds()
+                                                               // 3600) + 1)]
+        bins = {(h.date(), h.hour): [] for h in hours}
+        for k, a in zip(keys, act, strict=True):
+            bins[k].append(a)
+        groups = [h.hour for h in hours]
+    else:
+        n_bins = (n - 1) // per_hour + 1
+        bins = {k: list(act[k * per_hour:(k + 1) * per_hour]) for k in range(n_bins)}
+        groups = [k % 24 for k in range(n_bins)]
+    values = [float(np.mean(v)) if len(v) == per_hour and all(np.isfinite(v)) else math.nan
+              for v in bins.values()]
+    x = [v for v in values if not math.isnan(v)]
+    mean = sum(x) / len(x)
+    total = sum((v - mean) ** 2 for v in x)
+    by_hour: dict[int, list[float]] = {}
+    for v, g in zip(values, groups, strict=True):
+        if not math.isnan(v):
+            by_hour.setdefault(g, []).append(v)
+    is_ = sum(len(v) * (sum(v) / len(v) - mean) ** 2 for v in by_hour.values()) / total
+    pairs = [(a, b) for a, b in itertools.pairwise(values)
+             if not (math.isnan(a) or math.isnan(b))]
+    iv = len(x) * sum((b - a) ** 2 for a, b in pairs) / (len(pairs) * total)
+    # the average day at epoch resolution: slot k starts k * e + phase seconds after midnight
+    slots = 86400 // e
+    phase = (times[0].hour * 3600 + times[0].minute * 60 + times[0].second) % e
+    per_slot: list[list[float]] = [[] for _ in range(slots)]
+    for t, a in zip(times, act, strict=True):
+        if np.isfinite(a):
+            sod = t.hour * 3600 + t.minute * 60 + t.second
+            per_slot[int((sod - phase) // e)].append(a)
+    profile = [sum(v) / len(v) if v else math.nan for v in per_slot]
+
+    def extreme(hours: int, lowest: bool) -> tuple[float, float]:
+        width = hours * 3600 // e
+        best, at = math.nan, math.nan
+        for k in range(slots):
+            window = [profile[(k + j) % slots] for j in range(width)]
+            seen = [w for w in window if not math.isnan(w)]
+            if len(seen) < 0.5 * width:
+                continue
+            m = sum(seen) / len(seen)
+            if math.isnan(best) or (m < best if lowest else m > best):
+                best, at = m, (k * e + phase) % 86400
+        return best, at
+
+    l5, l5_start = extreme(5, True)
+    m10, m10_start = extreme(10, False)
+    return {"IS": is_, "IV": iv, "L5": l5, "M10": m10, "L5_start": l5_start,
+            "M10_start": m10_start, "RA": (m10 - l5) / (m10 + l5), "hours": len(x)}
+
+
+@pytest.mark.parametrize("origin", ["clock", "start"])
+@pytest.mark.parametrize(("seed", "start", "epoch_s"), [
+    (1, datetime(2024, 3, 4, 13, 17), 300), (2, datetime(2024, 3, 4, 0, 0, 30), 60),
+    (3, datetime(2024, 3, 9, 22, 2), 120),
+])
+def test_measures_equal_the_published_formulas_as_loops(
+    origin: str, seed: int, start: datetime, epoch_s: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(3.4 * 86400 / epoch_s)
+    sod = ((start.hour * 3600 + start.minute * 60 + start.second) + np.arange(n) * epoch_s) % 86400
+    act = rng.gamma(2.0, 20.0, n) * (1.5 + np.sin(2 * np.pi * (sod / 86400 - 0.3)))
+    act[rng.random(n) < 0.01] = np.nan  # lost epochs
+    gap = rng.integers(0, n - 400)
+    act[gap:gap + 150] = np.nan  # a wear gap of hours
+    series = EpochSeries(start, epoch_s, act)
+    got = rhythm_measures(series, hour_origin=origin).to_dict()
+    want = _reference(series, origin)
+    for k in ("IS", "IV", "L5", "M10", "RA"):
+        assert got[k] == pytest.approx(want[k], rel=1e-9), k
+    assert got["hours"] == want["hours"] and got["days"] == series.days
+    assert (got["L5_start"], got["M10_start"]) == (hhmm(want["L5_start"]),
+                                                   hhmm(want["M10_start"]))
+    # to_dict is the measures with the start times as HH:MM, nothing else
+    assert set(got) == {"IS", "IV", "RA", "L5", "M10", "L5_start", "M10_start", "hours", "days"}
+
+
+def test_undefined_measures_are_nan_and_the_day_limit_is_inclusive() -> None:
+    assert math.isnan(interdaily_stability(np.array([1.0, np.nan]), np.array([0, 1])))
+    assert math.isnan(intradaily_variability(np.array([1.0, np.nan, 2.0])))  # no valid pair
+    assert math.isnan(intradaily_variability(np.array([4.0, 4.0])))  # no variance
+    assert interdaily_stability(np.array([1.0, 2.0]), np.array([0, 1])) == pytest.approx(1.0)
+    assert intradaily_variability(np.array([1.0, 2.0])) == pytest.approx(4.0)  # 2·1/(1·0.5)
+    assert math.isnan(relative_amplitude(0.0, 0.0))
+    assert relative_amplitude(1.0, 0.0) == 1.0
+    assert math.isnan(least_active(np.full(48, np.nan), 1800)[0])
+    assert math.isnan(most_active(np.full(48, np.nan), 1800)[1])
+    assert rhythm_measures(square_days(2)).days == 2.0  # exactly the minimum is enough
+    assert hhmm(86399.0) == "00:00" and hhmm(3600 * 23 + 59 * 60) == "23:59"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 
 from edge.decisions import Event
 from edge.sources.ble import DiscoveredWearable
@@ -81,3 +82,13 @@ def test_format_scan_results_lists_each_device_and_what_it_offers() -> None:
     assert "C0:FF:EE:00:00:01" in lines[1] and "heart-rate" in lines[1] and lines[1].endswith("yes")
     assert "11:22:33:44:55:66" in lines[2] and lines[2].endswith("no")
     assert "no BLE devices found" in format_scan_results([])
+
+
+def test_an_event_stamped_ahead_of_the_clock_is_shown_in_data_time() -> None:
+    from edge.ui import event_time
+
+    now = 1_800_000_000.0
+    assert event_time(now - 5.0, started=now - 60.0, now=now) == time.strftime(
+        "%H:%M:%S", time.localtime(now - 5.0))
+    # a replay at 60x: the record says 2 h 3 min 4 s after the start, the clock says 2 min
+    assert event_time(now - 120.0 + 7384.0, started=now - 120.0, now=now) == "data +2:03:04"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge.bundle import SIGNATURE_NAME, demo_bundle_path, load_bundle
 from edge.signing import DEMO_PUBLIC_KEY
 
@@ -83,3 +85,23 @@ def test_export_refuses_a_non_empty_out_in_one_line_and_leaves_nothing_on_failur
                           timeout=120, env=_env(tmp_path))
     assert proc.returncode == 1
     assert not (tmp_path / "new").exists()  # the failed export left no empty folder
+
+
+@pytest.mark.slow
+def test_export_output_is_ours_alone_unless_verbose(tmp_path: Path) -> None:
+    from tests.fakes.runs import build_run
+
+    run = build_run(tmp_path / "run")
+    proc = subprocess.run(
+        [sys.executable, "-m", "export.cli", str(run.path), "--out", str(tmp_path / "b"),
+         "--formats", "onnx_fp32,onnx_int8,tflite_fp32", "--calib-method", "minmax",
+         "--exclude-ops", "none", "--no-plots", "--no-sign"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    said = proc.stdout + proc.stderr
+    assert "recommended:" in said and "bundle:" in said
+    # ONNX Runtime's quantizer, torch's exporter and LiteRT's converter say these by default
+    for chatter in ("out-of-range for weight", "torchvision is not installed",
+                    "flatbuffer_export.cc", "WARNING root:", "torchao"):
+        assert chatter not in said, chatter

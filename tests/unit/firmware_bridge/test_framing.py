@@ -23,6 +23,7 @@ from firmware_bridge.errors import (
     UnknownMessageError,
 )
 from firmware_bridge.framing import (
+    CRC_SIZE,
     MAX_FRAME_LEN,
     MAX_PACKET_LEN,
     FrameDecoder,
@@ -501,3 +502,128 @@ def test_regression_fast_path_rejects_a_longer_packet_after_a_warming_frame(
         out = [m for b in data for m in d.feed(bytes([b]))]
     assert out == [HELLO, warm, tail]
     assert d.stats["payload"] == 3
+
+
+# -- edges found by mutation testing (benchmarks/mutation.py) ----------------------------------
+def _crc_valid_packet_without_zeros(head: bytes, total: int) -> bytes:
+    """A CRC-valid packet of ``total`` bytes (CRC included) with no 0x00 anywhere, so COBS
+    adds its most: one byte, plus one per full 254-byte block."""
+    for fill in range(1, 256):
+        body = head + bytes([fill]) * (total - len(head) - CRC_SIZE)
+        packet = body + crc16(body).to_bytes(2, "big")
+        if 0 not in packet:
+            return packet
+    raise AssertionError("no filler avoids a zero CRC byte")
+
+
+def test_errors_say_what_is_wrong_with_their_numbers() -> None:
+    with pytest.raises(FramingError, match=r"^empty COBS block$"):
+        cobs_decode(b"")
+    with pytest.raises(FramingError, match=r"^0x00 inside a COBS frame at offset 1$"):
+        cobs_decode(b"\x03\x00\x01\x00")
+    with pytest.raises(FramingError, match=r"^COBS block at offset 2 runs 3 bytes past the frame end$"):
+        cobs_decode(b"\x02\x01\x06\x01\x01")
+    with pytest.raises(TruncatedError) as t:
+        decode_packet(b"\x01\x02\x03")
+    assert (t.value.what, t.value.needed, t.value.got) == ("packet", 4, 3)
+    body = encode_message(TimeSync(1, 2, 3))
+    packet = body + b"\x12\x34"
+    with pytest.raises(CrcError) as c:
+        decode_packet(packet)
+    assert (c.value.expected, c.value.actual) == (0x1234, crc16(body))
+    with pytest.raises(FrameTooLongError) as f:
+        decode_packet(bytes(MAX_PACKET_LEN + 1))
+    assert (f.value.length, f.value.limit) == (MAX_PACKET_LEN + 1, MAX_PACKET_LEN)
+    with pytest.raises(FrameTooLongError) as f:
+        decode_frame(b"\x01" * (MAX_FRAME_LEN + 1))
+    assert (f.value.length, f.value.limit) == (MAX_FRAME_LEN + 1, MAX_FRAME_LEN)
+    with pytest.raises(FrameTooLongError) as f:
+        encode_packet(bytes(MAX_PACKET_LEN - 1))
+    assert (f.value.length, f.value.limit) == (MAX_PACKET_LEN + 1, MAX_PACKET_LEN)
+    # exactly at the limit is a packet
+    assert len(encode_packet(bytes(MAX_PACKET_LEN - CRC_SIZE))) == MAX_PACKET_LEN
+
+
+def test_decode_frame_and_packet_check_samples_against_the_sensors_given() -> None:
+    acc2 = Samples(4, 1, 0, np.ones((2, 2), np.int16))  # sensor 4 is 3-channel in HELLO
+    for decode, data in ((decode_frame, encode_frame(acc2)), (decode_packet, encode_packet(acc2))):
+        assert decode(data) == acc2  # no HELLO known: taken as it is
+        with pytest.raises(ProtocolError) as e:
+            decode(data, HELLO.sensor_map())
+        assert e.value.reason == "payload"
+
+
+@pytest.mark.parametrize("data", [
+    b"\x01" * 254, b"\x01" * 254 + b"\x00", b"\x01" * 254 + b"\x00\x02", b"\x01" * 253 + b"\x00",
+    b"\x01" * 508 + b"\x00" + b"\x02" * 3, b"\x00" * 3,
+])
+def test_cobs_round_trips_full_blocks_next_to_zeros(data: bytes) -> None:
+    # a run of exactly 254 non-zero bytes fills an 0xFF block, which implies no zero after
+    # it: a zero that follows needs its own block
+    enc = cobs_encode(data)
+    assert 0 not in enc and cobs_decode(enc) == data
+
+
+def test_cobs_encoding_of_a_full_block_followed_by_a_zero() -> None:
+    assert cobs_encode(b"\x01" * 254 + b"\x00") == b"\xff" + b"\x01" * 254 + b"\x01\x01"
+    assert cobs_encode(b"\x01" * 254) == b"\xff" + b"\x01" * 254
+
+
+@pytest.mark.parametrize("path", sorted(_PATHS))
+@pytest.mark.parametrize(("length", "packet_len"), [(254, 253), (MAX_FRAME_LEN, MAX_PACKET_LEN)])
+def test_frames_exactly_at_the_internal_limits_decode_as_decode_frame_does(
+    path: str, length: int, packet_len: int
+) -> None:
+    # 254: the longest frame undone in place; MAX_FRAME_LEN: the longest frame at all (the
+    # longest packet, without a zero, so COBS adds its most)
+    packet = _crc_valid_packet_without_zeros(b"\x01\x77", packet_len)  # unknown type
+    frame = cobs_encode(packet) + b"\x00"
+    assert len(frame) == length + 1
+    with pytest.raises(ProtocolError) as e:
+        decode_frame(frame)
+    assert e.value.reason == "unknown_type"
+    ok = encode_frame(TimeSync(1, 2, 3))
+    with _forced(path):
+        d = FrameDecoder()
+        assert d.feed(frame + ok + frame) == [TimeSync(1, 2, 3)]
+    assert dict(d.stats) == {"bytes": 2 * len(frame) + len(ok), "unknown_type": 2, "frames": 1}
+
+
+@pytest.mark.parametrize("path", sorted(_PATHS))
+def test_the_rest_of_an_over_long_frame_is_dropped_and_counted_once(path: str) -> None:
+    a, b = TimeSync(1, 2, 3), TimeSync(4, 5, 6)
+    long = b"\x07" * (MAX_FRAME_LEN + 5)
+    with _forced(path):
+        d = FrameDecoder()
+        assert d.feed(encode_frame(a) + long) == [a]  # over-long tail: dropped, not buffered
+        assert d.buffered == 0
+        assert d.feed(b"\x07" * 10 + b"\x00" + encode_frame(b)) == [b]
+        assert d.feed(long) == []  # a second over-long frame: counted as it overflows
+        # it ends at the first byte of a read and a third begins: counted too, and the
+        # empty piece before that delimiter is the second's end, not an idle delimiter
+        assert d.feed(b"\x00" + long) == []
+        assert d.feed(long + b"\x00" + encode_frame(a)) == [a]
+    assert dict(d.stats) == {"bytes": d.stats["bytes"], "frames": 3, "oversize": 3}
+
+
+@pytest.mark.parametrize("path", sorted(_PATHS))
+def test_counters_add_up_over_reads(path: str) -> None:
+    with _forced(path):
+        d = FrameDecoder()
+        for _ in range(2):
+            d.feed(b"\x00\x00" + b"\x02\x01\x00" * 2)  # two empty, two truncated per read
+    assert (d.stats["empty"], d.stats["truncated"]) == (4, 4)
+
+
+def test_a_new_decoder_knows_no_sensors_and_reset_forgets_a_partial_frame() -> None:
+    d = FrameDecoder()
+    assert d.sensors == {} and d.buffered == 0
+    frame = encode_frame(TimeSync(1, 2, 3))
+    d.feed(frame[:5])
+    assert d.buffered == 5
+    d.reset()
+    assert d.buffered == 0
+    assert d.feed(frame) == [TimeSync(1, 2, 3)]
+    d.feed(b"\x07" * (MAX_FRAME_LEN + 1))  # inside an over-long frame...
+    d.reset()  # ...a reconnect: the next bytes start a new frame
+    assert d.feed(frame) == [TimeSync(1, 2, 3)]

@@ -3,8 +3,10 @@ says at close what it could not write."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from edge.sinks import ThreadedSink
 from edge.sinks.base import Record
@@ -16,7 +18,7 @@ class _Flaky(ThreadedSink):
 
     name = "flaky"
 
-    def __init__(self, n: int, **kw: float | int) -> None:
+    def __init__(self, n: int, **kw: float | int | Path) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.failures_left = n
         self.written: list[Record] = []
@@ -52,3 +54,42 @@ def test_close_reports_what_could_not_be_written() -> None:
         sink.submit(decision(i))
     assert sink.close(0.3) == 7
     assert sink.stats.snapshot()["lost_at_close"] == 7
+
+
+def test_with_a_spill_file_nothing_is_lost_while_the_sink_fails(tmp_path: Path) -> None:
+    spill = tmp_path / "spill" / "flaky.jsonl"
+    sink = _Flaky(10**9, buffer_max=50, batch_size=10, interval_s=0.0, retry_max_s=0.05,
+                  spill_path=spill)
+    sink.start()
+    for i in range(80):
+        sink.submit(decision(i))
+    assert sink.pending() <= 50
+    assert sink.close(0.3) == 0  # still failing at shutdown: everything goes to the file
+    stats = sink.stats.snapshot()
+    assert stats.get("dropped_buffer_full", 0) == 0 and stats.get("lost_at_close", 0) == 0
+    kept = [json.loads(line) for line in spill.read_text().splitlines()]
+    assert sorted(r["window_index"] for r in kept) == list(range(80))
+    assert {r["sink"] for r in kept} == {"flaky"} and stats["spilled"] == 80
+    assert sink.health()["spill_path"] == str(spill)
+
+
+def test_eviction_never_takes_a_record_the_writer_is_writing() -> None:
+    class _Slow(_Flaky):
+        def _write_batch(self, batch: Sequence[Record]) -> None:
+            started.set()
+            release.wait(5.0)
+            super()._write_batch(batch)
+
+    started, release = threading.Event(), threading.Event()
+    sink = _Slow(0, buffer_max=10, batch_size=10, interval_s=0.0, retry_max_s=0.05)
+    for i in range(10):
+        sink.submit(decision(i))
+    sink.start()
+    assert started.wait(5.0)  # the whole buffer is in flight now
+    for i in range(10, 13):  # nothing may be evicted from the batch being written
+        sink.submit(decision(i))
+    release.set()
+    assert sink.flush(5.0)
+    sink.close(1.0)
+    written = [d.window_index for d in sink.written]  # type: ignore[union-attr]
+    assert written == list(range(10)) and sink.stats.snapshot()["dropped_buffer_full"] == 3

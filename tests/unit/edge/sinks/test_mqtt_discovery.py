@@ -112,6 +112,10 @@ async def test_heart_rate_entity_announced_when_the_wearable_sends_one(
                                             heart_rate_bpm=bpm, battery_pct=81.0))
         assert await sink.wait_published(10)
         await sink.aclose(5)
+        # published means the broker has them; the collector's copies may still be on the way
+        await c.wait_for("the heart rate and the battery", lambda: {
+            "wearable-edge/testhub/anna/heart_rate", "wearable-edge/testhub/anna/battery"}
+            <= {m.topic for m in c.messages})
     hr_config = "homeassistant/sensor/testhub_anna/heart_rate/config"
     topics = [m.topic for m in c.messages]
     assert hr_config in topics

@@ -176,3 +176,17 @@ def test_open_is_idempotent_and_keeps_the_epoch(tmp_path: Path) -> None:
     ob.open()
     assert ob.conn is conn and ob.epoch == epoch
     ob.close()
+
+
+def test_one_put_over_the_bound_by_states_and_events_counts_both(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "edge.db", backlog_max=2)
+    assert ob.rows == 0  # nothing put yet
+    assert ob.put([msg("anna", 0), msg("anna", 1, Priority.EVENT),
+                   msg("anna", 2, Priority.ALERT), msg("anna", 3, Priority.ALERT)]) == 2
+    assert ob.dropped() == (2, 2) and ob.rows == 2
+    assert ob.wearers() == [Wearer("anna", "dev-anna", False)]
+    conn = ob.conn
+    ob.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed means closed
+        conn.execute("SELECT 1")
+    assert Outbox(tmp_path / "other.db").backlog_max == 50_000  # the documented default
