@@ -85,6 +85,9 @@ _STRICT = "both sides of zip() have the same length by construction: strict neve
 _FALSY = "None instead of False where the value is only tested for truth"
 _PATH = ("only which internal path decodes changes (every path gives decode_frame's answer): "
          "speed, not behaviour")
+_DROPPED = ("the initial value is overwritten by _enforce_bound inside the transaction, and "
+            "an exception there skips the return")
+_EPOCH = "epoch is set by open(), before anything (peek builds ids) can read it"
 _HELLO = ("the cached HELLO (packet, message) is only used after a HELLO set both; a SAMPLES "
           "or other packet never equals the initial placeholder (its type byte differs)")
 EQUIVALENT: Final[dict[str, str]] = {
@@ -146,6 +149,26 @@ EQUIVALENT: Final[dict[str, str]] = {
     **{f"firmware_bridge.framing.xǁFrameDecoderǁ_unstuff_many__mutmut_{n}":
        "np.asarray of a list of Python ints is int64, the dtype of ends"
        for n in (87, 89)},
+    # edge/sinks/mqtt/outbox.py
+    **{f"edge.sinks.mqtt.outbox.xǁOutboxǁ{f}__mutmut_{n}":
+       "SQL text in another letter case: SQLite keywords and identifiers ignore case, and "
+       "LIKE compares ASCII without case"
+       for f, ns in (("_enforce_bound", (5, 6, 21, 22, 24, 25, 38, 39, 41)), ("ack", (10, 11)),
+                     ("count", (5, 6)), ("dropped", (5, 6)), ("open", (10, 11, 29, 30)),
+                     ("peek", (7, 8, 10, 11)),
+                     ("put", (14, 15, 17, 38, 39, 41, 42, 44, 46, 53, 54)),
+                     ("reported", (6, 7, 9)), ("wearer", (7, 8, 10, 11)), ("wearers", (4, 5)))
+       for n in ns},
+    "edge.sinks.mqtt.outbox.xǁOutboxǁ_with_id__mutmut_16": "'UTF-8' and 'utf-8' name one codec",
+    "edge.sinks.mqtt.outbox.x__json__mutmut_7": _FALSY,
+    "edge.sinks.mqtt.outbox.xǁOutboxǁput__mutmut_29":
+        "only the second item of the default pair is read",
+    "edge.sinks.mqtt.outbox.xǁOutboxǁput__mutmut_7": _DROPPED,
+    "edge.sinks.mqtt.outbox.xǁOutboxǁput__mutmut_8": _DROPPED,
+    "edge.sinks.mqtt.outbox.xǁOutboxǁ__init____mutmut_6": _EPOCH,
+    "edge.sinks.mqtt.outbox.xǁOutboxǁ__init____mutmut_7": _EPOCH,
+    "edge.sinks.mqtt.outbox.xǁOutboxǁ_enforce_bound__mutmut_12":
+        "with no excess the loop deletes LIMIT 0 rows: nothing, as breaking out does",
     "edge.decisions.xǁDeviceEventsǁon_battery__mutmut_5":
         "_battery_armed = None instead of False: only ever read as `not armed` / `armed`, "
         "where None and False agree",

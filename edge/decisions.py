@@ -112,7 +112,7 @@ class Decision:
             "t": round(self.t, 3),
             "state": self.state,
             "probabilities": _rounded(self.probabilities),
-            "raw": _rounded(self.raw),
+            "p_instant": _rounded(self.raw),  # the window's own, unsmoothed; not raw signal
             "model_id": self.model_id,
             "window_start": round(self.window_start, 3),
             "window_end": round(self.window_end, 3),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -403,3 +404,30 @@ async def test_scan_with_the_adapter_powered_off_says_what_to_do(bluez: FakeBlue
     bluez.powered = False
     with pytest.raises(SourceError, match="adapter"):
         await scan(0.2)
+
+
+async def test_a_named_device_without_a_working_scanner_is_not_called_silent(
+    bluez: FakeBlueZ, source_factory: Callable[..., BleSource], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the adapter off no scan ever runs: the log must say so, not "not advertising"."""
+    bluez.powered = False
+    bluez.add_peripheral(heart_rate_strap(STRAP, "HRM-Grandpa"))
+    source = source_factory(devices=[STRAP], scan_timeout_s=0.3)
+    told = asyncio.Event()
+
+    class _Heard(logging.Handler):  # the source logs on the loop's thread: set() is safe
+        def emit(self, record: logging.LogRecord) -> None:
+            if "cannot scan" in record.getMessage():
+                told.set()
+
+    heard = _Heard()
+    logging.getLogger("edge.sources.ble.source").addHandler(heard)
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge.sources.ble.source"):
+            await source.start()
+            async with asyncio.timeout(10):
+                await told.wait()
+    finally:
+        logging.getLogger("edge.sources.ble.source").removeHandler(heard)
+    said = [r.getMessage() for r in caplog.records if STRAP in r.getMessage()]
+    assert said and all("bluetoothd" in m and "not advertising" not in m for m in said), said

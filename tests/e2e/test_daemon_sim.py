@@ -44,7 +44,7 @@ def test_sim_two_wearables_json_database_and_summary(bundle: Path, tmp_path: Pat
     classes = set(load_bundle(bundle).class_names)
     assert {d["resident"] for d in decisions} == {"sim-0", "sim-1"}
     assert all(d["state"] in classes and set(d["probabilities"]) == classes for d in decisions)
-    assert all(abs(sum(d["raw"].values()) - 1) < 1e-3 for d in decisions)
+    assert all(abs(sum(d["p_instant"].values()) - 1) < 1e-3 for d in decisions)
     assert sorted(e["resident"] for e in events if e["kind"] == "calibrated") == ["sim-0", "sim-1"]
     assert any(e["kind"] == "state_change" for e in events)
 
@@ -81,7 +81,7 @@ def test_sim_decides_with_every_format_of_the_bundle(bundle: Path, tmp_path: Pat
     assert p.returncode == 0, p.stderr
     decisions = [x for x in _json_lines(p.stdout) if x["type"] == "decision"]
     assert len(decisions) > 20
-    assert all(abs(sum(d["raw"].values()) - 1) < 1e-3 for d in decisions)
+    assert all(abs(sum(d["p_instant"].values()) - 1) < 1e-3 for d in decisions)
     assert json.loads((tmp_path / "summary.json").read_text())["engine"] == f"{backend}:{fmt}"
 
 

@@ -150,6 +150,7 @@ class BleSource(SensorSource):
         self._rng = random.Random(self.options.seed)
         self._links: dict[str, _Link] = {}
         self._scanner_task: asyncio.Task[None] | None = None
+        self._scan_error: str | None = None  # why the last scan could not start, if it could not
         self._scan_needed = asyncio.Event()
         self._running = False
         self._stopped = False
@@ -292,6 +293,7 @@ class BleSource(SensorSource):
                     await scanner.start()
                 self.stats.inc("scans")
                 failures = 0
+                self._scan_error = None
                 try:
                     idle_since: float | None = None
                     while True:
@@ -309,6 +311,7 @@ class BleSource(SensorSource):
             except _LINK_ERRORS as exc:
                 failures += 1
                 self.stats.inc("scanner_errors")
+                self._scan_error = f"{type(exc).__name__}: {exc}"
                 delay = self._backoff(failures)
                 _LOGGER.warning("ble: scanner failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -349,7 +352,11 @@ class BleSource(SensorSource):
             if device is None:
                 failures += 1
                 self._count(link, "scan_timeouts")
-                await self._retry_later(link, failures, "not advertising", "scan timeout")
+                if self._scan_error is not None:  # no scan ran: the device may be right here
+                    await self._retry_later(link, failures, "cannot scan (is bluetoothd running, "
+                                            "is the adapter up?)", self._scan_error)
+                else:
+                    await self._retry_later(link, failures, "not advertising", "scan timeout")
                 continue
             lost = asyncio.Event()
 

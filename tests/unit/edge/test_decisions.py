@@ -128,7 +128,7 @@ def test_decision_dict_is_json_ready_and_has_no_raw_samples() -> None:
                            window_index=0, label="stress", latency_ms=2.5)
     out = d.to_dict()
     assert out["type"] == "decision" and out["state"] == "stress" and out["label"] == "stress"
-    assert set(out) == {"type", "resident", "device", "t", "state", "probabilities", "raw",
+    assert set(out) == {"type", "resident", "device", "t", "state", "probabilities", "p_instant",
                         "model_id", "window_start", "window_end", "window_index", "label",
                         "latency_ms"}
 
@@ -342,7 +342,7 @@ def test_decision_and_event_records_carry_every_field_rounded() -> None:
         "type": "decision", "resident": "anna", "device": "dev-7", "t": 1700000000.123,
         "state": "stress",
         "probabilities": {"baseline": 0.1235, "stress": 0.8, "amusement": 0.0765},
-        "raw": {"baseline": 0.1235, "stress": 0.8, "amusement": 0.0765},
+        "p_instant": {"baseline": 0.1235, "stress": 0.8, "amusement": 0.0765},
         "model_id": "student-3", "window_start": 12.346, "window_end": 72.346,
         "window_index": 4, "latency_ms": 3.142, "derived": {"hr_bpm": 71.3, "rmssd_ms": 40.0},
     }
