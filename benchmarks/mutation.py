@@ -111,7 +111,7 @@ EQUIVALENT: Final[dict[str, str]] = {
        for f, ns in (("xǁFrameDecoderǁ_parse", (16, 17, 18, 19, 46, 47, 60, 61)),
                      ("xǁFrameDecoderǁfeed", (50, 51)),
                      ("xǁFrameDecoderǁ_unstuff_few", (33,)),
-                     ("xǁFrameDecoderǁ_unstuff_many", (56,)),
+                     ("xǁFrameDecoderǁ_unstuff_many", (50, 56)),
                      ("xǁFrameDecoderǁ_remember", (11,)))
        for n in ns},
     **{f"firmware_bridge.framing.{f}__mutmut_{n}": _STRICT
@@ -169,6 +169,28 @@ EQUIVALENT: Final[dict[str, str]] = {
     "edge.sinks.mqtt.outbox.xǁOutboxǁ__init____mutmut_7": _EPOCH,
     "edge.sinks.mqtt.outbox.xǁOutboxǁ_enforce_bound__mutmut_12":
         "with no excess the loop deletes LIMIT 0 rows: nothing, as breaking out does",
+    # core/actigraphy/rhythm.py
+    **{f"core.actigraphy.rhythm.{f}__mutmut_{n}": "float('NAN') is the same NaN as float('nan')"
+       for f, ns in (("x__extreme", (14, 17)), ("x_interdaily_stability", (9, 20)),
+                     ("x_intradaily_variability", (18, 28)), ("x_relative_amplitude", (12,)))
+       for n in ns},
+    **{f"core.actigraphy.rhythm.x_daily_profile__mutmut_{n}":
+       "the division is by max(counts, 1): no warning for errstate to silence"
+       for n in (18, 19, 20, 21)},
+    **{f"core.actigraphy.rhythm.x__window_means__mutmut_{n}":
+       "sums / cnts never divides a non-zero sum by zero (an empty window sums to 0): "
+       "divide= has nothing to silence"
+       for n in (35, 37)},
+    "core.actigraphy.rhythm.x__window_means__mutmut_16": "astype(None) is float64, as float",
+    "core.actigraphy.rhythm.x__window_means__mutmut_44":
+        "None stored in a float array is NaN",
+    "core.actigraphy.rhythm.x_hourly_values__mutmut_19":
+        "seconds of day are >= 0: truncating a quotient is flooring it",
+    "core.actigraphy.rhythm.x_hourly_values__mutmut_23": "np.arange of ints is int64 already",
+    "core.actigraphy.rhythm.x_hourly_values__mutmut_25": "np.arange of ints is int64 already",
+    "core.actigraphy.rhythm.x_hourly_values__mutmut_31":
+        "with no epochs, first offsets an empty index array: nothing changes",
+    "core.actigraphy.rhythm.x_most_active__mutmut_6": _FALSY,
     "edge.decisions.xǁDeviceEventsǁon_battery__mutmut_5":
         "_battery_armed = None instead of False: only ever read as `not armed` / `armed`, "
         "where None and False agree",
@@ -259,6 +281,16 @@ def apply_equivalents(row: dict[str, Any]) -> dict[str, Any]:
     out["survivor_diffs"] = {k: v for k, v in row.get("survivor_diffs", {}).items()
                              if k in survivors}
     out["score"] = round((row["killed"] + row["timed_out"]) / scored, 4) if scored else None
+    # survivors of this run that tests written since kill, each checked by applying the
+    # mutant to a scratch copy and running the module's tests (until the module is rerun)
+    later = [k for k in row.get("killed_by_new_tests", []) if k in survivors]
+    if later:
+        out["killed_by_new_tests"] = later
+        out["survivors"] = [k for k in survivors if k not in later]
+        out["survivor_diffs"] = {k: v for k, v in out["survivor_diffs"].items()
+                                 if k not in later}
+        out["score_with_new_tests"] = round(
+            (row["killed"] + row["timed_out"] + len(later)) / scored, 4)
     return out
 
 
@@ -314,6 +346,13 @@ def render(doc: dict[str, Any]) -> str:
         if not (m["survivors"] or m["equivalent"]):
             continue
         lines += ["", f"## {m['name']}", ""]
+        if m.get("killed_by_new_tests"):
+            lines.append(f"Score with the tests written since this run: "
+                         f"{m['score_with_new_tests']:.1%} ({len(m['killed_by_new_tests'])} "
+                         "survivors now killed, each checked by applying it to a scratch copy; "
+                         "a rerun will count them). Now killed: "
+                         + ", ".join(f"`{k.split('.')[-1]}`" for k in m["killed_by_new_tests"]))
+            lines.append("")
         for e in m["equivalent"]:
             lines.append(f"- equivalent `{e['mutant']}`: {e['reason']}")
         for k in m["survivors"]:

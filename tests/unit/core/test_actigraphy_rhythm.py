@@ -14,6 +14,7 @@ import pytest
 
 from core.actigraphy import EpochSeries, hhmm, rhythm_measures
 from core.actigraphy.rhythm import (
+    daily_profile,
     hourly_values,
     interdaily_stability,
     intradaily_variability,
@@ -257,3 +258,60 @@ def test_undefined_measures_are_nan_and_the_day_limit_is_inclusive() -> None:
     assert math.isnan(most_active(np.full(48, np.nan), 1800)[1])
     assert rhythm_measures(square_days(2)).days == 2.0  # exactly the minimum is enough
     assert hhmm(86399.0) == "00:00" and hhmm(3600 * 23 + 59 * 60) == "23:59"
+
+
+def test_hourly_values_and_the_daily_profile_by_hand() -> None:
+    nan = math.nan
+    # 30-min epochs from 22:30: 22:30, 23:00, 23:30, 00:00, 00:30 (lost)
+    s = EpochSeries(datetime(2024, 3, 4, 22, 30), 1800, np.array([1.0, 2.0, 3.0, 4.0, nan]))
+    values, group = hourly_values(s)  # clock hours 22 (half), 23, 0 (half lost)
+    assert group.tolist() == [22, 23, 0]
+    np.testing.assert_array_equal(values, [nan, 2.5, nan])
+    values, group = hourly_values(s, origin="start")  # whole hours from 22:30
+    assert group.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(values, [1.5, 3.5, nan])
+    want = np.full(48, nan)
+    want[[45, 46, 47, 0]] = [1.0, 2.0, 3.0, 4.0]
+    np.testing.assert_array_equal(daily_profile(s), want)
+    # slots after the last epoch of the day are there, empty
+    early = daily_profile(EpochSeries(MIDNIGHT, 1800, np.array([1.0, 2.0, 5.0, 7.0])))
+    assert early.shape == (48,) and early[3] == 7.0 and np.isnan(early[4:]).all()
+
+
+def _brute_extreme(profile: np.ndarray, width: int, lowest: bool) -> tuple[float, int]:
+    best, at = math.nan, -1
+    for k in range(profile.size):
+        window = [profile[(k + j) % profile.size] for j in range(width)]
+        seen = [w for w in window if not math.isnan(w)]
+        if len(seen) < 0.5 * width:  # at least half the window: exactly half counts
+            continue
+        m = sum(seen) / len(seen)
+        if at < 0 or (m < best if lowest else m > best):
+            best, at = m, k
+    return best, at
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_l5_and_m10_of_a_profile_with_holes_equal_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    profile = rng.uniform(1.0, 50.0, 48)  # 30-min slots: L5 is 10 wide, M10 20
+    profile[rng.random(48) < 0.3] = np.nan
+    profile[5:10] = np.nan  # 5 of 10: windows exactly half covered
+    for fn, hours, lowest in ((least_active, 5, True), (most_active, 10, False)):
+        value, start = fn(profile, 1800, 600.0)
+        want, k = _brute_extreme(profile, hours * 2, lowest)
+        assert value == pytest.approx(want, rel=1e-12)
+        assert start == (k * 1800 + 600.0) % 86400
+    # no phase given: the grid's own
+    assert least_active(profile, 1800)[1] % 1800 == 0 == most_active(profile, 1800)[1] % 1800
+
+
+def test_the_extreme_window_may_start_at_the_first_slot() -> None:
+    profile = np.full(48, 50.0)
+    profile[:10] = [1.0, 2.0, np.nan, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0]
+    assert least_active(profile, 1800) == (pytest.approx(13 / 9), 0.0)
+
+
+def test_an_empty_series_has_no_hours() -> None:
+    values, group = hourly_values(EpochSeries(MIDNIGHT, 60, np.zeros(0)))
+    assert values.shape == (0,) and group.shape == (0,)
