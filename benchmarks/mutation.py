@@ -91,6 +91,28 @@ _EPOCH = "epoch is set by open(), before anything (peek builds ids) can read it"
 _HELLO = ("the cached HELLO (packet, message) is only used after a HELLO set both; a SAMPLES "
           "or other packet never equals the initial placeholder (its type byte differs)")
 EQUIVALENT: Final[dict[str, str]] = {
+    # core/hrv.py
+    **dict.fromkeys(("core.hrv.x__spectral__mutmut_11", "core.hrv.x__spectral__mutmut_13"),
+                    "np.polyfit converts its integer abscissa to float64 itself"),
+    "core.hrv.x__spectral__mutmut_32":
+        "segment 2 vs 3 differs only below 8 tachogram samples (2 s); the spectrum needs 25 s",
+    "core.hrv.x__spectral__mutmut_48":
+        "1 >> n is 0 and max() picks MIN_NFFT = 1024, which covers every segment (<= 1024)",
+    "core.hrv.x__spectral__mutmut_51":
+        "segment is even: (segment - 2) and (segment - 1) have the same bit length",
+    "core.hrv.x__spectral__mutmut_8": "rate_hz=fs is the tachogram's default rate",
+    **dict.fromkeys(("core.hrv.x_band_power__mutmut_8", "core.hrv.x_band_power__mutmut_10"),
+                    "with nfft = 1024 at 4 Hz the bins are k/256 Hz: none falls on 0.04, 0.15 "
+                    "or 0.40 Hz, so open and closed band edges select the same bins"),
+    "core.hrv.x_band_power__mutmut_3": "freqs[0] is 0 Hz: freqs[1] + freqs[0] == freqs[1] - freqs[0]",
+    **dict.fromkeys(("core.hrv.x_hrv_features__mutmut_35", "core.hrv.x_hrv_features__mutmut_37"),
+                    "HF is never exactly 0 after the spline and detrend (a metronome leaves "
+                    "~1e-28 ms²), so the NaN branch only guards a division by zero"),
+    **dict.fromkeys(("core.hrv.x_welch_psd__mutmut_100", "core.hrv.x_welch_psd__mutmut_102"),
+                    "np.fft.rfftfreq returns float64 already"),
+    "core.hrv.x_welch_psd__mutmut_76": "axis=-1, rfft's default, is axis 1 of the 2-D segments",
+    **dict.fromkeys(("core.hrv.x_welch_psd__mutmut_81", "core.hrv.x_welch_psd__mutmut_83"),
+                    "the spectrum of float64 segments is float64 already"),
     # edge/decisions.py
     "edge.decisions.xǁDecisionLogicǁ__init____mutmut_7": _BOTH_NONE,
     "edge.decisions.xǁDecisionLogicǁ__init____mutmut_8": _BOTH_NONE,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,3 +77,16 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     function-scoped tmp_path would not be fresh per input anyway; each test names its files.
     """
     return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A CLI's main() run in-process configures the root logger on the stream capsys swapped
+    in; left behind, every later test would log to a closed stream. Put the root back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
