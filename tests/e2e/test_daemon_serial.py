@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from firmware_bridge.sim import SimulatedWearable
 from firmware_bridge.sim.synthetic import synthetic_recording
 from firmware_bridge.sim.transports import PtyLink
 from tests.fakes.daemon import db_rows, start_cli, stop_cli, toy_bundle
+from tests.fakes.stderr import Lines, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -41,36 +41,6 @@ SPEED = 20.0  # 7.5 s of wall time; the bridge's own pty test shows 10x is lossl
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return toy_bundle(tmp_path_factory.getbasetemp())
-
-
-class _Lines:
-    """Collects a subprocess's stderr lines on a thread (so the pipe never fills)."""
-
-    def __init__(self, stream: object) -> None:
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._t.start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.append(line)
-
-    def seen(self, *needles: str) -> bool:
-        return any(all(n in line for n in needles) for line in self.lines)
-
-    def join(self) -> str:
-        self._t.join(10)
-        return "".join(self.lines)
-
-
-async def _wait(pred: object, limit_s: float, what: str) -> None:
-    """Poll ``pred`` (a subprocess's log: nothing to await on) for up to ``limit_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not pred():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def _streams_from_raw(raw: Path) -> tuple[Hello, dict[str, Stream], dict[str, np.ndarray]]:
@@ -108,9 +78,9 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
                       "--state-dir", str(tmp_path / "state"), "--record-raw", str(raw),
                       "--resident", "room-12", "--status", "off", "--summary-json",
                       str(tmp_path / "summary.json")])
-    err = _Lines(proc.stderr)
+    err = Lines(proc.stderr)
     try:
-        await _wait(lambda: err.seen("serial port", "open"), 60, "the daemon to open the port")
+        await wait_until(lambda: err.seen("serial port", "open"), 60, "the daemon to open the port")
         await link.play(wearable)
         # let the daemon finish the last packets before SIGTERM (data time = 1/SPEED wall)
         await asyncio.sleep(1.5)
@@ -119,7 +89,7 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
         if proc.poll() is None:
             proc.kill()
         link.close()
-    log = err.join()
+    log = err.text()
     assert proc.returncode == 0, log
     assert link.stats.get("dropped_no_reader", 0) == 0
 

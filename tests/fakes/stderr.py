@@ -1,0 +1,49 @@
+"""A daemon subprocess's stderr read on a thread (so the pipe never fills), and polling it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import IO
+
+__all__ = ["Lines", "wait_until"]
+
+
+class Lines:
+    """A subprocess's stderr, collected on a thread so the pipe never fills."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._t.start()
+
+    def _read(self, stream: IO[str] | None) -> None:
+        if stream is None:
+            return
+        # kill() closes the pipe when a test ends early; the reader just stops there
+        with contextlib.suppress(ValueError, OSError):
+            for line in stream:
+                self.lines.append(line)
+
+    def seen(self, *needles: str) -> bool:
+        return any(all(n in line for n in needles) for line in list(self.lines))
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for line in list(self.lines))
+
+    def text(self) -> str:
+        """Everything, once the stream has ended (or after 10 s)."""
+        self._t.join(10)
+        return "".join(self.lines)
+
+
+async def wait_until(pred: Callable[[], bool], limit_s: float, what: str) -> None:
+    """Poll ``pred`` (a subprocess's log or files: nothing to await on) up to ``limit_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
+        await asyncio.sleep(0.05)
