@@ -34,8 +34,9 @@ class Lines:
         return sum(needle in line for line in list(self.lines))
 
     def text(self) -> str:
-        """Everything, once the stream has ended (or after 10 s)."""
-        self._t.join(10)
+        """Everything, once the stream has ended (or after 30 s: a loaded machine may take
+        seconds to hand over the last lines of a process that has exited)."""
+        self._t.join(30)
         return "".join(self.lines)
 
 
