@@ -29,8 +29,8 @@ from firmware_bridge.protocol import Hello, Samples
 from firmware_bridge.sim import SimulatedWearable
 from firmware_bridge.sim.synthetic import synthetic_recording
 from firmware_bridge.sim.transports import PtyLink
-from tests.fakes.daemon import db_rows, start_cli, stop_cli, toy_bundle
-from tests.fakes.stderr import Lines, wait_until
+from tests.fakes.daemon import db_rows, start_cli, toy_bundle
+from tests.fakes.stderr import Lines, stop_keeping_stderr, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ async def test_serial_pty_end_to_end_matches_offline_evaluation(bundle: Path,
         await link.play(wearable)
         # let the daemon finish the last packets before SIGTERM (data time = 1/SPEED wall)
         await asyncio.sleep(1.5)
-        await asyncio.to_thread(stop_cli, proc)
+        await asyncio.to_thread(stop_keeping_stderr, proc)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -48,9 +48,9 @@ from firmware_bridge.protocol import Samples
 from firmware_bridge.sim import Faults, SimulatedWearable
 from firmware_bridge.sim.synthetic import synthetic_recording
 from firmware_bridge.sim.transports import PtyLink
-from tests.fakes.daemon import db_rows, received_streams, start_cli, stop_cli, toy_bundle
+from tests.fakes.daemon import db_rows, received_streams, start_cli, toy_bundle
 from tests.fakes.records import json_lines
-from tests.fakes.stderr import Lines, wait_until
+from tests.fakes.stderr import Lines, stop_keeping_stderr, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,8 @@ async def finish(proc: Any, err: Lines, tmp: Path, *, code: int = 0) -> dict[str
     """The daemon must still be running; SIGTERM it; exit ``code`` (0: nothing lost); its
     summary."""
     assert proc.poll() is None, err.text()  # survived every fault
-    await asyncio.to_thread(stop_cli, proc)
+    # not stop_cli: its communicate() would read stderr too, racing ``err`` for the last lines
+    await asyncio.to_thread(stop_keeping_stderr, proc)
     log = err.text()
     assert proc.returncode == code, log
     assert "Traceback" not in log, log

@@ -1,14 +1,17 @@
-"""A daemon subprocess's stderr read on a thread (so the pipe never fills), and polling it."""
+"""A daemon subprocess's stderr read on a thread (so the pipe never fills), polling it, and
+stopping the daemon without racing that thread for the last lines."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
 import threading
 from collections.abc import Callable
 from typing import IO
 
-__all__ = ["Lines", "wait_until"]
+__all__ = ["Lines", "stop_keeping_stderr", "wait_until"]
 
 
 class Lines:
@@ -26,6 +29,8 @@ class Lines:
         with contextlib.suppress(ValueError, OSError):
             for line in stream:
                 self.lines.append(line)
+        with contextlib.suppress(ValueError, OSError):
+            stream.close()  # at EOF: the pipe is ours to close
 
     def seen(self, *needles: str) -> bool:
         return any(all(n in line for n in needles) for line in list(self.lines))
@@ -48,3 +53,19 @@ async def wait_until(pred: Callable[[], bool], limit_s: float, what: str) -> Non
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def stop_keeping_stderr(proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """SIGTERM, then wait for the exit reading only stdout (stderr is the Lines thread's);
+    killed after ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        if proc.stdout is not None:
+            proc.stdout.read()  # until the process closes it: the pipe never fills
+            proc.stdout.close()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    assert proc.returncode != -signal.SIGKILL, f"daemon did not stop within {timeout} s"
