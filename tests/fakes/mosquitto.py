@@ -7,7 +7,7 @@ the persistence file) or kills it. :class:`Collector` is a subscriber built on a
 keeps every message it receives and reconnects by itself across broker restarts.
 
 Tests that need the broker call :func:`require_mosquitto` first: without the binary they
-are skipped with the reason (CI installs it: ``.ci/run``).
+fail with the install hint, never skip (CI installs it: ``.ci/run``).
 """
 
 from __future__ import annotations
