@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -55,14 +54,6 @@ def test_each_run_gets_alone_best_distilled_and_the_teacher_on_its_inputs(tmp_pa
     assert not doc["same_seeds"] and "different seeds" in doc["note"]
 
 
-@pytest.fixture
-def no_root_handler(monkeypatch: pytest.MonkeyPatch) -> None:
-    # main() configures the root logger on the stream capsys swaps in; left behind, later
-    # tests would log to a closed stream
-    monkeypatch.setattr(logging, "basicConfig", lambda **_: None)
-
-
-@pytest.mark.usefixtures("no_root_handler")
 def test_the_command_writes_json_markdown_and_plot(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     scores = {"teacher_rr": [0.9], "student_alone": [0.8], "student_kd_ca": [0.85]}
@@ -75,7 +66,6 @@ def test_the_command_writes_json_markdown_and_plot(tmp_path: Path,
     assert "Students side by side" in capsys.readouterr().out
 
 
-@pytest.mark.usefixtures("no_root_handler")
 def test_a_folder_that_is_not_a_run_is_one_error(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(DataError, match=r"no metrics\.json"):
