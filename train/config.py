@@ -189,11 +189,12 @@ class LoopConfig:
 class DistillConfig:
     """Multi-teacher distillation (train.losses): alpha*CE + (1-alpha)*T^2*KL to the mixture."""
 
-    # weight of the hard-label CE; the rest goes to the teachers. 0.8: the mixture includes
-    # weak teachers (acc, eda_temp) whose near-one-hot soft targets pull the student off;
-    # 0.8 scored above 0.5 on synthetic LOSO, within the fold noise (train/RESULTS.md)
-    alpha: float = 0.8
-    temperature: float = 3.0  # softens teacher distributions; 2-5 is the usual range
+    # weight of the hard-label CE; the rest goes to the teachers. 0.5 with T = 2: against
+    # early-stopped teachers this beat 0.8 with T = 3 for equal and confidence-adaptive
+    # weights alike, the student's initial weights and batches held equal (train/RESULTS.md).
+    # T = 3 over-softens teachers that early stopping already left unsure
+    alpha: float = 0.5
+    temperature: float = 2.0  # softens teacher distributions; 2-5 is the usual range
     # teachers in the mixture: group names, "fusion", or ["all"] for every trained teacher
     teachers: list[str] = field(default_factory=lambda: ["all"])
     hint_weight: float = 0.1  # weight of the feature-hint loss in "_hint" variants
