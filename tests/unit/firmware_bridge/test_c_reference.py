@@ -3,26 +3,39 @@
 The C is compiled with gcc as a firmware would (C99, all warnings as errors) into a shared
 library and called through ctypes: C builds every valid vector's frame from its decoded
 meaning and must produce the vector's bytes; C decodes every vector frame (and random
-Python-made frames) back to the packet; C rejects every invalid vector.
+Python-made frames) back to the packet; C rejects every invalid vector. On streams the C
+builders make, the hub's streaming ``FrameDecoder`` yields what C framing + ``decode_message``
+yield, frame by frame, in any read sizes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge.errors import ProtocolError
-from firmware_bridge.framing import cobs_decode, cobs_encode, crc16, decode_frame, encode_frame
-from firmware_bridge.protocol import EventKind, SampleFormat, encode_message
+from firmware_bridge.framing import (
+    MAX_FRAME_LEN,
+    MAX_PACKET_LEN,
+    FrameDecoder,
+    cobs_decode,
+    cobs_encode,
+    crc16,
+    decode_frame,
+    encode_frame,
+)
+from firmware_bridge.protocol import EventKind, Hello, SampleFormat, decode_message, encode_message
 from firmware_bridge.vectors.generate import VECTORS_PATH, build_vectors, message_from_meaning
 
 C_DIR = Path(__file__).resolve().parents[3] / "firmware_bridge" / "c"
@@ -65,7 +78,13 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     so.wp_build_event.argtypes = [u8p, size_t, ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint64,
                                   ctypes.c_int32]  # fmt: skip
     so.wp_build_time_sync.restype = size_t
-    so.wp_build_time_sync.argtypes = [u8p, size_t, ctypes.c_uint16, ctypes.c_uint64, ctypes.c_uint64]
+    so.wp_build_time_sync.argtypes = [
+        u8p,
+        size_t,
+        ctypes.c_uint16,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+    ]
     so.wp_hello_begin.restype = size_t
     so.wp_hello_begin.argtypes = [u8p, size_t, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint8]
     so.wp_hello_add_sensor.restype = size_t
@@ -212,3 +231,163 @@ def test_c_refuses_small_buffers(lib: ctypes.CDLL) -> None:
     packet = bytes(range(1, 100))
     assert lib.wp_encode_frame(_buf(packet), len(packet), out, 8) == 0
     assert lib.wp_decode_frame(_buf(encode_frame(packet)), len(packet) + 4, out, 8) == -4
+
+
+# -- the streaming decoder against the C reference, on generated streams ---------------------
+# The stream is built by the C builders (what a firmware sends), then cut into reads of any
+# size. The reference is independent of the hub's decoder: C does the framing and the CRC of
+# each 0x00-delimited frame, and the message layer is the plain ``decode_message`` under the
+# sensors of the last HELLO. FrameDecoder's vectorised unstuffing, its SAMPLES key cache and
+# its row views must give the same messages and count the same rejections.
+_HELLO_MEANING: dict[str, Any] = {
+    "type": "hello", "device_id": "dev-c", "firmware_version": "2.0", "protocol_version": 1,
+    "sensors": [
+        {"sensor_id": 1, "kind": "bvp", "unit": "a.u.", "rate_hz": 64.0, "channels": 1,
+         "format": "INT16", "scale": 0.5, "offset": 0.0},
+        {"sensor_id": 4, "kind": "acc", "unit": "g", "rate_hz": 32.0, "channels": 3,
+         "format": "INT16", "scale": 0.25, "offset": 0.0},
+        {"sensor_id": 7, "kind": "eda", "unit": "uS", "rate_hz": 4.0, "channels": 1,
+         "format": "FLOAT32", "scale": 1.0, "offset": 0.0},
+    ],
+}  # fmt: skip
+_ANNOUNCED = {s["sensor_id"]: s for s in _HELLO_MEANING["sensors"]}
+C_DECODE_REASONS = {**C_ERRORS, -4: "oversize"}  # cap = the largest packet the hub accepts
+
+
+def _samples_meaning(
+    sid: int, fmt: str, channels: int, seq: int, rows: np.ndarray
+) -> dict[str, Any]:
+    return {"type": "samples", "sensor_id": sid, "format": fmt, "channels": channels, "seq": seq,
+            "t_device_us": 1000 * seq, "raw": rows.reshape(-1).tolist()}  # fmt: skip
+
+
+@st.composite
+def _c_pieces(draw: st.DrawFn) -> tuple[str, dict[str, Any] | bytes, int]:
+    """One piece of a stream: (kind, meaning or raw bytes, extra bytes after a packet)."""
+    kind = draw(st.sampled_from(["hello", "samples", "samples", "samples", "long", "wrong",
+                                 "event", "time_sync", "noise", "empty"]))  # fmt: skip
+    seq = draw(st.integers(0, 0xFFFF))
+    if kind == "hello":
+        return kind, _HELLO_MEANING, 0
+    if kind in ("samples", "long"):
+        s = _ANNOUNCED[draw(st.sampled_from(sorted(_ANNOUNCED)))]
+        dt = SampleFormat[s["format"]].dtype
+        count = draw(st.integers(0 if kind == "samples" else 1, 40))
+        rows = np.frombuffer(
+            draw(
+                st.binary(
+                    min_size=count * s["channels"] * dt.itemsize,
+                    max_size=count * s["channels"] * dt.itemsize,
+                )
+            ),
+            dt,
+        )
+        if dt.kind == "f":
+            rows = np.nan_to_num(rows)  # NaN != NaN would fail the comparison, not the decoder
+        meaning = _samples_meaning(s["sensor_id"], s["format"], s["channels"], seq, rows)
+        # "long": CRC-valid, but with bytes past what its count implies (the fast-path trap)
+        return kind, meaning, draw(st.integers(1, 9)) if kind == "long" else 0
+    if kind == "wrong":  # a sensor the HELLO announced with other channels, or one it did not
+        sid, ch = draw(st.sampled_from([(4, 1), (4, 2), (1, 3), (9, 1)]))
+        rows = np.arange(draw(st.integers(1, 6)) * ch, dtype=np.int16)
+        return kind, _samples_meaning(sid, "INT16", ch, seq, rows), 0
+    if kind == "event":
+        return (
+            kind,
+            {
+                "type": "event",
+                "kind": draw(st.sampled_from([k.name for k in EventKind])),
+                "seq": seq,
+                "t_device_us": seq * 7,
+                "value": draw(st.integers(-5, 5)),
+            },
+            0,
+        )
+    if kind == "time_sync":
+        return kind, {"type": "time_sync", "seq": seq, "t_device_us": seq, "t_hub_us": 2 * seq}, 0
+    if kind == "noise":
+        return kind, draw(st.binary(max_size=40)), 0
+    return kind, b"\x00", 0
+
+
+def _c_stream(lib: ctypes.CDLL, pieces: list[tuple[str, Any, int]], flips: list[int]) -> bytes:
+    frames = []
+    for _kind, what, extra in pieces:
+        if isinstance(what, bytes):
+            frames.append(what)
+            continue
+        packet = _c_packet(lib, what) + bytes([0x5A]) * extra
+        frames.append(_c_frame(lib, packet))
+    for i, f in zip(flips, range(len(frames)), strict=False):  # corrupt a few frames' bytes
+        frame = frames[f]
+        if len(frame) > 1 and i % 3 == 0:
+            k = i % (len(frame) - 1)
+            frames[f] = frame[:k] + bytes([frame[k] ^ 0x21]) + frame[k + 1 :]
+    return b"".join(frames)
+
+
+def _c_reference(lib: ctypes.CDLL, stream: bytes) -> tuple[list[Any], dict[str, int]]:
+    """C framing + CRC per frame, then decode_message under the last HELLO's sensors."""
+    *frames, trailing = stream.split(b"\x00")
+    msgs: list[Any] = []
+    stats: Counter[str] = Counter()
+    sensors: dict[int, Any] = {}
+    for frame in frames:
+        if not frame:
+            stats["empty"] += 1
+            continue
+        if len(frame) > MAX_FRAME_LEN:
+            stats["oversize"] += 1
+            continue
+        out = _buf(cap=MAX_PACKET_LEN)
+        n = lib.wp_decode_frame(_buf(frame), len(frame), out, MAX_PACKET_LEN)
+        if n < 0:
+            stats[C_DECODE_REASONS[n]] += 1
+            continue
+        try:
+            m = decode_message(bytes(out[:n]), sensors)
+        except ProtocolError as e:
+            stats[e.reason] += 1
+            continue
+        if isinstance(m, Hello):
+            sensors = m.sensor_map()
+        msgs.append(m)
+    if len(trailing) > MAX_FRAME_LEN:
+        stats["oversize"] += 1
+    return msgs, dict(stats)
+
+
+@settings(max_examples=150, deadline=None)
+@example(  # the fast-path trap: a CRC-valid SAMPLES longer than its count, after warming
+    [("long", _samples_meaning(4, "INT16", 3, 5, np.arange(24, dtype=np.int16)), 3)], [], [7]
+)
+@given(
+    st.lists(_c_pieces(), min_size=1, max_size=60),
+    st.lists(st.integers(0, 10**6), max_size=8),
+    st.lists(st.integers(0, 10**6), max_size=6),
+)
+def test_stream_decoder_agrees_with_c_on_generated_streams(
+    lib: ctypes.CDLL, pieces: list[tuple[str, Any, int]], flips: list[int], cuts: list[int]
+) -> None:
+    # a HELLO first and a warming SAMPLES of each sensor, so the key cache is filled before
+    # the rest: a "long" packet then meets only the cache's fast path
+    warm = [("hello", _HELLO_MEANING, 0)] + [
+        ("samples", _samples_meaning(s["sensor_id"], s["format"], s["channels"], 0,
+                                     np.zeros(2 * s["channels"], SampleFormat[s["format"]].dtype)), 0)
+        for s in _ANNOUNCED.values()
+    ]  # fmt: skip
+    stream = _c_stream(lib, warm, []) + _c_stream(lib, pieces, flips)
+    want, want_stats = _c_reference(lib, stream)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    edges = [0, *points, len(stream)]
+    for many in (False, True):  # the per-frame Python path, and the vectorised one
+        d = FrameDecoder()
+        out: list[Any] = []
+        reads = [stream[a:b] for a, b in itertools.pairwise(edges)]
+        if many:  # one read holding every frame: the numpy paths
+            reads = [stream]
+        for r in reads:
+            out += d.feed(r)
+        assert out == want
+        got_stats = {k: v for k, v in d.stats.items() if k not in ("bytes", "frames") and v}
+        assert got_stats == want_stats
