@@ -126,6 +126,35 @@ EQUIVALENT: Final[dict[str, str]] = {
         "reshape(-2): NumPy takes any negative size as the one inferred dimension, as -1",
     **{f"edge.decisions.xǁDecisionLogicǁupdate__mutmut_{n}": _STRICT
        for n in (101, 104, 109, 113, 116, 121)},
+    # core/signal/quality.py: max_gap's edge checks and the start index only add stretches
+    # of zero or negative length, which never beat the best (a strict >); the pre-checks of
+    # FLAT, SATURATED-by-range and the pinned suspects may only widen (the exact test after
+    # them decides), so a wider pre-check is the same verdict, slower
+    **dict.fromkeys(("core.signal.quality.x_max_gap__mutmut_4",
+                     "core.signal.quality.x_max_gap__mutmut_16"),
+                    "a sample exactly at the window edge makes a stretch of length 0, which "
+                    "never beats best (>= 0) under the strict >"),
+    **dict.fromkeys(("core.signal.quality.x_max_gap__mutmut_45",
+                     "core.signal.quality.x_max_gap__mutmut_48"),
+                    "starting one interval earlier only adds one ending at or before the "
+                    "window start: clipped length <= 0, never the maximum over best"),
+    "core.signal.quality.x_quality_problems__mutmut_109":
+        "the fallback run length goes through max(pinned_min_run_samples, .); a run of "
+        "length >= 0 and >= 1 selects the same runs (every run has at least one sample)",
+    **dict.fromkeys(tuple(f"core.signal.quality.x_quality_problems__mutmut_{n}"
+                          for n in (27, 30)),
+                    "the FLAT pre-check only widens (a bound var >= ptp^2 / 2n); the std test "
+                    "after it decides"),
+    **dict.fromkeys(tuple(f"core.signal.quality.x_quality_problems__mutmut_{n}"
+                          for n in (52, 54, 55, 57)),
+                    "the out-of-range pre-check only widens; the count of samples outside "
+                    "the valid range after it decides"),
+    **dict.fromkeys(tuple(f"core.signal.quality.x_quality_problems__mutmut_{n}"
+                          for n in (71, 73, 78, 80, 88, 96)),
+                    "a wider set of pinned suspects: a suspect is reported only when its "
+                    "own pinned runs (<= its samples at the rail) exceed the limit"),
+    "core.signal.quality.x_run_samples__mutmut_5":
+        "a float64 mask gives +1.0 / -1.0 edges, equal to the int8 ones under ==",
     # firmware_bridge/framing.py: FrameDecoder's internal paths (Python / numpy COBS, views /
     # one ndarray per packet, the cached fast path) are chosen for speed and all give what
     # decode_frame gives (tests/unit/firmware_bridge/test_framing.py forces every path); a

@@ -159,3 +159,91 @@ def test_the_messages_carry_the_measured_numbers() -> None:
     flat[0, 7] = 3.0 + 1e-9
     ((reason, text),) = quality_problems(m, flat, 0.25, q)
     assert reason is InvalidReason.FLAT and text == "eda: flat channel(s) ['value'] (range 1e-09)"
+
+
+# -- edges the properties above rarely draw (found by mutation testing) ----------------------
+def _shuffled(n: int, seed: int) -> list[float]:
+    return np.random.default_rng(seed).permutation(np.arange(1, n + 1) / 100.0).tolist()
+
+
+@pytest.mark.parametrize("n", [5, 255, 256, 300, 511, 512, 1000, 4000])
+def test_median_spacing_on_long_unsorted_diffs(n: int) -> None:
+    # beyond MEDIAN_SPACING_SAMPLES diffs the stride is an integer > 1, and only a full
+    # partition at the middle puts the median there
+    d = _shuffled(n, n)
+    stride = max(1, n // MEDIAN_SPACING_SAMPLES)
+    sub = sorted(d[::stride])
+    assert median_spacing(np.asarray(d)) == sub[len(sub) // 2]
+
+
+def _one_channel(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, np.float64)[None, :].copy()
+
+
+def _edge_windows() -> dict[str, np.ndarray]:
+    n = 1000
+    out = {}
+    big = np.full(n, 1e7)
+    big[500] += 300.0  # std 9.5 < 1e-6 * 1e7: flat, though its range is 300
+    out["flat_large_values_one_outlier"] = big
+    tiny = np.zeros(n)
+    tiny[10] = 1e-7  # flat by far, with a range the flat pre-check must still let through
+    out["flat_tiny_wiggle"] = tiny
+    half = np.full(n, 0.5)
+    half[::2] += 3e-6  # std 1.5e-6 above the threshold of 1e-6 (|x| < 1 counts as 1)
+    out["not_flat_small_values"] = half
+    rail = np.full(n, 40.0)
+    rail[:30] = np.arange(30.0)  # 97 % pinned at the maximum, 31 levels
+    out["pinned_most_at_max"] = rail
+    low = -rail
+    out["pinned_most_at_min"] = low
+    steady = np.ones(n)
+    steady[:40] = 1.0 - np.arange(1, 41) * 1e-9  # flat, 96 % at its maximum, 41 levels
+    out["flat_mostly_at_max"] = steady
+    out["flat_mostly_at_min"] = 2.0 - steady
+    edge = np.tile(np.arange(20.0), 5)  # n = 100: 5 % is 5 samples
+    edge[40:45] = 25.0  # a run of exactly 5 at the maximum ...
+    edge[80] = 25.0  # ... and one lone sample there: 6 at the rail, 5 pinned: not over 5 %
+    out["pinned_exactly_the_limit"] = edge
+    over = edge.copy()
+    over[45] = 25.0  # a run of 6: over 5 %
+    out["pinned_one_over_the_limit"] = over
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_edge_windows()))
+def test_quality_problems_at_the_edges_of_the_rules(name: str) -> None:
+    x = _one_channel(_edge_windows()[name])
+    m = Modality("sig", "a.u.", 4.0, ("c0",), valid_range=(-math.inf, math.inf))
+    q = QualityThresholds()
+    got = [r.value for r, _ in quality_problems(m, x, 0.25, q)]
+    want = ref_problems(m, x, 0.25, q)
+    assert got == want, name
+    assert want == {  # the reference says what each window is meant to show
+        "flat_large_values_one_outlier": ["flat"], "flat_tiny_wiggle": ["flat"],
+        "not_flat_small_values": [], "pinned_most_at_max": ["saturated"],
+        "pinned_most_at_min": ["saturated"], "flat_mostly_at_max": ["flat"],
+        "flat_mostly_at_min": ["flat"], "pinned_exactly_the_limit": [],
+        "pinned_one_over_the_limit": ["saturated"],
+    }[name]  # fmt: skip
+
+
+def test_flat_means_a_std_strictly_below_the_threshold() -> None:
+    q = QualityThresholds()
+    x = _one_channel(np.tile([0.0, 2 * q.flat_std], 50))
+    assert float(np.std(x[0])) == q.flat_std  # exactly at the threshold: not flat
+    m = Modality("sig", "a.u.", 4.0, ("c0",))
+    assert quality_problems(m, x, 0.25, q) == []
+    y = _one_channel(np.tile([0.0, 1.999 * q.flat_std], 50))
+    assert [r for r, _ in quality_problems(m, y, 0.25, q)] == [InvalidReason.FLAT]
+
+
+def test_pinned_runs_without_a_known_spacing_use_the_sample_floor() -> None:
+    # an undeclared rate with too few samples to measure gives a NaN spacing: the run
+    # length falls back to pinned_min_run_samples instead of failing
+    m = Modality("eda", "uS", 4.0, ("value",), valid_range=(0.0, 10.0))
+    y = np.linspace(1.0, 9.0, 100)[None, :].copy()
+    y[0, 40:60] = 9.0
+    for dt in (math.nan, math.inf):
+        ((reason, text),) = quality_problems(m, y, dt, QualityThresholds())
+        assert reason is InvalidReason.SATURATED and text.endswith("in runs >= 3")
