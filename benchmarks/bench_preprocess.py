@@ -4,7 +4,12 @@ Scenarios
 - ``wrist_ble``: the wrist contract (BVP 64 Hz, EDA 4, TEMP 4, ACC 32x3; 60 s / 5 s) fed as
   a hub receives it: BLE-sized chunks with timestamp jitter, modalities interleaved,
   ``pop_ready()`` after every chunk. Reports the cost of each emitted window (the
-  ``pop_ready`` call that produced it) and of pushing, and the hub capacity that implies.
+  ``pop_ready`` call that produced it) and of pushing, and the hub capacity that implies;
+  once with the hops carried from window to window (``streaming``, what the hub runs) and
+  once computing every window whole (``WindowAssembler(streaming=False)``, the same windows).
+- ``inference`` (with ``--bundle``): the bundle's fp32 models (LiteRT, ONNX Runtime) on the
+  same machine in the same process, timed the same way (thread CPU time per window), so
+  ``preprocess_vs_inference`` compares like with like on a shared machine.
 - ``wrist_offline``: ``windows_from_streams`` on a regular wrist recording (training).
 - ``chest_offline``: the WESAD chest modalities from 700 Hz sources, which exercises the
   anti-aliasing FIR (the heaviest training path), extrapolated to 10 subjects x 45 min.
@@ -12,7 +17,7 @@ Scenarios
 Writes ``results.json``, ``results.md`` and ``filter_response.png`` (the FIR's magnitude
 response for each decimation factor used by the WESAD contracts) under ``--out``.
 
-    .venv/bin/python benchmarks/bench_preprocess.py            # full (about a minute)
+    .venv/bin/python benchmarks/bench_preprocess.py --bundle edge/demo_bundle   # full
     .venv/bin/python benchmarks/bench_preprocess.py --quick    # smoke run
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -75,14 +81,15 @@ def wrist_contract() -> InputContract:
     return InputContract(WESAD_WRIST_MODALITIES, CLASSES)
 
 
-def bench_wrist_ble(minutes: float, seed: int, declared_rates: bool) -> dict[str, Any]:
+def bench_wrist_ble(minutes: float, seed: int, declared_rates: bool,
+                    streaming: bool = True) -> dict[str, Any]:
     c = wrist_contract()
     rng = np.random.default_rng(seed)
     streams = {m.name: _signal(m.rate_hz, minutes * 60, m.n_channels, rng, jitter=0.3,
                                level=33.0 if m.name == "temp" else 5.0) for m in c.modalities}
     cal = compute_calibration(streams, c)
     rates = {m.name: m.rate_hz for m in c.modalities} if declared_rates else None
-    asm = WindowAssembler(c, calibration=cal, source_rates=rates)
+    asm = WindowAssembler(c, calibration=cal, source_rates=rates, streaming=streaming)
     # interleave chunks in time order, as notifications arrive
     chunks = []
     for name, (t, x) in streams.items():
@@ -116,6 +123,7 @@ def bench_wrist_ble(minutes: float, seed: int, declared_rates: bool) -> dict[str
     per_wearable_per_hop_ms = st["mean_ms"] + (push_s + idle_pop_s) * 1e3 * c.hop_s / data_s
     return {
         "scenario": "wrist_ble",
+        "streaming": streaming,
         "declared_source_rates": declared_rates,
         "stream_minutes": minutes,
         "windows": len(per_window_ms),
@@ -129,6 +137,35 @@ def bench_wrist_ble(minutes: float, seed: int, declared_rates: bool) -> dict[str
             HUB_WEARABLES * per_wearable_per_hop_ms / (c.hop_s * 1e3),
         "buffered_samples_at_end": asm.buffered_samples(),
     }
+
+
+def bench_inference(bundle: Path, windows: int, seed: int) -> dict[str, Any]:
+    """Per-window thread CPU time of the bundle's fp32 models (one thread), as the hub runs
+    them (``edge.engines``), on normalized-space windows."""
+    from edge.bundle import load_bundle
+    from edge.engines import open_file
+
+    b = load_bundle(bundle)
+    rng = np.random.default_rng(seed)
+    xs = np.clip(rng.standard_normal((16, 1, b.contract.input_length)), -10, 10).astype(
+        np.float32)
+    out: dict[str, Any] = {"scenario": "inference", "bundle": str(bundle)}
+    for key in ("tflite_fp32", "onnx_fp32"):
+        try:
+            engine = open_file(b, key, threads=1)
+        except Exception as e:  # noqa: BLE001 - a missing runtime is reported, not fatal
+            out[key] = {"error": f"{type(e).__name__}: {e}"}
+            continue
+        with engine:
+            for i in range(20):
+                engine.run(xs[i % 16])
+            ms = []
+            for i in range(windows):
+                t0 = time.thread_time()
+                engine.run(xs[i % 16])
+                ms.append((time.thread_time() - t0) * 1e3)
+        out[key] = _stats(ms)
+    return out
 
 
 def bench_offline(kind: str, minutes: float, seed: int) -> dict[str, Any]:
@@ -215,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="minutes of 700 Hz chest recording (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="short smoke run (a few seconds)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="also time this bundle's fp32 models per window (LiteRT, ONNX "
+                   "Runtime) and report preprocess_vs_inference")
     a = p.parse_args(argv)
     if a.quick:
         a.minutes, a.chest_minutes = 6.0, 1.5  # 6 min: the calibration period is 5
@@ -222,14 +262,28 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
                     "cpu": platform.processor() or platform.machine()},
-        "command": "benchmarks/bench_preprocess.py" + (" --quick" if a.quick else ""),
+        "command": " ".join(["benchmarks/bench_preprocess.py", *(argv or sys.argv[1:])]),
         "runs": [],
     }
     for declared in (False, True):
-        r = bench_wrist_ble(a.minutes, a.seed, declared)
-        print(f"wrist_ble declared={declared}: p50 {r['per_window']['p50_ms']:.3f} ms/window, "
-              f"hub load {r['hub_core_fraction_200_wearables']:.1%} of a core")
-        results["runs"].append(r)
+        for streaming in (True, False):
+            r = bench_wrist_ble(a.minutes, a.seed, declared, streaming)
+            print(f"wrist_ble declared={declared} streaming={streaming}: p50 "
+                  f"{r['per_window']['p50_ms']:.3f} ms/window, hub load "
+                  f"{r['hub_core_fraction_200_wearables']:.1%} of a core")
+            results["runs"].append(r)
+    if a.bundle is not None:
+        inf = bench_inference(a.bundle, 400 if not a.quick else 100, a.seed)
+        results["runs"].append(inf)
+        hub = next(r for r in results["runs"] if r["scenario"] == "wrist_ble"
+                   and r["streaming"] and r["declared_source_rates"])
+        if "p50_ms" in inf.get("tflite_fp32", {}):
+            results["preprocess_vs_inference"] = {
+                "value": hub["per_window"]["p50_ms"] / inf["tflite_fp32"]["p50_ms"],
+                "preprocess_p50_ms": hub["per_window"]["p50_ms"],
+                "tflite_fp32_p50_ms": inf["tflite_fp32"]["p50_ms"],
+            }
+            print(f"preprocess_vs_inference: {results['preprocess_vs_inference']['value']:.2f}")
     r = bench_offline("wrist", a.minutes, a.seed)
     print(f"wrist_offline: {r['per_window_ms']:.3f} ms/window")
     results["runs"].append(r)
@@ -256,19 +310,40 @@ def _markdown(res: dict[str, Any]) -> str:
         "Per-window cost = CPU time of the `pop_ready()` call that emitted it (thread CPU time,",
         "so time spent descheduled on the shared machine is excluded; wall p50 for comparison).",
         "",
-        "| source rates | windows | p50 ms | p90 ms | p99 ms | max ms | wall p50 ms | "
+        "`streaming`: hops carried from window to window (the hub's path); `whole`: every",
+        "window computed whole (`streaming=False`); both emit the same windows bit for bit",
+        "(tests/unit/core/signal/test_hops.py).",
+        "",
+        "| path | source rates | windows | p50 ms | p90 ms | p99 ms | max ms | wall p50 ms | "
         "push us/chunk | hub load, 200 wearables |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
         if r["scenario"] != "wrist_ble":
             continue
         s = r["per_window"]
         lines.append(
-            f"| {'declared' if r['declared_source_rates'] else 'estimated'} | {r['windows']} | "
+            f"| {'streaming' if r.get('streaming', True) else 'whole'} | "
+            f"{'declared' if r['declared_source_rates'] else 'estimated'} | {r['windows']} | "
             f"{s['p50_ms']:.3f} | {s['p90_ms']:.3f} | {s['p99_ms']:.3f} | {s['max_ms']:.3f} | "
             f"{r['per_window_wall']['p50_ms']:.3f} | {r['push_us_per_chunk']:.1f} | {r['hub_core_fraction_200_wearables']:.1%} |"
         )
+    inf = next((r for r in res["runs"] if r["scenario"] == "inference"), None)
+    if inf is not None:
+        lines += ["", f"## Inference of `{inf['bundle']}` (fp32, 1 thread, thread CPU time)", "",
+                  "| model | p50 ms | p90 ms | p99 ms |", "|---|---|---|---|"]
+        for key in ("tflite_fp32", "onnx_fp32"):
+            st = inf.get(key, {})
+            if "p50_ms" in st:
+                lines.append(f"| {key} | {st['p50_ms']:.3f} | {st['p90_ms']:.3f} | "
+                             f"{st['p99_ms']:.3f} |")
+            else:
+                lines.append(f"| {key} | {st.get('error', 'not measured')} | | |")
+        pvi = res.get("preprocess_vs_inference")
+        if pvi:
+            lines += ["", f"**preprocess_vs_inference** = hub path p50 (streaming, declared "
+                      f"rates) {pvi['preprocess_p50_ms']:.3f} ms / LiteRT fp32 p50 "
+                      f"{pvi['tflite_fp32_p50_ms']:.3f} ms = **{pvi['value']:.2f}** (goal <= 1)."]
     lines += ["", "## Offline (training) path", "",
               "| scenario | windows | CPU ms/window | 10 subjects x 45 min (CPU s) |", "|---|---|---|---|"]
     for r in res["runs"]:

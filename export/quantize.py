@@ -1,5 +1,5 @@
-"""ONNX int8: ONNX Runtime static quantization (QDQ, per-channel weights), with the ops left
-in float chosen by measurement.
+"""ONNX int8: ONNX Runtime static quantization (QOperator, uint8 activations, per-channel int8
+weights), with the ops left in float chosen by measurement.
 
 Calibration uses training-subject windows only (``RUN/windows/calib.npz``). Which op types
 stay float is measured, not guessed: every candidate exclusion set is quantized and scored
@@ -52,6 +52,21 @@ DEFAULT_EXCLUSION_CANDIDATES: Final[tuple[tuple[str, ...], ...]] = (
     (STD_POOL, "LayerNormalization", "Softmax"),
 )
 _PERCENTILE: Final = 99.99  # ORT's default; clips the 0.01% largest activations
+# The format the runtime runs without rewriting it (measurements: export/RESULTS.md):
+# - QOperator: each quantized op is one QLinearConv / QGemm / QLinearMatMul node that reads
+#   its weights as stored int8. In QDQ form every constant weight had a DequantizeLinear that
+#   ran on every call unless ORT fused the group, and its x86 rewrite of int8 activations to
+#   uint8 left the Convs' inputs and outputs of different signedness, so they stayed float.
+# - uint8 activations x int8 weights (U8S8) is the pairing ORT's CPU kernels (MLAS) run
+#   natively on x86 and ARM.
+# - reduce_range (7-bit weights): without AVX-512 VNNI, x86's U8S8 dot product sums pairs of
+#   products in int16 and saturates with full-range weights (int8 disagreed with fp32 on
+#   several % of windows); 7-bit weights cannot saturate it. The cost is one bit of weight
+#   resolution, which per-channel scales make up for.
+QUANT_FORMAT: Final = "QOperator"
+ACTIVATION_TYPE: Final = "uint8"
+WEIGHT_TYPE: Final = "int8"
+REDUCE_RANGE: Final = True
 
 
 @dataclass
@@ -73,9 +88,10 @@ class OnnxQuantResult:
     chosen_by: str  # "measurement" or "user"
     trials: list[ExclusionTrial]
     per_channel: bool = True
-    quant_format: str = "QDQ"
-    activation_type: str = "int8"
-    weight_type: str = "int8"
+    quant_format: str = QUANT_FORMAT
+    activation_type: str = ACTIVATION_TYPE
+    weight_type: str = WEIGHT_TYPE
+    reduce_range: bool = REDUCE_RANGE
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,9 +181,10 @@ def _quantize_once(pre: Path, out: Path, cache: Path, method: str, excluded: Seq
         str(pre),
         str(out),
         None,  # ranges come from the cache written by _calibrate
-        quant_format=QuantFormat.QDQ,
+        quant_format=getattr(QuantFormat, QUANT_FORMAT),
         per_channel=True,
-        activation_type=QuantType.QInt8,
+        reduce_range=REDUCE_RANGE,
+        activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=getattr(CalibrationMethod, _METHODS_ORT[method]),
         nodes_to_exclude=nodes_to_exclude,

@@ -29,6 +29,29 @@ LABELS: Final = {
     "tflite_int8": "TFLite int8",
 }
 LATENCY_TIE: Final = 0.10  # formats within 10% latency are "as fast"; the smaller file wins
+# int8 "pays" when it takes at most this share of its runtime's fp32 time per window
+INT8_PAYS: Final = 0.7
+# Why a runtime's int8 does not pay on a CPU without int8 dot-product instructions, per runtime
+# (the measurements behind each: export/RESULTS.md).
+_INT8_SLOW_WHY: Final = {
+    "onnx": (
+        "Per window the student spends most of its fp32 time in element-wise and shape ops "
+        "(LayerNorm, GELU, Softmax, the std pooling, Reshape/Transpose), which int8 does not "
+        "make faster: quantized Add/Mul cost more than float ones, and every boundary "
+        "between an int8 op and a float one is a QuantizeLinear or DequantizeLinear node. "
+        "Conv, Gemm and MatMul, the only ops int8 speeds up, are a minority of the time, so "
+        "even free matrix products could not reach the goal. On a CPU with int8 dot products "
+        "(AVX-512 VNNI, ARMv8.2 dotprod: Pi 5) the products get faster still, but the "
+        "element-wise share stays."
+    ),
+    "tflite": (
+        "LiteRT's XNNPACK delegate runs int8 only for the ops the quantizer annotated; every "
+        "float op between them ends an int8 partition, so the graph runs as several "
+        "delegate partitions with (de)quantization at each edge (the op lists above). One "
+        "int8 partition needs every op of the graph quantized: the std pooling as int8 "
+        "(today kept float for accuracy), GELU/LayerNorm/Softmax annotated."
+    ),
+}
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -99,6 +122,7 @@ def build_report(
         "checks": checks,
         "quantization": manifest.get("quantization", {}),
         "quantization_cause": _quantization_cause(manifest.get("quantization", {})),
+        "int8_speed": _int8_speed(formats),
         "verdict": (
             f"The model never predicts {dead} correctly on the held-out windows (per-class "
             "F1 0): no format is recommended; retrain before deploying."
@@ -181,6 +205,22 @@ def _cause(key: str, formats: Mapping[str, Any], manifest: Mapping[str, Any]) ->
         f"float: {float_ops}. The int8 input/output ranges (manifest) clip large values: check "
         "the input scale against the contract's clip."
     )
+
+
+def _int8_speed(formats: Mapping[str, Any]) -> dict[str, Any]:
+    """Per runtime: int8 latency / fp32 latency, whether int8 pays (<= INT8_PAYS), and why not."""
+    out: dict[str, Any] = {}
+    for rt in ("onnx", "tflite"):
+        f32, i8 = formats.get(f"{rt}_fp32"), formats.get(f"{rt}_int8")
+        if not f32 or not i8 or not f32.get("latency_ms") or i8.get("latency_ms") is None:
+            continue
+        ratio = i8["latency_ms"] / f32["latency_ms"]
+        row: dict[str, Any] = {"fp32_ms": f32["latency_ms"], "int8_ms": i8["latency_ms"],
+                               "ratio": ratio, "pays": ratio <= INT8_PAYS}
+        if not row["pays"]:
+            row["why"] = _INT8_SLOW_WHY[rt]
+        out[rt] = row
+    return out
 
 
 def _quantization_cause(quant: Mapping[str, Any]) -> str | None:
@@ -315,6 +355,16 @@ def render_markdown(report: Mapping[str, Any], plot_files: Sequence[str] = ()) -
         lines.append(f"- TFLite int8 file {c['bytes'] / 1024:.1f} KB (limit {c['limit'] / 1024:.0f} KB): "
                      f"{'yes' if c['within_limit'] else '**no**'}.")
 
+    speed = report.get("int8_speed") or {}
+    if speed:
+        lines += ["", "## Does int8 pay?", "",
+                  f"int8 pays when its latency is at most {INT8_PAYS:g}× its runtime's fp32 "
+                  "latency (this machine, one thread).", ""]
+        for rt, r in speed.items():
+            name = "ONNX Runtime" if rt == "onnx" else "LiteRT"
+            lines.append(f"- {name}: int8 {r['int8_ms']:.3f} ms vs fp32 {r['fp32_ms']:.3f} ms = "
+                         f"{r['ratio']:.2f}×: {'yes' if r['pays'] else '**no**'}."
+                         + (f" Why: {r['why']}" if "why" in r else ""))
     q = report["quantization"]
     if report.get("quantization_cause"):
         lines += ["", "## What int8 costs here and why", "", report["quantization_cause"]]
@@ -325,8 +375,11 @@ def render_markdown(report: Mapping[str, Any], plot_files: Sequence[str] = ()) -
             "",
             "## ONNX int8: how it was made",
             "",
-            f"ONNX Runtime static quantization, {o['quant_format']}, per-channel int8 weights, int8 "
-            f"activations, calibration `{o['method']}`"
+            f"ONNX Runtime static quantization, {o['quant_format']}, per-channel "
+            f"{o.get('weight_type', 'int8')} weights"
+            + (" (7-bit range: no int16 saturation in x86's dot product without VNNI)"
+               if o.get("reduce_range") else "")
+            + f", {o.get('activation_type', 'int8')} activations, calibration `{o['method']}`"
             + (" (chosen by measurement: the best agreement with fp32 on the calibration "
                "windows, table below)" if o.get("method_chosen_by") == "measurement" else "")
             + f" on {o['calib_size']} {o['calibration_data']}. "

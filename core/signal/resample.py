@@ -33,8 +33,10 @@ __all__ = [
     "decimation_factor",
     "find_gaps",
     "fir_taps",
+    "hop_grid_times",
     "keep_increasing",
     "resample_channels",
+    "resample_hop_grid",
     "resample_to_grid",
     "sliding_window_starts",
     "window_margin_s",
@@ -223,6 +225,43 @@ def resample_channels(t: FloatArray, xc: FloatArray, start: float, n_out: int, d
     # slower on a busy machine, and einsum's fixed summation order keeps results bit-stable.
     view = sliding_window_view(u, q, axis=1)  # (C, T, M, Q)
     return np.einsum("ctmq,qm->ct", view, kern)  # (C, T)
+
+
+def hop_grid_times(origin: float, hop_s: float, per_hop: int, rate_hz: float, g0: int, g1: int
+                   ) -> FloatArray:
+    """Times of points ``g0 .. g1-1`` of a grid at ``rate_hz`` laid out hop by hop.
+
+    Point ``g`` is ``per_hop`` points into hop ``b = g // per_hop``, at
+    ``(origin + b*hop_s) + (g % per_hop)/rate_hz``. Every window and every hop names a point
+    by the same integer and computes its time by this one float expression, so a point's
+    value is the same bits whichever window or hop computed it (what lets the streaming path
+    carry resampled hops from one window to the next).
+    """
+    b, o = np.divmod(np.arange(g0, g1, dtype=np.int64), per_hop)
+    return (origin + b * hop_s) + o / rate_hz
+
+
+def resample_hop_grid(t: FloatArray, xc: FloatArray, origin: float, hop_s: float, per_hop: int,
+                      first: int, n_out: int, dst_hz: float, m: int
+                      ) -> tuple[FloatArray, float, float]:
+    """:func:`resample_channels` onto points ``first .. first+n_out-1`` of the hop grid.
+
+    ``per_hop`` target points per hop (``hop_s * dst_hz``, an integer). Returns ``(C, n_out)``
+    and the first and last time at which the raw samples were read (a caller that must not
+    depend on edge holding checks that raw samples bracket both).
+    """
+    if m == 1:
+        q = hop_grid_times(origin, hop_s, per_hop, dst_hz, first, first + n_out)
+        return _interp_channels(t, xc, q), float(q[0]), float(q[-1])
+    kern = _polyphase_kernel(m)  # (Q, M)
+    h = FIR_HALF_PERIODS
+    # intermediate grid at m*dst, m points per target point: row i + j holds target point
+    # first - h + i + j, so output i is centred on target point first + i (as resample_channels)
+    tu = hop_grid_times(origin, hop_s, per_hop * m, dst_hz * m, (first - h) * m,
+                        (first + n_out + h) * m)
+    u = _interp_channels(t, xc, tu).reshape(xc.shape[0], n_out + 2 * h, m)  # (C, R, M)
+    view = sliding_window_view(u, kern.shape[0], axis=1)  # (C, T, M, Q)
+    return np.einsum("ctmq,qm->ct", view, kern), float(tu[0]), float(tu[-1])
 
 
 def resample_to_grid(t: ArrayLike, x: ArrayLike, grid: ArrayLike, src_hz: float | None,

@@ -21,13 +21,15 @@ from numpy.typing import ArrayLike
 from core.contract import InputContract, Modality
 from core.errors import ContractError
 from core.signal.beats import ContactSteps, beat_window
+from core.signal.buffer import RawBuffer
 from core.signal.calibration import Calibration
+from core.signal.hops import HopCache, hop_layout
 from core.signal.quality import (
     SEVERITY,
     InvalidReason,
     QualityThresholds,
     max_gap,
-    median_spacing,
+    median_spacing_of_times,
     quality_problems,
 )
 from core.signal.resample import (
@@ -40,6 +42,7 @@ from core.signal.resample import (
     decimation_factor,
     keep_increasing,
     resample_channels,
+    resample_hop_grid,
     window_margin_s,
 )
 
@@ -96,6 +99,8 @@ class AssemblerStats:
     windows_emitted: int = 0
     windows_invalid: dict[str, int] = field(default_factory=dict)  # reason -> count
     windows_skipped_empty: int = 0  # windows with no sample of any modality (device off)
+    # modality windows made from hops carried over from earlier windows (the rest: whole)
+    streamed: dict[str, int] = field(default_factory=dict)
     dropped_non_finite_time: dict[str, int] = field(default_factory=dict)
     dropped_out_of_order: dict[str, int] = field(default_factory=dict)  # t <= an earlier t
     dropped_before_origin: dict[str, int] = field(default_factory=dict)
@@ -103,92 +108,14 @@ class AssemblerStats:
     discarded_stalled: dict[str, int] = field(default_factory=dict)
 
 
-class _RawBuffer:
-    """Accepted raw samples of one modality, appended in chunks, consolidated lazily.
-
-    ``held_s`` is the duration of data held: the sum of inter-sample intervals, each counted
-    up to ``gap_clip_s``. A device that was off for an hour thus holds seconds, not an hour,
-    so the stall cap measures data piling up, not time passing.
-    """
-
-    __slots__ = ("_pend_t", "_pend_x", "gap_clip_s", "held_s", "last_t", "t", "tail_t", "x")
-
-    def __init__(self, n_channels: int, gap_clip_s: float) -> None:
-        self.t: FloatArray = np.zeros(0, np.float64)  # (N,)
-        self.x: FloatArray = np.zeros((0, n_channels), np.float64)  # (N, C)
-        self._pend_t: list[FloatArray] = []
-        self._pend_x: list[FloatArray] = []
-        self.last_t = -math.inf  # latest accepted timestamp ever (progress of this stream)
-        self.tail_t = -math.inf  # latest buffered timestamp
-        self.gap_clip_s = gap_clip_s
-        self.held_s = 0.0
-
-    def _span(self, t: FloatArray) -> float:
-        if t.size < 2:
-            return 0.0
-        whole = float(t[-1] - t[0])
-        if whole <= self.gap_clip_s:  # no interval can exceed the clip: skip the pass
-            return whole
-        return float(np.minimum(np.diff(t), self.gap_clip_s).sum())
-
-    def append(self, t: FloatArray, x: FloatArray) -> None:
-        if math.isfinite(self.tail_t):
-            self.held_s += min(float(t[0]) - self.tail_t, self.gap_clip_s)
-        self.held_s += self._span(t)
-        self.tail_t = float(t[-1])
-        self._pend_t.append(t)
-        self._pend_x.append(x)
-
-    def arrays(self) -> tuple[FloatArray, FloatArray]:
-        if self._pend_t:
-            self.t = np.concatenate([self.t, *self._pend_t])
-            self.x = np.concatenate([self.x, *self._pend_x])
-            self._pend_t.clear()
-            self._pend_x.clear()
-        return self.t, self.x
-
-    def first_t(self) -> float:
-        if self.t.size:
-            return float(self.t[0])
-        return float(self._pend_t[0][0]) if self._pend_t else math.inf
-
-    def __len__(self) -> int:
-        return self.t.size + sum(a.size for a in self._pend_t)
-
-    def drop_first(self, i: int) -> FloatArray:
-        """Drop the ``i`` oldest samples; return their timestamps."""
-        t, x = self.arrays()
-        if i <= 0:
-            return t[:0]
-        dropped = t[:i]
-        if i >= t.size:
-            self.held_s, self.tail_t = 0.0, -math.inf
-        else:
-            self.held_s = max(0.0, self.held_s - self._span(t[: i + 1]))
-        # views: the base is freed at the next consolidation, which makes a new array
-        self.t, self.x = t[i:], x[i:]
-        return dropped
-
-    def drop_before(self, cut: float) -> FloatArray:
-        """Drop samples with ``t < cut``; return their timestamps."""
-        t, _ = self.arrays()
-        return self.drop_first(int(np.searchsorted(t, cut, side="left")))
-
-    def drop_to_hold(self, hold_s: float) -> FloatArray:
-        """Drop the oldest samples until at most ``hold_s`` of data is held."""
-        t, _ = self.arrays()
-        held = np.cumsum(np.minimum(np.diff(t), self.gap_clip_s)[::-1])[::-1]  # from i to end
-        # keep from the first i whose remaining span fits
-        return self.drop_first(int(np.searchsorted(-held, -hold_s, side="left")))
-
-
 @dataclass
 class _ModalityResult:
-    data: FloatArray  # (C, T) un-normalized
+    data: FloatArray  # (C, T) un-normalized float64, or the final float32 when ``normalized``
     problems: list[tuple[InvalidReason, str]]
     coverage: float
     empty: bool = False  # no finite sample: data is zeros and stays zeros
     derived: dict[str, float] = field(default_factory=dict)  # beats modalities only
+    normalized: bool = False  # from the hops: already normalized float32
 
 
 def _bump(d: dict[str, int], key: str, n: int) -> None:
@@ -210,6 +137,9 @@ class WindowAssembler:
         # -1: window + both margins + STALL_SLACK_S; None: no cap
         max_buffer_s: float | None = -1.0,
         quality: QualityThresholds | None = None,
+        # carry resampled hops from window to window (core.signal.hops); False computes
+        # every window whole: the same windows, bit for bit, at several times the cost
+        streaming: bool = True,
     ) -> None:
         self.contract = contract
         self.origin = float(origin)
@@ -246,8 +176,21 @@ class WindowAssembler:
         if max_buffer_s is not None and max_buffer_s < 0:
             max_buffer_s = contract.window_s + 2 * max(self._margin.values()) + STALL_SLACK_S
         self.max_buffer_s = max_buffer_s
-        self._buf = {m.name: _RawBuffer(m.n_channels, contract.max_gap_s)
+        self._buf = {m.name: RawBuffer(m.n_channels, contract.max_gap_s)
                      for m in contract.modalities}
+        # hops per window and target points per hop, where a window is whole hops: then a
+        # target point's time is one expression of its index on the hop grid, in every window
+        self._layout = {m.name: hop_layout(contract.window_s, contract.hop_s, m.rate_hz)
+                        for m in contract.modalities if not m.beats}
+        self._hops: dict[str, HopCache] = {}
+        for m in contract.modalities:
+            lay = self._layout.get(m.name)
+            if streaming and lay is not None:
+                cs = self._norm[m.name]
+                self._hops[m.name] = HopCache(
+                    m, origin=self.origin, hop_s=contract.hop_s, n_hops=lay[0],
+                    per_hop=lay[1], margin=self._margin[m.name], max_gap_s=contract.max_gap_s,
+                    norm=None if cs is None else (cs[0], cs[1], norm.clip))
         self._next_k = 0
         self.stats = AssemblerStats()
         self._contact = ContactSteps()  # the device's contact reports, for beats modalities
@@ -329,11 +272,13 @@ class WindowAssembler:
     def _needed_from(self, name: str) -> float:
         return self._bounds(self._next_k)[0] - self._margin[name]
 
-    def _enforce_cap(self, name: str, buf: _RawBuffer) -> None:
+    def _enforce_cap(self, name: str, buf: RawBuffer) -> None:
         cap = self.max_buffer_s
         if cap is None or buf.held_s <= cap * (1.0 + STALL_HYSTERESIS):
             return
         dropped = buf.drop_to_hold(cap)
+        if dropped.size and name in self._hops:
+            self._hops[name].reset()
         needed = int(dropped.size - np.searchsorted(dropped, self._needed_from(name), "left"))
         if needed:
             _bump(self.stats.discarded_stalled, name, needed)
@@ -404,12 +349,14 @@ class WindowAssembler:
         coverage: dict[str, float] = {}
         derived: dict[str, float] = {}
         for m in contract.modalities:
-            r = self._beats(m, start, end) if m.beats else self._modality(m, start, end)
+            r = self._beats(m, start, end) if m.beats else self._modality(m, k, start, end)
             problems.extend(r.problems)
             coverage[m.name] = float(r.coverage)
             derived.update(r.derived)
             cs = self._norm[m.name]
-            if r.empty:
+            if r.normalized:
+                data[m.name] = r.data
+            elif r.empty:
                 data[m.name] = np.zeros(r.data.shape, np.float32)
             elif cs is None:
                 data[m.name] = r.data.astype(np.float32)
@@ -447,7 +394,23 @@ class WindowAssembler:
                         self.contract.beats, self._contact.samples(start, end))
         return _ModalityResult(r.data, r.problems, r.coverage, r.empty, r.derived)
 
-    def _modality(self, m: Modality, start: float, end: float) -> _ModalityResult:
+    def _nominal(self, m: Modality, t_all: FloatArray) -> tuple[float, float]:
+        """(source rate, nominal sample spacing) a window uses: declared, or estimated from
+        its raw span ``t_all``."""
+        src = self.source_rates.get(m.name)
+        if src is not None:
+            return src, 1.0 / src
+        if t_all.size < 2:
+            return m.rate_hz, math.inf
+        dt_nom = median_spacing_of_times(t_all)
+        src = 1.0 / dt_nom
+        if abs(src / m.rate_hz - 1.0) <= RATE_SNAP:
+            # a jittered source at the target rate: keep coverage and the no-filter
+            # decision stable instead of following the noise of a median of few diffs
+            return m.rate_hz, 1.0 / m.rate_hz
+        return src, dt_nom
+
+    def _modality(self, m: Modality, k: int, start: float, end: float) -> _ModalityResult:
         name = m.name
         contract = self.contract
         n_out = self._n_out[name]
@@ -459,6 +422,15 @@ class WindowAssembler:
         if t_all.size == 0:
             return _ModalityResult(np.zeros((m.n_channels, n_out)), [
                 (InvalidReason.MISSING_MODALITY, f"{name}: no samples in window")], 0.0, empty=True)
+        src, dt_nom = self._nominal(m, t_all)
+        dec = decimation_factor(src, m.rate_hz)
+        hops = self._hops.get(name)
+        if hops is not None:
+            got = hops.window(k, tb, xb, int(i0), int(i1), start, end, dt_nom, dec,
+                              contract.min_coverage, contract.window_s, self.quality)
+            if got is not None:
+                _bump(self.stats.streamed, name, 1)
+                return _ModalityResult(got[0], got[1], got[2], normalized=True)
         xc_all = np.ascontiguousarray(xb[i0:i1].T)  # (C, N)
         finite = np.isfinite(xc_all).all(axis=0) if m.n_channels > 1 else np.isfinite(xc_all[0])
         all_finite = bool(finite.all())
@@ -469,19 +441,6 @@ class WindowAssembler:
                 empty=True)
 
         d_all = np.diff(t_all)
-        src = self.source_rates.get(name)
-        if src is not None:
-            dt_nom = 1.0 / src
-        elif d_all.size:
-            dt_nom = median_spacing(d_all)
-            src = 1.0 / dt_nom
-            if abs(src / m.rate_hz - 1.0) <= RATE_SNAP:
-                # a jittered source at the target rate: keep coverage and the no-filter
-                # decision stable instead of following the noise of a median of few diffs
-                src, dt_nom = m.rate_hz, 1.0 / m.rate_hz
-        else:
-            dt_nom, src = math.inf, m.rate_hz
-
         problems: list[tuple[InvalidReason, str]] = []
         if (all_finite and t[0] <= start and t[-1] >= end - contract.max_gap_s
                 and d_all.max() <= contract.max_gap_s):
@@ -511,7 +470,12 @@ class WindowAssembler:
         if j1 - j0 >= 2:
             problems.extend(quality_problems(m, xc[:, j0:j1], dt_nom, self.quality))
 
-        data = resample_channels(t, xc, start, n_out, m.rate_hz, decimation_factor(src, m.rate_hz))
+        lay = self._layout.get(name)
+        if lay is None:
+            data = resample_channels(t, xc, start, n_out, m.rate_hz, dec)
+        else:
+            data = resample_hop_grid(t, xc, self.origin, contract.hop_s, lay[1], k * lay[1],
+                                     n_out, m.rate_hz, dec)[0]
         return _ModalityResult(data, problems, cov)
 
 

@@ -59,7 +59,7 @@ def test_manifest_carries_contract_provenance_and_quantization(exported: Any) ->
     assert m["dead_classes"] == []  # a format is recommended only when no class is dead
     q = m["quantization"]
     assert q["onnx_int8"]["chosen_by"] == "measurement" and len(q["onnx_int8"]["trials"]) >= 3
-    assert q["onnx_int8"]["per_channel"] and q["onnx_int8"]["quant_format"] == "QDQ"
+    assert q["onnx_int8"]["per_channel"] and q["onnx_int8"]["quant_format"] == "QOperator"
     # the default calibration method is measured: all three compared, the best one written
     methods = q["onnx_int8"]["method_comparison"]
     assert [x["method"] for x in methods] == ["minmax", "entropy", "percentile"]

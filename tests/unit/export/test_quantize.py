@@ -32,3 +32,28 @@ def test_exclusion_choice_is_measured_and_method_is_an_option(exported: Any, tmp
         assert agree >= 0.98 and kl >= 0.0
     with pytest.raises(ExportError, match="calibration method"):
         quantize_onnx_int8(fp32, tmp_path / "x.onnx", calib, held, method="kmeans")
+
+
+@pytest.mark.slow
+def test_int8_is_qoperator_u8s8_with_weights_stored_int8(exported: Any) -> None:
+    """The format ORT runs as it is: quantized ops are QLinear*/QGemm nodes, activations
+    uint8, weights int8 initializers read directly (no DequantizeLinear of a constant)."""
+    import onnx
+
+    from export.quantize import ACTIVATION_TYPE, QUANT_FORMAT
+
+    assert (QUANT_FORMAT, ACTIVATION_TYPE) == ("QOperator", "uint8")
+    g = onnx.load(str(exported.bundle_dir / "model_int8.onnx")).graph
+    inits = {i.name: i for i in g.initializer}
+    ops = [n.op_type for n in g.node]
+    fused = [n for n in g.node if n.op_type in ("QLinearConv", "QGemm", "QLinearMatMul")]
+    assert fused, ops
+    for n in fused:  # activation zero point uint8; a constant B (weights) stored int8
+        assert inits[n.input[2]].data_type == onnx.TensorProto.UINT8, n.name
+        w = n.input[3]  # QLinearMatMul of two activations (attention) has no constant B
+        assert w in inits or n.op_type == "QLinearMatMul", (n.name, w)
+        if w in inits:
+            assert inits[w].data_type == onnx.TensorProto.INT8, (n.name, w)
+    const_dq = [n.name for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert not const_dq
+    assert "QDQ" not in {n.domain for n in g.node}

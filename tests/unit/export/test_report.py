@@ -27,3 +27,21 @@ def test_a_dead_class_blocks_the_recommendation() -> None:
                         class_names=("a", "b", "c"), thresholds=THRESHOLDS)  # fmt: skip
     assert dead["recommended"] is None and dead["dead_classes"] == ["c"]
     assert "never predicts ['c']" in dead["verdict"] and "retrain" in dead["verdict"]
+
+
+def test_int8_speed_says_per_runtime_whether_int8_pays_and_why_not() -> None:
+    from export.report import INT8_PAYS, render_markdown
+
+    y = np.array([0, 0, 1, 1, 2, 2])
+    ev = _evaluation(y)
+    base = ev["onnx_fp32"]
+    ev["onnx_int8"] = {**base, "kl": 0.0, "latency_ms": 1.5}  # int8 slower than fp32 (1.0)
+    ev["tflite_fp32"] = {**base, "latency_ms": 1.0}
+    ev["tflite_int8"] = {**base, "kl": 0.0, "latency_ms": INT8_PAYS}  # just pays
+    rep = build_report(manifest=MANIFEST, evaluation=ev, heldout_y=y,
+                       class_names=("a", "b", "c"), thresholds=THRESHOLDS)  # fmt: skip
+    onnx, tfl = rep["int8_speed"]["onnx"], rep["int8_speed"]["tflite"]
+    assert onnx["ratio"] == 1.5 and not onnx["pays"] and "element-wise" in onnx["why"]
+    assert tfl["pays"] and "why" not in tfl
+    md = render_markdown(rep)
+    assert "## Does int8 pay?" in md and "1.50×: **no**" in md and "0.70×: yes" in md
