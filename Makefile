@@ -17,9 +17,10 @@ $(VENV)/.hub: $(BIN)/python pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) -e .
 	touch $@
 
-# Host + dev: training, export, reports and the test tools.
+# Host + dev: training, export, reports and the test tools; fleet: Flower and its simulation
+# runtime (Ray), which edge/fleet's tests run.
 $(VENV)/.host: $(BIN)/python pyproject.toml
-	$(BIN)/pip install $(PIP_FLAGS) -e '.[host,dev]'
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[host,dev,fleet]'
 	touch $@
 
 venv-hub: $(VENV)/.hub

@@ -17,7 +17,14 @@ manifest.json (``schema_version`` 1):
                "output": {...}, "accuracy": {"acceptable": bool, ...}},
                "onnx_int8": {...}, "tflite_fp32": {...}, "tflite_int8": {...}},
      "recommended": "tflite_int8" | ..., "quantization": {...}, "macs": int, "params": int,
-     "metrics": {...}}
+     "metrics": {...},
+     "outputs": {"logits": K, "embedding": D}?, "head": {"path": "head.npz", "sha256", "size"}?}
+
+``outputs``/``head`` (optional; a bundle without them loads, and cannot be personalized):
+every model file then also returns ``embedding`` (B, D), described by its entry's
+``"embedding"`` tensor spec, and ``head.npz`` holds ``W`` (D, K) and ``b`` (K,) of the
+student's final Linear, ``logits = embedding @ W + b`` (checked at export). The head is
+hashed like a model file, so the manifest's signature vouches for it too.
 
 ``files[key]["accuracy"]["acceptable"]`` is the exporter's verdict (parity thresholds met);
 ``edge.engines.open_engine(..., backend="auto")`` only picks acceptable formats.
@@ -30,7 +37,8 @@ first 16 chars>, "signature": <base64 of the 64-byte signature over manifest.jso
 API: ``load_bundle(path, *, trusted_keys=(), require_signature=False) -> Bundle`` verifies
 schema and every file's size and sha256 and raises ``BundleError(path=<file>, reason=...)``
 naming the file at fault; ``Bundle.contract``, ``Bundle.class_names``, ``Bundle.files``,
-``Bundle.path_of(key)``, ``Bundle.read_verified(key)``, ``Bundle.manifest``;
+``Bundle.path_of(key)``, ``Bundle.read_verified(key)``, ``Bundle.manifest``,
+``Bundle.embedding_dim`` (None without an embedding), ``Bundle.read_head()`` (the verified bytes of head.npz);
 ``demo_bundle_path()`` -> the wrist bundle shipped in ``edge/demo_bundle``;
 ``hr_demo_bundle_path()`` -> the heart-rate (RR) bundle shipped in ``edge/hr_demo_bundle``;
 ``demo_bundle_paths()`` -> those of the two that are installed.
@@ -45,7 +53,6 @@ Only the stdlib (and core.contract): the daemon loads a bundle before it picks a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -60,6 +67,12 @@ from typing import Any, Final
 
 from core.contract import InputContract
 from core.errors import ContractError
+from edge.bundle_signature import (
+    SIGNATURE_NAME,
+    check_signature,
+    key_id,
+    verify_manifest_signature,
+)
 from edge.errors import BundleError
 
 try:  # tarfile lets the decompressors' own errors through for a corrupt .tar.gz/.bz2/.xz
@@ -68,7 +81,9 @@ except ImportError:  # pragma: no cover - a Python without liblzma cannot open .
     LZMAError = OSError  # type: ignore[misc,assignment]
 
 __all__ = [
+    "EMBEDDING_NAME",
     "FORMAT_KEYS",
+    "HEAD_NAME",
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "SIGNATURE_NAME",
@@ -88,7 +103,8 @@ _LOG = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1  # bump when a manifest field changes meaning; loaders refuse unknown
 MANIFEST_NAME: Final = "manifest.json"
-SIGNATURE_NAME: Final = "manifest.sig"
+HEAD_NAME: Final = "head.npz"  # the shared classifier head, W (D, K) and b (K,)
+EMBEDDING_NAME: Final = "embedding"  # the models' second output, (B, D)
 FORMAT_KEYS: Final = ("onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8")
 _FORMATS: Final = ("onnx", "tflite")
 # A manifest is a few KB; anything far larger is not ours and is not parsed.
@@ -155,6 +171,7 @@ class FileEntry:
     input: TensorSpec
     output: TensorSpec
     acceptable: bool  # the exporter's accuracy verdict (parity thresholds met)
+    embedding: TensorSpec | None = None  # the second output, when the bundle has one
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -164,11 +181,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while block := f.read(_HASH_BLOCK):
             h.update(block)
     return h.hexdigest()
-
-
-def key_id(raw_public_key: bytes) -> str:
-    """Short stable id of an Ed25519 public key (its raw 32 bytes)."""
-    return hashlib.sha256(raw_public_key).hexdigest()[:16]
 
 
 class Bundle:
@@ -223,6 +235,31 @@ class Bundle:
         """Classes the export found never predicted correctly on held-out windows."""
         dead = self.manifest.get("dead_classes") or ()
         return tuple(str(c) for c in dead) if isinstance(dead, list) else ()
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """D of the models' ``embedding`` output, None for a bundle without one."""
+        outputs = self.manifest.get("outputs")
+        if isinstance(outputs, dict) and EMBEDDING_NAME in outputs and "head" in self.manifest:
+            return int(outputs[EMBEDDING_NAME])  # checked by the loader
+        return None
+
+    def read_head(self) -> bytes:
+        """The bytes of ``head.npz``, hashed again now; BundleError without an embedding."""
+        entry = self.manifest.get("head")
+        if self.embedding_dim is None or not isinstance(entry, dict):
+            raise BundleError("this bundle has no embedding output and no head.npz (exported "
+                              "before personalization existed: re-export it)",
+                              path=str(self.source), reason="missing_format")
+        path = self.root / str(entry["path"])
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BundleError(f"cannot read: {e}", path=str(path), reason="missing_file") from e
+        if len(data) != int(entry["size"]) or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise BundleError("changed since the bundle was loaded", path=str(path),
+                              reason="hash_mismatch")
+        return data
 
     def path_of(self, key: str) -> Path:
         """Absolute path of model file ``key`` (e.g. ``"tflite_int8"``)."""
@@ -337,7 +374,7 @@ def _load_dir(
     if len(raw) > _MAX_MANIFEST_BYTES:
         raise BundleError("manifest too large", path=str(manifest_path), reason="manifest")
 
-    signed_by = _check_signature(root, raw, keys, require_signature)
+    signed_by = check_signature(root, raw, keys, require_signature)
     manifest = _parse_manifest(raw, str(manifest_path))
     try:
         contract = InputContract.from_dict(manifest["contract"])
@@ -363,6 +400,7 @@ def _load_dir(
                 path=str(root / entry.path),
                 reason="manifest",
             )
+    _check_outputs(root, manifest, files, manifest_path)
     bundle = Bundle(root, manifest, files, contract, source=source, signed_by=signed_by, tmp=tmp)
     _LOG.info(
         "bundle %s %s verified: %d files%s",
@@ -372,6 +410,43 @@ def _load_dir(
         f", signed by {signed_by}" if signed_by else "",
     )
     return bundle
+
+
+def _check_outputs(root: Path, manifest: dict[str, Any], files: Mapping[str, FileEntry],
+                   manifest_path: Path) -> None:
+    """With ``outputs.embedding``: every file returns it at that size and head.npz verifies."""
+    outputs = manifest.get("outputs")
+    if outputs is None:
+        return
+    where = f"{manifest_path}#outputs"
+    try:
+        dim = int(outputs[EMBEDDING_NAME]) if EMBEDDING_NAME in outputs else None
+        head = manifest["head"] if dim is not None else None
+        entry = {"path": str(head["path"]), "sha256": str(head["sha256"]).lower(),
+                 "size": int(head["size"])} if head is not None else None
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise BundleError(f"malformed outputs/head: {e!r}", path=where, reason="manifest") from e
+    if dim is None or entry is None:
+        manifest.pop("head", None)  # a head without an embedding to apply it to is no head
+        return
+    if dim <= 0:
+        raise BundleError(f"embedding size {dim} is not positive", path=where, reason="manifest")
+    manifest["head"] = {**manifest["head"], **entry}
+    for f in files.values():
+        if f.embedding is None or f.embedding.shape[-1] != dim:
+            raise BundleError(f"{f.key} has no {EMBEDDING_NAME} output of size {dim}",
+                              path=str(root / f.path), reason="manifest")
+    target = _inside(root, entry["path"], f"{manifest_path}#head")
+    try:
+        found = target.is_file()
+    except OSError as e:  # is_file hides only "not found" kinds of error, not ENAMETOOLONG
+        raise BundleError(f"cannot check: {e.strerror}", path=where, reason="missing_file") from e
+    if not found:
+        raise BundleError("listed in the manifest as the head but missing", path=str(target),
+                          reason="missing_file")
+    if target.stat().st_size != entry["size"] or sha256_file(target) != entry["sha256"]:
+        raise BundleError("size or sha256 != manifest's (file changed)", path=str(target),
+                          reason="hash_mismatch")
 
 
 def _parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
@@ -448,6 +523,8 @@ def _check_file(root: Path, key: str, entry: Any, manifest_path: Path) -> FileEn
         input=TensorSpec.from_dict(entry.get("input") or {}, where=f"{where}.input"),
         output=TensorSpec.from_dict(entry.get("output") or {}, where=f"{where}.output"),
         acceptable=bool(accuracy.get("acceptable", precision == "fp32")),
+        embedding=(TensorSpec.from_dict(entry[EMBEDDING_NAME], where=f"{where}.{EMBEDDING_NAME}")
+                   if isinstance(entry.get(EMBEDDING_NAME), dict) else None),
         raw=entry,
     )
 
@@ -505,93 +582,3 @@ def _extract_archive(archive: Path, dest: Path) -> Path:
     if len(subdirs) == 1:
         return subdirs[0]
     raise BundleError("archive holds no manifest.json", path=str(archive), reason="missing_file")
-
-
-# -- signatures ---------------------------------------------------------------------------
-def _check_signature(
-    root: Path,
-    manifest_bytes: bytes,
-    keys: list[str | bytes | os.PathLike[str]],
-    require: bool,
-) -> str | None:
-    sig_path = root / SIGNATURE_NAME
-    if not keys:
-        if require:
-            raise BundleError(
-                "a signature is required but no trusted public keys are configured",
-                path=str(sig_path),
-                reason="no_trusted_keys",
-            )
-        if sig_path.exists():
-            _LOG.info("%s present but no trusted keys configured: signature not checked", sig_path)
-        return None
-    if not sig_path.is_file():
-        raise BundleError(
-            "bundle is unsigned: sign it with `edge-export sign BUNDLE` (or, for development "
-            "only, run with --allow-unsigned)",
-            path=str(sig_path),
-            reason="unsigned",
-        )
-    try:
-        sig = json.loads(sig_path.read_text("utf-8"))
-        if sig.get("alg") != "Ed25519":
-            raise ValueError(f"unsupported alg {sig.get('alg')!r}")
-        signature = base64.b64decode(sig["signature"], validate=True)
-        claimed = str(sig.get("key_id", ""))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        raise BundleError(f"malformed signature file: {e}", path=str(sig_path), reason="signature") from e
-    return verify_manifest_signature(manifest_bytes, signature, claimed, keys, where=str(sig_path))
-
-
-def verify_manifest_signature(
-    manifest_bytes: bytes,
-    signature: bytes,
-    claimed_key_id: str,
-    keys: list[str | bytes | os.PathLike[str]],
-    *,
-    where: str,
-) -> str:
-    """Return the key id of the trusted key that verifies ``signature``; else BundleError."""
-    try:  # lazily: only hubs that check signatures need the extra
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    except ImportError as e:
-        raise BundleError(
-            "checking bundle signatures needs the 'cryptography' package: "
-            "pip install 'wearable-edge[signing]' (or pip install cryptography)",
-            path=where,
-            reason="crypto_missing",
-        ) from e
-    for k in keys:
-        pem = _key_bytes(k, where)
-        try:
-            public = serialization.load_pem_public_key(pem)
-        except ValueError as e:
-            raise BundleError(f"trusted key is not a PEM public key: {e}", path=where, reason="signature") from e
-        if not isinstance(public, Ed25519PublicKey):
-            raise BundleError("trusted key is not an Ed25519 key", path=where, reason="signature")
-        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        try:
-            public.verify(signature, manifest_bytes)
-        except InvalidSignature:
-            continue
-        return key_id(raw)
-    raise BundleError(
-        f"signature (key id {claimed_key_id or '?'}) does not verify against any of the "
-        f"{len(keys)} trusted key(s): manifest changed, or signed by a key this hub does not "
-        "trust (trust its .pub.pem with --trusted-key FILE or /etc/wearable-edge/trusted-keys/)",
-        path=where,
-        reason="signature",
-    )
-
-
-def _key_bytes(k: str | bytes | os.PathLike[str], where: str) -> bytes:
-    if isinstance(k, bytes):
-        return k
-    if isinstance(k, str) and k.lstrip().startswith("-----BEGIN"):
-        return k.encode("ascii")
-    try:
-        return Path(k).read_bytes()
-    except OSError as e:
-        raise BundleError(f"cannot read trusted key {k!s}: {e}", path=where, reason="signature") from e

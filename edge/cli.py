@@ -5,6 +5,9 @@
     edge-daemon calibrate --device ... [--resident NAME]          (re)set a resident's baseline
     edge-daemon history [--wearer W] [--since 24h] [--json]       what the database holds, in words
     edge-daemon status [--json]                                   the running daemon, live
+    edge-daemon label --wearer W --from T1 --to T2 --state S      confirm what a wearer felt
+    edge-daemon label --alert ID --yes|--no                       answer a stress alert
+    edge-daemon personalize [--wearer W]                          fit wearers' own heads
     edge-daemon check-config FILE                                 validate a config, start nothing
     edge-daemon install-service [--root DIR]                      the systemd service (as root)
 
@@ -216,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     sub = top.add_subparsers(dest="command", metavar="{run,scan,calibrate,history,status,"
-                                                     "check-config,install-service}")
+                                                     "label,personalize,check-config,"
+                                                     "install-service}")
     run = sub.add_parser("run", help="read, decide, store (the default command)",
                          description="Run the hub pipeline until the source ends, --duration "
                                      "passes, or SIGTERM/SIGINT (which drain and flush).",
@@ -241,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(cal)
     _add_run_options(cal)
     _add_reader_commands(sub)
+    from edge.personal.cli import add_commands
+
+    add_commands(sub, _add_common)
     _add_install_commands(sub)
     return top
 
@@ -299,9 +306,14 @@ def _add_reader_commands(sub: Any) -> None:
 
 def _argv_with_command(argv: Sequence[str]) -> list[str]:
     args = list(argv)
-    if not args or args[0] not in ("run", "scan", "calibrate", "history", "status",
-                                   "check-config", "install-service", "-h", "--help"):
+    if not args or args[0] not in ("run", "scan", "calibrate", "history", "status", "label",
+                                   "personalize", "check-config", "install-service", "-h",
+                                   "--help"):
         args.insert(0, "run")  # `edge-daemon --device sim` means `edge-daemon run --device sim`
+    if args[0] == "label":
+        from edge.personal.cli import glue_times
+
+        args = glue_times(args)
     return args
 
 
@@ -368,7 +380,8 @@ def _write_private(path: str, text: str) -> None:
 
 def _stop_on_signals(daemon: Daemon) -> Callable[[], None]:
     """SIGTERM/SIGINT on the running loop: the first asks ``daemon`` to stop (drain, flush),
-    a later one stops waiting for the drain. Returns the function that removes them."""
+    a later one stops waiting for the drain; SIGHUP reloads models (``daemon.reload``).
+    Returns the function that removes them."""
     loop = asyncio.get_running_loop()
     received = 0
 
@@ -385,9 +398,12 @@ def _stop_on_signals(daemon: Daemon) -> Callable[[], None]:
     for sig in stop_signals:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal, sig)
+    # SIGHUP: a bundle replaced by hand, the update folder, new personal heads (edge.updates)
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload)
 
     def remove() -> None:
-        for sig in stop_signals:
+        for sig in (*stop_signals, getattr(signal, "SIGHUP", signal.SIGTERM)):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
 
@@ -599,6 +615,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _history(args, cfg)
     if args.command == "status":
         return _status(args, cfg)
+    if args.command in ("label", "personalize"):
+        from edge.personal.cli import run_command
+
+        return run_command(args, cfg)
     return _run(cfg, calibrate=args.command == "calibrate")
 
 

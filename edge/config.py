@@ -30,6 +30,7 @@ from core.config import require_positive as _positive
 from core.errors import ConfigError
 from edge.activity.options import ActigraphyOptions
 from edge.alerts.options import AlertConfig
+from edge.personal.options import PersonalOptions
 from edge.sinks.mqtt.options import MqttOptions
 from edge.sources.options import (
     SIM_DAYS_MAX_SPEED,
@@ -54,6 +55,7 @@ __all__ = [
     "HealthConfig",
     "InferenceConfig",
     "MqttOptions",
+    "PersonalOptions",
     "ReplayOptions",
     "SerialOptions",
     "SimOptions",
@@ -231,6 +233,8 @@ class DaemonConfig:
     alerts: AlertConfig = field(default_factory=AlertConfig)
     # activity counts per epoch, each wearer's day and rhythm trends (edge.activity)
     actigraphy: ActigraphyOptions = field(default_factory=ActigraphyOptions)
+    # labels people confirm, personal heads, verified model updates (edge.personal)
+    personal: PersonalOptions = field(default_factory=PersonalOptions)
 
     def validate(self) -> DaemonConfig:
         _choice(self.device, DEVICES, "device")
@@ -257,7 +261,7 @@ class DaemonConfig:
                 raise ConfigError("'hub' names the hub itself in events and MQTT topics; "
                                   "choose another resident id", key=key)
         for section in ("serial", "ble", "sim", "replay", "decisions", "inference", "sinks",
-                        "calibration", "health", "mqtt", "alerts", "actigraphy"):
+                        "calibration", "health", "mqtt", "alerts", "actigraphy", "personal"):
             getattr(self, section).validate(section)
         return self
 

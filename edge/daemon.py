@@ -21,7 +21,10 @@ and returns what carers are told: alerts (emitted as records), wearables' batter
 rate (to the sinks that take them), the hub's own faults. Also beside it,
 :class:`~edge.activity.service.ActivityService` taps each device's raw accelerometer before
 the windows (activity counts per epoch, in the database) and, after each wearer's midnight,
-hands the day's report and trend events back as events.
+hands the day's report and trend events back as events. And beside it,
+:class:`~edge.personal.runtime.PersonalRuntime` gives each window the head of its wearer
+(personalization), caches the embedding, and takes verified model updates, swapped in
+between two windows (the update folder; :meth:`Daemon.reload` on SIGHUP).
 
 What the daemon says about itself (periodic health, the live status and its file for
 ``edge-daemon status``, the end-of-run summary) is :mod:`edge.health`; a person watching it
@@ -209,6 +212,14 @@ class Daemon:
                          else None)
         if cfg.actigraphy.enabled and not cfg.sinks.sqlite:
             log.info("actigraphy is off: it keeps its epochs in the database, which is off")
+        # personal heads, embeddings cache, verified updates (edge.personal.runtime)
+        self.personal: Any = None  # the PersonalService, set by PersonalRuntime
+        self.last_decision_t = 0.0  # the decisions' clock, for update and label times
+        self.runtime = None
+        if not calibrate_only:
+            from edge.personal.runtime import PersonalRuntime
+
+            self.runtime = PersonalRuntime(self)
 
     # -- the run ---------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -230,6 +241,8 @@ class Daemon:
                 health.log_health(self, self.cfg.health.interval_s, self.notifier),
                 name="health"))
             tasks.append(asyncio.create_task(self._alert_loop(), name="alerts"))
+            if self.runtime is not None:
+                tasks.append(asyncio.create_task(self.runtime.run(), name="personal"))
             tasks.append(asyncio.create_task(watch_for_data(self, self.notifier),
                                              name="waiting"))
             if self.cfg.health.status_file_interval_s > 0:
@@ -288,6 +301,12 @@ class Daemon:
             log.info("stopping: %s", reason)
             self._stop.set()
 
+    def reload(self) -> None:
+        """SIGHUP: take a bundle replaced by hand and the update folder (verified, swapped
+        between windows) and the personal heads fitted since."""
+        if self.runtime is not None:
+            self.runtime.reload()
+
     def hurry(self) -> None:
         """Stop waiting for the drain: windows still queued for the engine are counted as
         lost, and the sinks get a short last chance to write (a second SIGTERM)."""
@@ -324,6 +343,9 @@ class Daemon:
             log.error("%d windows were still waiting for the engine after %.1f s",
                       self.worker.outstanding, self._drain_timeout_s)
         self.worker.stop()
+        if self.runtime is not None:
+            await self.runtime.wait_idle()
+            await self.runtime.close(self._close_timeout_s)
         if self.recorder is not None:
             self.recorder.close()
         # the sinks' threads write what they hold; run their (blocking) close off the loop
@@ -474,15 +496,22 @@ class Daemon:
         dev = self.devices[rw.device]
         if r.probabilities is None:
             return  # counted by the worker (engine_errors)
-        if dev.model is not None and r.job.engine is not dev.model.engine:
+        if dev.model is not None and not dev.model.accepts(r.job.engine):
             self.counters["results_of_previous_model"] += 1  # the device changed models
             return
         w = rw.window
+        probabilities = r.probabilities
+        if self.runtime is not None:  # a wearer's own head, or a verified updated one
+            model = dev.model or self.models[0]
+            probabilities = self.runtime.probabilities(
+                dev.ingest.wearer.resident, model.model_id, rw.t, w.end - w.start,
+                probabilities, r.embedding)
+        self.last_decision_t = max(self.last_decision_t, rw.t)
         label = None
         if self._label_for is not None:
             label = self._label_for(rw.device, w.start, w.end)
         decision, events = dev.logic.update(
-            r.probabilities, t=rw.t, window_start=w.start, window_end=w.end,
+            probabilities, t=rw.t, window_start=w.start, window_end=w.end,
             window_index=w.index, label=label,
             # the full figure, as the sinks store it (only their enqueue is left out)
             latency_ms=(time.monotonic() - rw.completed_at) * 1e3,
@@ -556,6 +585,8 @@ class Daemon:
         out = health.summary(self)
         if self.activity is not None:
             out["activity"] = self.activity.health()
+        if self.runtime is not None:
+            out["personal"] = self.runtime.health()
         return out
 
 

@@ -5,7 +5,8 @@ when the queue is full the *oldest* waiting window is dropped (a stale window is
 less than a fresh one) and counted as ``dropped_queue_full``. The worker takes up to
 ``max_batch`` windows at a time, runs the engine once on the ``(B, L)`` batch (ONNX Runtime
 and TFLite release the GIL while they compute; a job may name its own engine, for a hub
-with one model per kind of wearable, and a batch then runs each engine on its own windows), turns logits into probabilities and hands
+with one model per kind of wearable, and a batch then runs each engine on its own windows), turns logits into probabilities (keeping the embedding the classifier read, when the
+engine returns one: what personalization learns from) and hands
 the results back to the loop with ``call_soon_threadsafe``. :meth:`drain` waits until every
 accepted window has been answered: SIGTERM loses no window already cut.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from core.errors import WearableEdgeError
 from edge.decisions import softmax
 
-__all__ = ["Engine", "InferenceResult", "InferenceWorker", "Job", "LatencyTracker"]
+__all__ = ["Engine", "InferenceResult", "InferenceWorker", "Job", "LatencyTracker", "run_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,16 @@ class Engine(Protocol):
     def run(self, x: np.ndarray) -> np.ndarray:
         """``(B, L)`` float32 -> ``(B, K)`` logits."""
         ...
+
+
+def run_outputs(engine: Engine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(logits, embedding or None)`` of ``engine`` on ``x``: engines of ``edge.engines``
+    return both (``run_outputs``); any other engine gives its logits and no embedding."""
+    both = getattr(engine, "run_outputs", None)
+    if both is None:
+        return np.asarray(engine.run(x)), None
+    logits, emb = both(x)
+    return np.asarray(logits), emb
 
 
 @dataclass(slots=True)
@@ -56,6 +67,7 @@ class InferenceResult:
     latency_ms: float  # submit -> result (queue wait + engine)
     engine_ms: float  # this window's share of the engine call
     error: str | None = None
+    embedding: np.ndarray | None = None  # (D,) float32 the classifier read; None without one
 
 
 class LatencyTracker:
@@ -218,13 +230,13 @@ class InferenceWorker:
         x = np.stack([j.x for j in batch]).astype(np.float32, copy=False)  # (B, L)
         t0 = time.monotonic()
         try:
-            logits = np.asarray(engine.run(x))  # (B, K)
+            logits, emb = run_outputs(engine, x)  # (B, K), (B, D) or None
             if logits.ndim != 2 or logits.shape[0] != len(batch):
                 raise ValueError(f"engine returned shape {logits.shape} for a batch of {len(batch)}")
             probs = softmax(logits)  # (B, K)
             error = None
         except (WearableEdgeError, RuntimeError, ValueError, FloatingPointError) as e:
-            probs = None
+            probs, emb = None, None
             error = f"{type(e).__name__}: {e}"
         t1 = time.monotonic()
         per_window_ms = (t1 - t0) * 1000.0 / len(batch)
@@ -234,7 +246,8 @@ class InferenceWorker:
             err: str | None = error
             if p is not None and not np.all(np.isfinite(p)):
                 p, err = None, "engine produced non-finite output"
-            out.append(InferenceResult(job, p, (t1 - job.enqueued) * 1000.0, per_window_ms, err))
+            e = emb[i] if emb is not None and p is not None else None
+            out.append(InferenceResult(job, p, (t1 - job.enqueued) * 1000.0, per_window_ms, err, e))
         return out
 
     def _deliver(self, results: list[InferenceResult]) -> None:

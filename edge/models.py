@@ -34,11 +34,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Model:
-    """One verified bundle and the engine that runs it."""
+    """One verified bundle and the engine that runs it.
+
+    A verified update (:mod:`edge.updates`) swaps the bundle and engine in place, between
+    two windows, so every device deciding with this model follows; the version it replaced
+    is kept as ``previous`` (for a rollback), and windows already queued for its engine are
+    still answered (:meth:`accepts`)."""
 
     bundle: Bundle
     engine: Engine
     engine_name: str  # "onnx:int8", for logs and the summary
+    path: str = ""  # where the bundle was loaded from (a SIGHUP looks there again)
+    previous: Model | None = None  # the version this one replaced, kept for a rollback
 
     @property
     def contract(self) -> InputContract:
@@ -47,6 +54,23 @@ class Model:
     @property
     def model_id(self) -> str:
         return self.bundle.model_id
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.model_version
+
+    def accepts(self, engine: Engine | None) -> bool:
+        """True for this model's engine and the one it replaced (windows in flight at a swap)."""
+        return engine is self.engine or (self.previous is not None and engine is self.previous.engine)
+
+    def swap_to(self, new: Model) -> Model:
+        """Become ``new`` (its bundle, engine, path), keeping what this was as ``previous``
+        (which it returns). Call on the event loop: the next window submitted uses ``new``."""
+        old = Model(self.bundle, self.engine, self.engine_name, self.path)
+        self.bundle, self.engine, self.engine_name, self.path = (new.bundle, new.engine,
+                                                                 new.engine_name, new.path)
+        self.previous = old
+        return old
 
 
 def bundle_paths(cfg: DaemonConfig) -> list[str]:
@@ -77,7 +101,7 @@ def open_model(path: str, cfg: DaemonConfig) -> Model:
     sel = getattr(engine, "selection", None)
     if sel is not None:  # edge.engines.select logged the choice at INFO already
         log.debug("engine for %s: %s", bundle.model_id, sel.summary())
-    return Model(bundle, engine, f"{engine.name}:{getattr(engine, 'key', '?')}")
+    return Model(bundle, engine, f"{engine.name}:{getattr(engine, 'key', '?')}", path=path)
 
 
 def warn_dead_classes(bundle: Bundle) -> str | None:

@@ -49,6 +49,12 @@ def event_line(e: Event) -> str:
         what = _state_change(d)
     elif e.kind in ("alert", "alert_cleared") and d.get("message"):
         what = ("ALERT: " if e.kind == "alert" else "alert over: ") + str(d["message"])
+    elif e.kind in ("model_swapped", "model_rolled_back"):  # edge.updates
+        verb = "now runs" if e.kind == "model_swapped" else "rolled back to"
+        what = (f"{d.get('model_id')} {verb} {d.get('update')} {d.get('to_version')} "
+                f"(was {d.get('from_version')})")
+    elif e.kind == "update_refused":
+        what = f"update {d.get('path')} refused ({d.get('reason')}); the running model stays"
     else:
         what = e.kind.replace("_", " ")
         if d:

@@ -37,9 +37,16 @@ INTENDED_USE: Final = (
 
 
 def file_entry(
-    root: Path, key: str, fmt: str, precision: str, io: tuple[dict[str, Any], dict[str, Any]]
+    root: Path,
+    key: str,
+    fmt: str,
+    precision: str,
+    io: tuple[dict[str, Any], dict[str, Any]],
+    embedding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The manifest entry of model file ``key``; ``embedding``: its second output's spec."""
     path = root / FILE_NAMES[key]
+    extra = {"embedding": embedding} if embedding is not None else {}
     return {
         "path": FILE_NAMES[key],
         "sha256": sha256_file(path),
@@ -48,6 +55,7 @@ def file_entry(
         "precision": precision,
         "input": io[0],
         "output": io[1],
+        **extra,
     }
 
 

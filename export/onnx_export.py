@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from export.errors import ExportError
 
-__all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "export_onnx_fp32", "onnx_io"]
+__all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "export_onnx_fp32", "onnx_io", "onnx_outputs"]
 
 OPSET: Final = 18  # >= 17 for LayerNormalization as one op; 18 is the dynamo exporter's native
 INPUT_NAME: Final = "x"  # packed window (1, L)
@@ -31,9 +32,12 @@ def quiet_conversion() -> Any:
         yield
 
 
-def export_onnx_fp32(model: nn.Module, input_length: int, path: Path) -> None:
-    """Write ``model`` (eval) as ONNX with one float32 input ``x`` (1, L) and output
-    ``logits`` (1, K); checked with ``onnx.checker``."""
+def export_onnx_fp32(
+    model: nn.Module, input_length: int, path: Path, output_names: Sequence[str] = (OUTPUT_NAME,)
+) -> None:
+    """Write ``model`` (eval) as ONNX with one float32 input ``x`` (1, L) and the outputs
+    ``output_names`` (``logits`` (1, K) first, then e.g. ``embedding`` (1, D) for a model
+    returning both); checked with ``onnx.checker``."""
     import onnx
 
     x = torch.zeros(1, input_length)
@@ -46,7 +50,7 @@ def export_onnx_fp32(model: nn.Module, input_length: int, path: Path) -> None:
                 dynamo=True,
                 opset_version=OPSET,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=list(output_names),
                 external_data=False,  # one self-contained file per format in the bundle
                 verbose=False,
             )
@@ -55,15 +59,24 @@ def export_onnx_fp32(model: nn.Module, input_length: int, path: Path) -> None:
         raise ExportError(f"ONNX export failed: {e}", path=str(path), stage="onnx_fp32") from e
 
 
+def _describe(v: Any) -> dict[str, Any]:
+    import onnx
+
+    t = v.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+    return {"name": v.name, "shape": [d.dim_value for d in t.shape.dim], "dtype": dtype}
+
+
+def onnx_outputs(path: Path) -> list[dict[str, Any]]:
+    """Every output's description, in the graph's order (``logits`` first)."""
+    import onnx
+
+    return [_describe(v) for v in onnx.load(str(path), load_external_data=False).graph.output]
+
+
 def onnx_io(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest's ``input``/``output`` descriptions of an ONNX file (float I/O)."""
+    """The manifest's ``input``/``output`` (logits) descriptions of an ONNX file (float I/O)."""
     import onnx
 
     m = onnx.load(str(path), load_external_data=False)
-
-    def describe(v: Any) -> dict[str, Any]:
-        t = v.type.tensor_type
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
-        return {"name": v.name, "shape": [d.dim_value for d in t.shape.dim], "dtype": dtype}
-
-    return describe(m.graph.input[0]), describe(m.graph.output[0])
+    return _describe(m.graph.input[0]), _describe(m.graph.output[0])

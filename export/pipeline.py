@@ -1,10 +1,12 @@
 """``export_run``: a training RUN -> a verified, measured model bundle.
 
-Steps: rebuild the student; export ONNX fp32 and int8 (ORT static QDQ), TFLite fp32 and
-int8 (litert-torch PT2E); write a first manifest; load the bundle through the hub's own
-loader and engines and measure every format on the held-out windows against the PyTorch
-student; write the quantization report; rewrite the manifest with each file's accuracy
-verdict and the recommended format; sign and archive.
+Steps: rebuild the student; give it a second output, the embedding its final Linear reads
+(:mod:`export.embedding`), and write that Linear as ``head.npz``; export ONNX fp32 and int8
+(ORT static QDQ), TFLite fp32 and int8 (litert-torch PT2E); write a first manifest; load the
+bundle through the hub's own loader and engines and measure every format on the held-out
+windows against the PyTorch student, and check that ``head.npz`` applied to each file's
+embedding gives its logits; write the quantization report; rewrite the manifest with each
+file's accuracy verdict and the recommended format; sign and archive.
 """
 
 from __future__ import annotations
@@ -33,8 +35,23 @@ from export.bundle_writer import (
     write_archive,
     write_manifest,
 )
+from export.embedding import (
+    EMBEDDING_NAME,
+    check_head_parity,
+    head_arrays,
+    head_parity,
+    with_embedding,
+    write_head,
+)
 from export.errors import ExportError
-from export.onnx_export import OPSET, export_onnx_fp32, onnx_io, quiet_conversion
+from export.onnx_export import (
+    OPSET,
+    OUTPUT_NAME,
+    export_onnx_fp32,
+    onnx_io,
+    onnx_outputs,
+    quiet_conversion,
+)
 from export.quantize import CALIB_METHODS, agreement_and_kl, quantize_onnx_int8
 from export.run import RunData, load_run
 from export.tflite_export import (
@@ -43,6 +60,7 @@ from export.tflite_export import (
     export_tflite_int8,
     tflite_io,
     tflite_op_summary,
+    tflite_outputs,
 )
 
 __all__ = [
@@ -151,6 +169,13 @@ def export_run(
     step("reference (PyTorch fp32)")
     ref = _torch_logits(data.model, data.heldout_x)
     params, macs = _params_and_macs(data.model, L)
+    # every file also returns the embedding when the model's forward ends in its head Linear
+    two = with_embedding(data.model, data.heldout_x[:4])
+    net = two if two is not None else data.model
+    names = (OUTPUT_NAME, EMBEDDING_NAME) if two is not None else (OUTPUT_NAME,)
+    if two is None:
+        _LOG.warning("the model has no final `head` Linear: the bundle has no embedding and "
+                     "hubs cannot personalize it")
 
     io: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     quant: dict[str, Any] = {}
@@ -158,7 +183,7 @@ def export_run(
         fp32_onnx = root / FILE_NAMES["onnx_fp32"] if "onnx_fp32" in formats else Path(tmp) / "fp32.onnx"
         if "onnx_fp32" in formats or "onnx_int8" in formats:
             step("ONNX fp32")
-            export_onnx_fp32(data.model, L, fp32_onnx)
+            export_onnx_fp32(net, L, fp32_onnx, names)
             if "onnx_fp32" in formats:
                 io["onnx_fp32"] = onnx_io(fp32_onnx)
         if "onnx_int8" in formats:
@@ -188,12 +213,12 @@ def export_run(
             }
         if "tflite_fp32" in formats:
             step("TFLite fp32")
-            export_tflite_fp32(data.model, L, root / FILE_NAMES["tflite_fp32"])
+            export_tflite_fp32(net, L, root / FILE_NAMES["tflite_fp32"])
             io["tflite_fp32"] = tflite_io(root / FILE_NAMES["tflite_fp32"])
         if "tflite_int8" in formats:
             step("TFLite int8 (PT2E)")
             path = root / FILE_NAMES["tflite_int8"]
-            export_tflite_int8(data.model, L, calib_x, path)
+            export_tflite_int8(net, L, calib_x, path)
             io["tflite_int8"] = tflite_io(path)
             quant["tflite_int8"] = {
                 **TFLITE_QUANTIZER,
@@ -203,6 +228,14 @@ def export_run(
                 "ops": tflite_op_summary(path),
             }
 
+    embedding: dict[str, dict[str, Any] | None] = {k: None for k in formats}
+    if two is not None:
+        for k in formats:
+            outs = (onnx_outputs if k.startswith("onnx") else tflite_outputs)(root / FILE_NAMES[k])
+            if len(outs) != 2 or outs[1]["shape"][-1] != two.head.in_features:
+                raise ExportError(f"expected outputs (logits, embedding), got {outs}",
+                                  path=str(root / FILE_NAMES[k]), stage="embedding")
+            embedding[k] = outs[1]
     ckpt = data.checkpoint
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
     fp32_hash = _weights_hash(data.model)
@@ -223,7 +256,8 @@ def export_run(
         "contract": contract.to_dict(),
         "calibration_required": contract.normalization.needs_calibration,
         "files": {
-            k: file_entry(root, k, k.split("_")[0], k.split("_")[1], io[k]) for k in formats
+            k: file_entry(root, k, k.split("_")[0], k.split("_")[1], io[k], embedding[k])
+            for k in formats
         },
         "quantization": quant,
         "macs": macs,
@@ -232,10 +266,19 @@ def export_run(
         "variant": ckpt.get("variant"),  # the student variant (e.g. "kd_ca"): distilled or not
         "recommended": None,
     }
+    head = head_arrays(data.model) if two is not None else None
+    if head is not None:
+        manifest["outputs"] = {"logits": contract.n_classes, EMBEDDING_NAME: int(head[0].shape[0])}
+        manifest["head"] = write_head(root, *head)
     write_manifest(root, manifest)
 
     step("measure every format on held-out windows")
-    evaluation = _evaluate(root, data, ref, opts.latency_runs)
+    evaluation = _evaluate(root, data, ref, opts.latency_runs, head)
+    if head is not None:
+        parity = {k: evaluation[k]["head_parity"] for k in formats}
+        check_head_parity(parity, {k: k.split("_")[1] for k in formats})
+        for k in formats:
+            manifest["files"][k]["head_parity"] = parity[k]
 
     step("quantization report")
     from export.report import build_report, write_report
@@ -342,8 +385,10 @@ def _compare_methods(
     return out
 
 
-def _evaluate(root: Path, data: RunData, ref: np.ndarray, runs: int) -> dict[str, Any]:
-    """Logits and latency of torch and of every bundle file, run by the hub's engines."""
+def _evaluate(root: Path, data: RunData, ref: np.ndarray, runs: int,
+              head: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """Logits and latency of torch and of every bundle file, run by the hub's engines; with
+    ``head`` (W, b), how well it reproduces each file's logits from its embedding."""
     x_one = data.heldout_x[:1]
     results: dict[str, Any] = {"torch_fp32": {"logits": ref, "size": None, "latency_ms": None}}
     threads = torch.get_num_threads()
@@ -358,7 +403,7 @@ def _evaluate(root: Path, data: RunData, ref: np.ndarray, runs: int) -> dict[str
     with load_bundle(root) as bundle:
         for key, entry in bundle.files.items():
             with open_file(bundle, key, threads=1) as engine:
-                logits = engine.run(data.heldout_x)
+                logits, emb = engine.run_outputs(data.heldout_x)
                 latency = _median_ms(lambda e=engine: e.run(x_one), runs)
             agree, kl = agreement_and_kl(ref, logits)
             results[key] = {
@@ -371,6 +416,8 @@ def _evaluate(root: Path, data: RunData, ref: np.ndarray, runs: int) -> dict[str
                 "backend": entry.format,
                 "precision": entry.precision,
             }
+            if head is not None and emb is not None:
+                results[key]["head_parity"] = head_parity(logits, emb, *head)
     return results
 
 

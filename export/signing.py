@@ -23,7 +23,7 @@ from edge.signing import HOST_PRIVATE_NAME, HOST_PUBLIC_NAME, host_key_dir
 from export.errors import ExportError
 
 __all__ = ["DEMO_PRIVATE_KEY", "generate_keypair", "host_signing_key", "public_key_pem",
-           "sign_bundle"]
+           "sign_bundle", "sign_update"]
 
 # public on purpose: it signs the shipped demo bundles and the tests' toy bundles
 DEMO_PRIVATE_KEY = Path(__file__).resolve().parent / "demo_signing_key.pem"
@@ -93,14 +93,26 @@ def public_key_pem(private_path: str | os.PathLike[str]) -> bytes:
 
 def sign_bundle(bundle_dir: str | os.PathLike[str], private_path: str | os.PathLike[str]) -> str:
     """Write ``manifest.sig`` for ``bundle_dir/manifest.json``; returns the key id."""
+    return _sign(Path(bundle_dir), MANIFEST_NAME, SIGNATURE_NAME, private_path, "bundle")
+
+
+def sign_update(update_dir: str | os.PathLike[str], private_path: str | os.PathLike[str]) -> str:
+    """Write ``update.sig`` for a head update's ``update.json`` (:mod:`edge.updates`), in
+    the format of ``manifest.sig``; returns the key id."""
+    from edge.updates import UPDATE_NAME, UPDATE_SIGNATURE_NAME
+
+    return _sign(Path(update_dir), UPDATE_NAME, UPDATE_SIGNATURE_NAME, private_path, "head update")
+
+
+def _sign(root: Path, name: str, sig_name: str, private_path: str | os.PathLike[str],
+          what: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
     key = _load_private(private_path)
-    root = Path(bundle_dir)
     try:
-        manifest = (root / MANIFEST_NAME).read_bytes()
+        manifest = (root / name).read_bytes()
     except OSError as e:
-        raise ExportError(f"not a bundle: no readable {MANIFEST_NAME} ({e.strerror or e})",
+        raise ExportError(f"not a {what}: no readable {name} ({e.strerror or e})",
                           path=str(root), stage="sign") from e
     signature = key.sign(manifest)  # type: ignore[attr-defined]
     raw = key.public_key().public_bytes(  # type: ignore[attr-defined]
@@ -108,5 +120,5 @@ def sign_bundle(bundle_dir: str | os.PathLike[str], private_path: str | os.PathL
     )
     kid = key_id(raw)
     sig = {"alg": "Ed25519", "key_id": kid, "signature": base64.b64encode(signature).decode("ascii")}
-    (root / SIGNATURE_NAME).write_text(json.dumps(sig, indent=2) + "\n")
+    (root / sig_name).write_text(json.dumps(sig, indent=2) + "\n")
     return kid

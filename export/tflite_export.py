@@ -29,6 +29,7 @@ __all__ = [
     "export_tflite_int8",
     "tflite_io",
     "tflite_op_summary",
+    "tflite_outputs",
 ]
 
 CALIB_BATCH: Final = 64  # windows per calibration call; observers see the same values either way
@@ -169,22 +170,32 @@ def _interpreter(path: Path) -> Any:
     return interp
 
 
-def tflite_io(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest's ``input``/``output`` descriptions, with scale/zero_point if integer."""
+def _describe(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": d["name"],
+        "shape": [int(v) for v in d["shape"]],
+        "dtype": np.dtype(d["dtype"]).name,
+    }
+    if out["dtype"] in ("int8", "uint8"):
+        scale, zero_point = d["quantization"]
+        out["scale"], out["zero_point"] = float(scale), int(zero_point)
+    return out
+
+
+def tflite_outputs(path: Path) -> list[dict[str, Any]]:
+    """Every output's description in the order the PyTorch module returns them (the
+    signature's ``output_0``, ``output_1``, ...; the flatbuffer's own order may differ)."""
     interp = _interpreter(path)
+    try:
+        by_sig = interp.get_signature_runner().get_output_details()
+    except ValueError:  # a model without a signature: the flatbuffer's order is all there is
+        return [_describe(d) for d in interp.get_output_details()]
+    return [_describe(by_sig[k]) for k in sorted(by_sig, key=lambda k: int(k.rpartition("_")[2]))]
 
-    def describe(d: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": d["name"],
-            "shape": [int(v) for v in d["shape"]],
-            "dtype": np.dtype(d["dtype"]).name,
-        }
-        if out["dtype"] in ("int8", "uint8"):
-            scale, zero_point = d["quantization"]
-            out["scale"], out["zero_point"] = float(scale), int(zero_point)
-        return out
 
-    return describe(interp.get_input_details()[0]), describe(interp.get_output_details()[0])
+def tflite_io(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest's ``input``/``output`` (logits) descriptions, with scale/zero_point if integer."""
+    return _describe(_interpreter(path).get_input_details()[0]), tflite_outputs(path)[0]
 
 
 def tflite_op_summary(path: Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 {
   "alg": "Ed25519",
   "key_id": "4ae7c21f5baa356f",
-  "signature": "OMrd7Q+HSINIFwKmabww9GCRcmoJ7rNO29sCt5t8VTQNHLI+P1q4GI7Dao7h3NIihHgueUiynQ5vSlB45u0fDg=="
+  "signature": "U/KwMw90e+0QIt3D94QS9mPnCKKwaSfm6WsAsdBF9byp4Guv2ukaVV5gSpq5AxFCOQb8jPgeIhIK2Jg3q481Bw=="
 }

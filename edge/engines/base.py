@@ -1,4 +1,4 @@
-"""The inference engine contract: packed windows in, logits out, one model file per engine.
+"""The inference engine contract: packed windows in, logits (and the embedding) out, one model file per engine.
 
 An engine runs one model file of a bundle (``edge.bundle.FileEntry``) with one runtime.
 Backends live in their own modules (``onnx.py``, ``tflite.py``) and import their runtime
@@ -40,7 +40,9 @@ def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 
 class InferenceEngine(abc.ABC):
-    """Runs ``(B, L)`` float32 packed windows -> ``(B, K)`` float32 logits.
+    """Runs ``(B, L)`` float32 packed windows -> ``(B, K)`` float32 logits; with
+    :meth:`run_outputs` also the ``(B, D)`` embedding the classifier reads, when the
+    bundle exports one (``embedding_dim`` is then D, else None).
 
     Models are exported with a static batch of 1 (the hub classifies one window at a time),
     so a batch is run row by row. Use as a context manager or call :meth:`close`.
@@ -55,6 +57,7 @@ class InferenceEngine(abc.ABC):
         self.source = source  # the model file, for errors and logs
         self.input_length = entry.input.shape[-1]
         self.n_classes = entry.output.shape[-1]
+        self.embedding_dim = entry.embedding.shape[-1] if entry.embedding is not None else None
 
     @property
     def precision(self) -> str:
@@ -66,6 +69,13 @@ class InferenceEngine(abc.ABC):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """``x`` (B, L) float32 (or (L,)) -> logits (B, K) float32."""
+        return self._run(x, with_embedding=False)[0]
+
+    def run_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``x`` (B, L) -> (logits (B, K), embedding (B, D) or None without one), float32."""
+        return self._run(x, with_embedding=self.embedding_dim is not None)
+
+    def _run(self, x: np.ndarray, *, with_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 1:
             x = x[None]
@@ -74,13 +84,19 @@ class InferenceEngine(abc.ABC):
                 f"{self.name}:{self.source}: input shape {x.shape} != (B, {self.input_length})"
             )
         out = np.empty((x.shape[0], self.n_classes), np.float32)  # (B, K)
+        emb = np.empty((x.shape[0], self.embedding_dim or 0), np.float32) if with_embedding else None
         for i in range(x.shape[0]):
-            out[i] = self._run_one(np.ascontiguousarray(x[i : i + 1]))[0]
-        return out
+            logits, e = self._run_one(np.ascontiguousarray(x[i : i + 1]), with_embedding)
+            out[i] = logits[0]
+            if emb is not None:
+                if e is None:
+                    raise EngineError(f"{self.name}:{self.source}: the model returned no embedding")
+                emb[i] = e[0]
+        return out, emb
 
     @abc.abstractmethod
-    def _run_one(self, x: np.ndarray) -> np.ndarray:
-        """(1, L) float32 -> (1, K) float32."""
+    def _run_one(self, x: np.ndarray, with_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(1, L) float32 -> ((1, K) float32, (1, D) float32 if ``with_embedding`` else None)."""
 
     @abc.abstractmethod
     def close(self) -> None:

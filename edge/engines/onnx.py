@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Bundle
+from edge.bundle import Bundle, TensorSpec
 from edge.engines.base import InferenceEngine, dequantize, quantize
 from edge.errors import BundleError, EngineError
 
@@ -52,20 +52,34 @@ class OnnxEngine(InferenceEngine):
         if len(inputs) != 1 or len(outputs) < 1:
             raise EngineError(f"onnx:{self.source}: expected one input, got {len(inputs)}")
         self._input_name = inputs[0].name
-        self._output_name = outputs[0].name
+        names = [o.name for o in outputs]
+        self._output_name = entry.output.name if entry.output.name in names else names[0]
+        self._embedding_name: str | None = None
+        if entry.embedding is not None:
+            if entry.embedding.name not in names:
+                raise EngineError(f"onnx:{self.source}: no output {entry.embedding.name!r} "
+                                  f"(the manifest's embedding); outputs are {names}")
+            self._embedding_name = entry.embedding.name
         self.threads = opts.intra_op_num_threads
 
-    def _run_one(self, x: np.ndarray) -> np.ndarray:
+    def _run_one(self, x: np.ndarray, with_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if self._session is None:
             raise EngineError(f"onnx:{self.source}: engine is closed")
         feed = quantize(x, self.entry.input) if self.entry.input.quantized else x
+        names = [self._output_name]
+        if with_embedding and self._embedding_name is not None:
+            names.append(self._embedding_name)
         try:
-            (y,) = self._session.run([self._output_name], {self._input_name: feed})
+            ys = self._session.run(names, {self._input_name: feed})
         except Exception as e:  # ORT's errors derive from Exception only
             raise EngineError(f"onnx:{self.source}: inference failed: {e}") from e
-        if self.entry.output.quantized:
-            return dequantize(y, self.entry.output)
-        return np.asarray(y, dtype=np.float32)
+        logits = _to_float(ys[0], self.entry.output)
+        emb = _to_float(ys[1], self.entry.embedding) if len(ys) > 1 and self.entry.embedding else None
+        return logits, emb
 
     def close(self) -> None:
         self._session = None
+
+
+def _to_float(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    return dequantize(y, spec) if spec.quantized else np.asarray(y, dtype=np.float32)

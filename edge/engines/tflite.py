@@ -102,29 +102,51 @@ class TfliteEngine(InferenceEngine):
         except (ValueError, RuntimeError) as e:
             raise EngineError(f"tflite:{self.source}: cannot load model: {e}") from e
         (inp,) = self._interp.get_input_details()
-        out = self._interp.get_output_details()[0]
+        outs = self._interp.get_output_details()
+        out = _output_named(outs, entry.output.name) or outs[0]
         self._in_index, self._out_index = inp["index"], out["index"]
         self._in_dtype = np.dtype(inp["dtype"])
         _check_io(inp, entry.input, f"tflite:{self.source}: input")
         _check_io(out, entry.output, f"tflite:{self.source}: output")
+        self._emb_index: int | None = None
+        if entry.embedding is not None:
+            emb = _output_named(outs, entry.embedding.name)
+            if emb is None:
+                raise EngineError(f"tflite:{self.source}: no output {entry.embedding.name!r} "
+                                  f"(the manifest's embedding); outputs are "
+                                  f"{[d['name'] for d in outs]}")
+            _check_io(emb, entry.embedding, f"tflite:{self.source}: embedding")
+            self._emb_index = emb["index"]
         self.threads = kwargs["num_threads"]
 
-    def _run_one(self, x: np.ndarray) -> np.ndarray:
+    def _run_one(self, x: np.ndarray, with_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if self._interp is None:
             raise EngineError(f"tflite:{self.source}: engine is closed")
         feed = quantize(x, self.entry.input) if self.entry.input.quantized else x
+        e = None
         try:
             self._interp.set_tensor(self._in_index, feed.astype(self._in_dtype, copy=False))
             self._interp.invoke()
             y = self._interp.get_tensor(self._out_index)  # a copy, safe after the next invoke
-        except (ValueError, RuntimeError) as e:
-            raise EngineError(f"tflite:{self.source}: inference failed: {e}") from e
-        if self.entry.output.quantized:
-            return dequantize(y, self.entry.output)
-        return np.asarray(y, dtype=np.float32)
+            if with_embedding and self._emb_index is not None:
+                e = self._interp.get_tensor(self._emb_index)
+        except (ValueError, RuntimeError) as err:
+            raise EngineError(f"tflite:{self.source}: inference failed: {err}") from err
+        emb = None
+        if e is not None and self.entry.embedding is not None:
+            emb = _to_float(e, self.entry.embedding)
+        return _to_float(y, self.entry.output), emb
 
     def close(self) -> None:
         self._interp = None
+
+
+def _to_float(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    return dequantize(y, spec) if spec.quantized else np.asarray(y, dtype=np.float32)
+
+
+def _output_named(details: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((d for d in details if d["name"] == name), None)
 
 
 def _check_io(detail: dict[str, Any], spec: TensorSpec, where: str) -> None:

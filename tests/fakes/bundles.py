@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.contract import InputContract
-from edge.bundle import load_bundle
+from edge.bundle import HEAD_NAME, load_bundle
 from edge.errors import BundleError
 from export.bundle_writer import FILE_NAMES, INTENDED_USE, write_manifest
 from tests.fakes.inputs import small_contract
@@ -31,10 +31,13 @@ def write_fake_bundle(
     *,
     file_size: int = 2048,
     model_id: str = "fake",
+    embedding_dim: int | None = 8,
 ) -> dict[str, Any]:
     """A bundle directory whose "model files" are random bytes and whose manifest is
     valid: for testing the loader's verification without exporting (no torch needed).
-    Returns the manifest written."""
+    With ``embedding_dim`` every file declares an ``embedding`` output of that size and the
+    bundle carries a real ``head.npz`` (random W, b); None writes a bundle from before
+    personalization. Returns the manifest written."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     files = {}
@@ -55,6 +58,9 @@ def write_fake_bundle(
             "output": {"name": "logits", "shape": [1, contract.n_classes], "dtype": "float32"},
             "accuracy": {"acceptable": True},
         }
+        if embedding_dim is not None:
+            files[key]["embedding"] = {"name": "embedding", "shape": [1, embedding_dim],
+                                       "dtype": "float32"}
     manifest = {
         "schema_version": 1,
         "model_id": model_id,
@@ -73,8 +79,22 @@ def write_fake_bundle(
         "params": 0,
         "metrics": {},
     }
+    if embedding_dim is not None:
+        manifest["outputs"] = {"logits": contract.n_classes, "embedding": embedding_dim}
+        manifest["head"] = write_fake_head(root, embedding_dim, contract.n_classes)
     write_manifest(root, manifest)
     return manifest
+
+
+def write_fake_head(root: Path, dim: int, n_classes: int, *, seed: int = 0) -> dict[str, Any]:
+    """``root/head.npz`` with random ``W`` (dim, n_classes) and ``b``; its manifest entry."""
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    np.savez(buf, W=rng.normal(0, 0.3, (dim, n_classes)).astype(np.float32),
+             b=np.zeros(n_classes, np.float32))
+    data = buf.getvalue()
+    (root / HEAD_NAME).write_bytes(data)
+    return {"path": HEAD_NAME, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 def signing_keys(directory: Path) -> tuple[Path, Path, Path]:

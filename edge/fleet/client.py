@@ -1,0 +1,86 @@
+"""The hub's Flower ClientApp: train the shared head on the hub's own labelled embeddings.
+
+A train message brings the round's head (``"arrays"``: W, b) and settings (``"config"``);
+the reply carries the trained head, one weight (``"metrics"``) and the hub's pseudonym
+(``"about"``), nothing else: no window, embedding, label, RR interval or sample, and no
+wearer id (tests/unit/edge/fleet/test_client.py reads the records a hub sends). Numpy and
+flwr only: this runs on a hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from edge.fleet.local_data import LocalData
+from edge.fleet.pseudonym import Pseudonymizer
+from edge.personal.head import Head, fit_head
+
+__all__ = ["WEIGHT_KEY", "HubSide", "app", "make_client_app", "node_config_hub", "train_reply"]
+
+WEIGHT_KEY: Final = "weight"  # FedAvg's weighted_by_key on the coordinator
+HUB_ID_FILE: Final = "fleet_hub_id"  # the hub's own name, pseudonymized before it is sent
+
+# (the hub's labelled embeddings, its pseudonymizer, its own id) for one ClientApp call
+HubSide = tuple[LocalData, Pseudonymizer, str]
+HubLoader = Callable[[Context], HubSide]
+
+
+def node_config_hub(context: Context) -> HubSide:
+    """A deployed hub's side, from the SuperNode's ``--node-config``: ``data`` (the .npz the
+    hub exported its labelled embeddings to) and ``state-dir`` (where its pseudonym key is)."""
+    cfg = context.node_config
+    state_dir = Path(str(cfg.get("state-dir", ".")))
+    hub_id_file = state_dir / HUB_ID_FILE
+    hub_id = hub_id_file.read_text().strip() if hub_id_file.exists() else state_dir.name
+    return (LocalData.load(Path(str(cfg["data"]))), Pseudonymizer.for_state_dir(state_dir), hub_id)
+
+
+def train_reply(head: Head, data: LocalData, config: Any) -> tuple[Head, float]:
+    """The hub's training step: the round's head fitted on its labels; and its weight."""
+    new = fit_head(
+        head,
+        data.emb,
+        data.y,
+        steps=int(config["local-steps"]),
+        lr=float(config["lr"]),
+        l2=float(config["l2"]),
+        prox_mu=float(config.get("proximal-mu", 0.0)),
+    )
+    weight = 1.0 if bool(config.get("uniform-weight", False)) else float(len(data))
+    return new, weight
+
+
+def make_client_app(load: HubLoader = node_config_hub, mods: Sequence[Any] = ()) -> ClientApp:
+    """A ClientApp whose hub side comes from ``load`` (deployment: the node config;
+    simulation: the partition's folder). ``mods`` are Flower client mods (local DP)."""
+    client = ClientApp(mods=list(mods))
+
+    @client.train()
+    def train(msg: Message, context: Context) -> Message:
+        data, pseudonyms, hub_id = load(context)
+        sent = msg.content.array_records["arrays"]
+        head = Head.from_arrays(sent.to_numpy_ndarrays())
+        new, weight = train_reply(head, data, msg.content.config_records["config"])
+        # the keys the coordinator used, so its DP wrapper and FedAvg match them up
+        arrays = ArrayRecord(
+            dict(zip(sent.keys(), ArrayRecord(new.to_arrays()).values(), strict=True))
+        )
+        content = RecordDict(
+            {
+                "arrays": arrays,
+                "metrics": MetricRecord({WEIGHT_KEY: weight}),
+                "about": ConfigRecord({"hub": pseudonyms.hub(hub_id)}),
+            }
+        )
+        return Message(content, reply_to=msg)
+
+    return client
+
+
+# what `flower-supernode` loads on a hub (the app's pyproject names "edge.fleet.client:app")
+app = make_client_app()
