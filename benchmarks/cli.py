@@ -10,6 +10,7 @@ floor models.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shlex
@@ -115,7 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", type=_names(SECTIONS), default=(), metavar="S,..",
                    help="sections to skip: " + ", ".join(SECTIONS))
     p.add_argument("--capacity-levels", type=_ints, default=None, metavar="N,..",
-                   help="wearable counts to try, upwards (default 50,100,200,300,400,600)")
+                   help="wearable counts to try first, upwards; past the last the count "
+                        "doubles until a level fails, then the search bisects "
+                        "(default 100,250,500,1000)")
+    p.add_argument("--capacity-resolution", type=float, default=None, metavar="F",
+                   help="stop bisecting when the failed level is within this fraction of the "
+                        "sustained one (default 0.1)")
+    p.add_argument("--sim-in-process", action="store_true",
+                   help="capacity: run the simulator in the daemon's process and core (the "
+                        "old setting; an upper bound) instead of its own process")
     p.add_argument("--capacity-seconds", type=float, default=None, metavar="S",
                    help="measured seconds per level after the first window (default 60)")
     p.add_argument("--cpu", type=int, default=0, help="the CPU the daemon is pinned to (default 0)")
@@ -175,8 +184,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "load_average": {"start": machine.load_average()},
         "bundle": {
             "path": str(args.bundle),
+            "id": f"{bundle.model_id}@{bundle.model_version}",
             "model_id": bundle.model_id,
             "model_version": bundle.model_version,
+            "created": bundle.manifest.get("created"),
+            "manifest_sha256": hashlib.sha256(
+                (Path(args.bundle) / "manifest.json").read_bytes()).hexdigest(),
             "macs": bundle.manifest.get("macs"),
             "params": bundle.manifest.get("params"),
             "recommended": bundle.recommended,
@@ -245,20 +258,24 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             doc["preprocess"] = asdict(pre)
             progress.advance(task)
         if "capacity" not in args.skip:
-            task = progress.add_task("capacity", total=len(levels))
+            task = progress.add_task("capacity", total=None)
 
             def level_step(text: str) -> None:
                 progress.update(task, description=text)
 
             base = capacity.DaemonLevelSpec(bundle=str(args.bundle), devices=0,
-                                            measure_s=measure_s, cpu=args.cpu)
+                                            measure_s=measure_s, cpu=args.cpu,
+                                            sim_process=not args.sim_in_process)
 
             def runner(spec: capacity.DaemonLevelSpec) -> capacity.DaemonLevel:
                 lv = capacity.run_level_in_subprocess(spec)
                 progress.advance(task)
                 return lv
 
-            cap = capacity.search_capacity(base, levels, progress=level_step, runner=runner)
+            resolution = args.capacity_resolution or capacity.DEFAULT_RESOLUTION
+            cap = capacity.search_capacity(base, levels, progress=level_step, runner=runner,
+                                           resolution=resolution,
+                                           max_level=max(levels) if quick else capacity.MAX_LEVEL)
             doc["capacity"] = asdict(cap)
     doc["load_average"]["end"] = machine.load_average()
     doc["targets"] = report.evaluate_targets(doc)
@@ -380,7 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"hub format {t['chosen_format']}: "
           f"{_x(t['speedup_vs_teachers']['value'])} faster than the teachers, "
           f"{_x(t['floor_multiple']['value'])} the floor; "
-          f"capacity {t['capacity']['value']} wearables/core")
+          f"capacity {t['capacity']['value']} wearables/core; "
+          f"int8/fp32 {_x(t['int8_vs_fp32']['value'])}, "
+          f"preprocessing/inference {_x(t['preprocess_vs_inference']['value'])}, "
+          f"daemon/compute {_x(t['daemon_vs_compute']['value'])}")
     return 0
 
 

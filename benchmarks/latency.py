@@ -306,7 +306,10 @@ def measure_preprocess(
 ) -> PreprocessResult:
     """Feed the simulator's synthetic wrist recording (native E4 rates: the hub's real input)
     to a calibrated ``WindowAssembler`` in ``packet_s`` packets per modality, as the daemon
-    does, and time it. Modalities the recording lacks are synthesized at the contract rate."""
+    does, and time it. Modalities the recording lacks are synthesized at the contract rate.
+
+    As the daemon's ingest does (:mod:`edge.packet_hold`), packets are held until they can
+    complete the next window and then pushed as one chunk per modality."""
     from core.signal import WindowAssembler, compute_calibration
     from edge.bundle import load_bundle
 
@@ -330,9 +333,22 @@ def measure_preprocess(
     cut: list[float] = []
     push_s = 0.0
     n_windows = invalid = 0
+    held: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    last = dict.fromkeys(streams, -np.inf)  # latest second held or pushed, per modality
     for _, name, t, x in packets:
+        held.setdefault(name, []).append((t, x))
+        last[name] = float(t[-1])
+        end = asm.origin + asm.next_index * contract.hop_s + contract.window_s - 1e-6
+        if any(last[m.name] - asm.margin_s(m.name) < end for m in contract.modalities):
+            continue
         t0 = time.perf_counter()
-        asm.push(name, t, x)
+        for m, chunks in held.items():
+            if len(chunks) == 1:
+                asm.push(m, *chunks[0])
+            else:
+                asm.push(m, np.concatenate([c[0] for c in chunks]),
+                         np.concatenate([c[1] for c in chunks]))
+        held = {}
         t1 = time.perf_counter()
         out = asm.pop_ready()
         t2 = time.perf_counter()

@@ -22,7 +22,9 @@ For every device (a :class:`~edge.sources.base.SourceItem` ``device`` key) a
 - a :class:`~firmware_bridge.timesync.ClockMapper` fed by TIME_SYNC, which maps the device
   clock to hub time for the ``t`` of each decision;
 - the shared :class:`~core.signal.WindowAssembler` (the bounded raw buffer) which cuts,
-  validates and normalizes windows exactly as training did;
+  validates and normalizes windows exactly as training did; the model's packets reach it
+  (and the raw taps) through a :class:`~edge.packet_hold.PacketHold`, one chunk per sensor
+  when they can complete a window rather than one call per packet (the same windows);
 - the enrollment of a new resident: the first ``calibration_s`` of data set the baseline
   (:class:`~core.signal.CalibrationAccumulator`); the raw samples of that period are held
   (bounded) and windowed once the baseline exists, so the first minutes get decisions too,
@@ -52,6 +54,7 @@ from core.signal import Calibration, CalibrationAccumulator, Window, WindowAssem
 from edge.beat_clock import BeatClock
 from edge.config import DecisionConfig
 from edge.decisions import DeviceEvents, Event, Wearer
+from edge.packet_hold import MAX_HELD_PACKETS, PacketHold
 from edge.sensors import sensor_mismatch
 from edge.sources.base import ConnectionEvent, SourceItem
 from edge.time_base import TimeBase
@@ -165,6 +168,8 @@ class DeviceIngest:
         # the packet being handled: stamps the windows it completes (ReadyWindow.completed_at)
         self._completed_at = math.nan
         self._handled_at = math.nan
+        # model packets held until they can complete a window (edge.packet_hold)
+        self._hold = PacketHold(MAX_HELD_PACKETS)
 
     # -- dispatch -------------------------------------------------------------------------
     def handle(self, item: SourceItem) -> IngestOutput:
@@ -200,6 +205,7 @@ class DeviceIngest:
 
     def _flush(self) -> IngestOutput:
         out = IngestOutput([], [])
+        self._release(out, cut=False)
         if self.assembler is not None:
             self._emit(self.assembler.flush(), out)
         elif self._pending:
@@ -311,6 +317,8 @@ class DeviceIngest:
         if status is SeqStatus.DUPLICATE:
             self.counters["duplicate_packets"] += 1
             return
+        if status is not SeqStatus.IN_ORDER and len(self._hold):
+            self._release(out)  # a held chunk never spans a loss or a restart
         if status is SeqStatus.GAP:
             lost_now = self.seq.counts(msg.sensor_id).lost
             self._note_gap(info, lost_now, out)
@@ -320,32 +328,58 @@ class DeviceIngest:
         if m is not None and m.beats:
             self._on_beats(msg, info, m, t0, received_at, status is SeqStatus.GAP, out)
             return
-        t = t0 + np.arange(n, dtype=np.float64) / info.rate_hz  # (N,) device seconds
-        self._max_t = max(self._max_t, float(t[-1]))
-        self.time.observe_samples(float(t[-1]), received_at)
+        # the last sample's second, as t0 + np.arange(n) / rate computes it
+        t_last = t0 + (n - 1) / info.rate_hz
+        if t_last > self._max_t:
+            self._max_t = t_last
+        self.time.observe_samples(t_last, received_at)
+        asm = self.assembler
+        if m is not None and asm is not None and self._enroll is None:
+            self.counters["samples"] += n
+            self._hold.add(info, m, t0, t_last, msg.raw)
+            if self._hold.due(asm, self.contract):  # type: ignore[arg-type]  # set with asm
+                self._release(out)
+            return
+        t = self._hold.times(t0, n, info.rate_hz)  # (N,) device seconds
         for tap in self.raw_taps:
             tap(info, t, msg.raw)
         if m is None:
             self.counters["samples_unused"] += n
             return
         self.counters["samples"] += n
-        x = self._physical(msg, info)
+        x = self._physical(msg.raw, info, msg.sensor_id)
         if x is not None:
             self._push(m.name, t, x, out)
 
-    def _physical(self, msg: Samples, info: SensorInfo) -> np.ndarray | None:
+    def _release(self, out: IngestOutput, *, cut: bool = True) -> None:
+        """Hand the held packets to the raw taps and the assembler, one chunk per sensor;
+        then (``cut``) the windows they complete."""
+        if not len(self._hold):
+            return
+        asm = self.assembler
+        assert asm is not None
+        for info, m, t, raw in self._hold.take():
+            for tap in self.raw_taps:
+                tap(info, t, raw)
+            x = self._physical(raw, info, info.sensor_id)
+            if x is not None:
+                self._asm_push(asm, m.name, t, x)
+        if cut:
+            self._emit(asm.pop_ready(), out)
+
+    def _physical(self, raw: np.ndarray, info: SensorInfo, sensor_id: int) -> np.ndarray | None:
         try:
-            return info.to_physical(msg.raw)  # (N, C) float32 in the sensor's unit
+            return info.to_physical(raw)  # (N, C) float32 in the sensor's unit
         except (ValueError, TypeError) as e:  # a raw array that does not match its sensor
-            self.counters["samples_malformed"] += msg.count
-            log.debug("%s: sensor %d samples malformed: %s", self.key, msg.sensor_id, e)
+            self.counters["samples_malformed"] += len(raw)
+            log.debug("%s: sensor %d samples malformed: %s", self.key, sensor_id, e)
             return None
 
     def _on_beats(self, msg: Samples, info: SensorInfo, m: Modality, t0: float,
                   received_at: float, lost_before: bool, out: IngestOutput) -> None:
         """An RR packet: intervals timed by the sensor's beat clock (lost packets: a gap)."""
         self.counters["samples"] += msg.count
-        x = self._physical(msg, info)
+        x = self._physical(msg.raw, info, msg.sensor_id)
         if x is None:
             return
         clock = self._clocks.setdefault(msg.sensor_id, BeatClock())
@@ -436,6 +470,7 @@ class DeviceIngest:
                 self.contract, origin=origin, calibration=self.calibration, source_rates=rates
             )
             self.origin = origin
+            self._hold.new_assembler()
             for t, contact in self._pending_contact:
                 self.assembler.push_contact(t, contact)
             self._pending_contact = []
@@ -445,11 +480,14 @@ class DeviceIngest:
         if self._enroll is not None:
             self._enroll_push(name, t, x, out)
             return
-        if self.assembler is None:
-            self._ensure_assembler(float(t[0]))
-        assert self.assembler is not None
-        self.assembler.push(name, t, x)
-        self._emit(self.assembler.pop_ready(), out)
+        asm = self.assembler if self.assembler is not None else self._ensure_assembler(float(t[0]))
+        self._asm_push(asm, name, t, x)
+        self._emit(asm.pop_ready(), out)
+
+    def _asm_push(self, asm: WindowAssembler, name: str, t: np.ndarray, x: np.ndarray) -> None:
+        """``asm.push``, noted by the hold (what it compares with the next window's end)."""
+        self._hold.pushed(name, t)
+        asm.push(name, t, x)
 
     def _enroll_push(self, name: str, t: np.ndarray, x: np.ndarray, out: IngestOutput) -> None:
         acc = self._enroll
@@ -498,7 +536,7 @@ class DeviceIngest:
         origin = min(float(p[1][0]) for p in pending) if pending else self._max_t
         asm = self._ensure_assembler(origin)
         for name, t, x in pending:
-            asm.push(name, t, x)
+            self._asm_push(asm, name, t, x)
             self._emit(asm.pop_ready(), out)
 
     def _emit(self, windows: list[Window], out: IngestOutput) -> None:
@@ -547,7 +585,8 @@ class DeviceIngest:
         h["drift_ppm"] = round(self.time.mapper.drift_ppm, 1)
         if self.assembler is not None:
             st = self.assembler.stats
-            h["assembler_buffered"] = sum(self.assembler.buffered_samples().values())
+            h["assembler_buffered"] = (sum(self.assembler.buffered_samples().values())
+                                       + self._hold.samples)
             for name, d in (("dropped_out_of_order", st.dropped_out_of_order),
                             ("dropped_before_origin", st.dropped_before_origin),
                             ("dropped_non_finite_time", st.dropped_non_finite_time),

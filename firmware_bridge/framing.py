@@ -117,6 +117,9 @@ _MIN_PACKET: Final = HEADER_SIZE + CRC_SIZE
 _SAMPLES_MIN_PACKET: Final = SAMPLES_HEADER_SIZE + CRC_SIZE
 
 
+_CODE: Final = tuple(bytes((n + 1,)) for n in range(254))  # COBS code byte of an n-byte part
+
+
 def crc16(data: bytes | bytearray | memoryview) -> int:
     """CRC-16/CCITT-FALSE."""
     return binascii.crc_hqx(data, CRC_INIT)
@@ -128,8 +131,10 @@ def cobs_encode(data: bytes | bytearray | memoryview) -> bytes:
     Canonical form (as the C reference and the ``cobs`` package): a final block of exactly
     254 non-zero bytes is not followed by an empty ``0x01`` block.
     """
-    out = bytearray()
     parts = bytes(data).split(b"\x00")
+    if len(data) < 254:  # no block reaches 254 bytes: each part is a code byte and its bytes
+        return b"".join([_CODE[len(p)] + p for p in parts])
+    out = bytearray()
     last = len(parts) - 1
     for i, part in enumerate(parts):
         n = len(part)

@@ -79,6 +79,13 @@ def open_source(
         # demo bundle's, whose held-out wearer has beats from the chest ECG (and wrist signals)
         shipped = demo_bundle_path() if cfg.sim.kind == "wrist" else hr_demo_bundle_path()
         bundle_dir = Path(cfg.bundle) if cfg.bundle else shipped
+        if cfg.sim.process:
+            from edge.sources.sim_process import SimProcessSource
+
+            return SimProcessSource.from_options(
+                cfg.sim, speed=cfg.speed, loop_forever=cfg.duration > 0, hop_s=hop_s,
+                bundle_dir=bundle_dir if bundle_dir.is_dir() else None, class_names=class_names,
+            )
         return SimSource.from_options(
             cfg.sim, speed=cfg.speed,
             loop_forever=cfg.duration > 0,  # a timed run keeps playing; else play once

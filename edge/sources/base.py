@@ -92,6 +92,18 @@ class QueueBridge:
                 except asyncio.QueueEmpty:  # pragma: no cover - raced by the consumer
                     pass
 
+    def put_many(self, items: list[SourceItem]) -> None:
+        """:meth:`put` of every item, in order: what a source that reads many items at once
+        (a pipe, a file) hands over, so the consumer wakes once for the batch."""
+        queue = self._queue
+        room = queue.maxsize - queue.qsize() if queue.maxsize > 0 else len(items)
+        if len(items) <= room:
+            for item in items:
+                queue.put_nowait(item)
+            return
+        for item in items:
+            self.put(item)
+
     def qsize(self) -> int:
         return self._queue.qsize()
 

@@ -189,6 +189,12 @@ class SimOptions:
     # are cut in the same instant, a burst that no hub sees and that inflates the p99
     stagger: bool = True
     seed: int = 0  # the simulator's noise and fault schedule
+    # play the wearables in a child process that writes their frames into a pipe, as a serial
+    # port or a radio adapter delivers them: the hub decodes real frames and pays only what a
+    # hub of real wearables pays (the capacity benchmark's setting); false: in-process
+    process: bool = False
+    # with `process`: the CPUs the simulator process runs on (empty: the hub's own)
+    process_cpus: list[int] = field(default_factory=list)
     # simulator fault switches, the fields of firmware_bridge.sim.Faults (drop = 0.01,
     # disconnect_at_s = [120.0], clock_drift_ppm = 50, contact_lost_at_s = 300, ...)
     faults: dict[str, Any] = field(default_factory=dict)
@@ -211,6 +217,12 @@ class SimOptions:
             raise ConfigError(f"must be between 1 and {key}.max_devices ({self.max_devices}); "
                               f"raise {key}.max_devices for a larger simulation",
                               key=f"{key}.devices")
+        if self.process and self.days:
+            raise ConfigError("a simulated resident's days play in-process: leave "
+                              f"{key}.process off", key=f"{key}.process")
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0
+               for c in self.process_cpus):
+            raise ConfigError("must be CPU numbers (integers >= 0)", key=f"{key}.process_cpus")
         for name, value in self.faults.items():
             values = value if isinstance(value, list) else [value]
             for v in values:

@@ -32,6 +32,11 @@ play one shared, read-only copy of the recording's wire samples instead of one e
 
 Not live: when the engine falls behind, the daemon reads the simulator more slowly instead
 of dropping windows, so a sped-up run loses nothing.
+
+In another process (``sim.process``): the same wearables, built here the same way, played by
+a child process whose frames the hub reads from a pipe
+(:class:`~edge.sources.sim_process.SimProcessSource`): the hub then pays for decoding real
+frames and nothing of the simulation (the capacity benchmark's setting).
 """
 
 from __future__ import annotations
@@ -215,6 +220,7 @@ class SimSource(SensorSource):
                 faults=replace(faults, seed=options.seed + i),
                 loop_forever=loop_forever,
                 t0_device_us=1_000_000 + i * DEVICE_CLOCK_STAGGER_US,
+                like=wearables[i % 2] if len(wearables) > 1 else None,  # the same kind
                 **plays,
             )
             if wearables:

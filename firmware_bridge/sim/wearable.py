@@ -53,8 +53,8 @@ import heapq
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -188,6 +188,9 @@ class SimulatedWearable:
         # False: messages() hands the messages over as built, without the frame encoder and
         # decoder (a days-long simulation spends most of its time there); flip needs them
         frames: bool = True,
+        # a wearable built from the same recording object and duration: its wire samples
+        # are played (shared, read-only) instead of converted again (many wearables, one copy)
+        like: SimulatedWearable | None = None,
     ) -> None:
         if not speed > 0:
             raise SimulatorError(f"speed must be positive (math.inf: unpaced), got {speed}")
@@ -222,7 +225,20 @@ class SimulatedWearable:
         if not self.duration_s > 0:
             raise SimulatorError(f"nothing to play: duration {self.duration_s} s")
         self._sensors: list[_Sensor] = []
+        shared: dict[str, _Sensor] = {}
+        if (like is not None and like.recording is recording
+                and like.duration_s == self.duration_s):
+            shared = {s.info.kind: s for s in like._sensors if isinstance(s.raw, np.ndarray)}
         for i, name in enumerate(names, start=1):
+            theirs = shared.get(name)
+            if theirs is not None:
+                theirs.raw.flags.writeable = False
+                info = replace(theirs.info, sensor_id=i)
+                per_packet = max(self.min_samples_per_packet, round(self.packet_s * info.rate_hz))
+                self._sensors.append(_Sensor(info, theirs.raw, per_packet))
+                if like is not None and like.stats.get(f"saturated_{name}"):
+                    self.stats[f"saturated_{name}"] = like.stats[f"saturated_{name}"]
+                continue
             try:
                 sig = recording.signals[name]
             except KeyError:
@@ -346,13 +362,15 @@ class SimulatedWearable:
     # -- the schedule (pure: recording time, no sleeping) ---------------------------------
     def _base(self) -> Iterator[_Item]:
         """Messages in emission order, before link faults; endless when looping."""
-        heap: list[_Item] = []
+        # (t, order, item): plain tuples compare faster than the dataclass; order is unique
+        heap: list[tuple[float, int, _Item]] = []
         counter = 0
 
         def push(t: float, prio: int, payload: Any) -> None:
             nonlocal counter
             counter += 1
-            heapq.heappush(heap, _Item(t, prio * 10**12 + counter, payload))
+            order = prio * 10**12 + counter
+            heapq.heappush(heap, (t, order, _Item(t, order, payload)))
 
         f = self.faults
         push(0.0, 0, "hello")
@@ -373,7 +391,7 @@ class SimulatedWearable:
         sync_seq = 0
         end = math.inf if self.loop_forever else self.duration_s
         while heap:
-            item = heapq.heappop(heap)
+            item = heapq.heappop(heap)[2]
             t, p = item.t, item.payload
             if p == "hello":
                 yield _Item(t, 0, self.hello)
@@ -421,7 +439,8 @@ class SimulatedWearable:
         lap_t = lap * (n_rec / rate)
         t_first = lap_t + i0 / rate
         raw = self._apply_contact(s, s.raw[i0:i1], t_first)
-        msg = Samples(s.info.sensor_id, s.seq, self.device_time_us(t_first), raw)
+        # trusted: (n, C) wire values of the sensor's format, u8 id, u16 seq, u64 time
+        msg = Samples._from_wire(s.info.sensor_id, s.seq, self.device_time_us(t_first), raw)
         s.seq = (s.seq + 1) & 0xFFFF
         j_next, lap_next = (j + 1, lap) if j + 1 < per_lap else (0, lap + 1)
         if lap_next > 0 and not self.loop_forever:
@@ -536,19 +555,36 @@ class SimulatedWearable:
             yield frame
 
     async def _timed_frames(self) -> AsyncIterator[tuple[float, bytes]]:
+        flipper = self._flipper()
+        async for em in self.emissions():
+            if em.message is not None:
+                yield em.t, flipper(encode_frame(em.message))
+
+    def frame_timeline(self) -> Iterator[tuple[float, bytes]]:
+        """``(recording time, frame)`` of every message, link faults and ``Faults.flip``
+        applied, unpaced (:meth:`frames` paces the same frames). A caller that paces them
+        itself (another process playing many wearables) sets :attr:`hub_t0` first, as
+        :meth:`emissions` does: TIME_SYNC carries it."""
+        flipper = self._flipper()
+        for em in self.timeline():
+            if em.message is not None:
+                yield em.t, flipper(encode_frame(em.message))
+
+    def _flipper(self) -> Callable[[bytes], bytes]:
+        """``Faults.flip``: a function corrupting one byte of some frames (seeded)."""
         rng = np.random.default_rng(self.faults.seed + 1)
         flip = self.faults.flip
-        async for em in self.emissions():
-            if em.message is None:
-                continue
-            frame = encode_frame(em.message)
-            if flip and rng.random() < flip:
-                b = bytearray(frame)
-                i = int(rng.integers(0, len(b) - 1))  # never the delimiter
-                b[i] ^= int(rng.integers(1, 256))
-                frame = bytes(b)
-                self.stats["flipped"] += 1
-            yield em.t, frame
+
+        def apply(frame: bytes) -> bytes:
+            if not flip or rng.random() >= flip:
+                return frame
+            b = bytearray(frame)
+            i = int(rng.integers(0, len(b) - 1))  # never the delimiter
+            b[i] ^= int(rng.integers(1, 256))
+            self.stats["flipped"] += 1
+            return bytes(b)
+
+        return apply
 
     async def messages(self) -> AsyncIterator[tuple[float, Message]]:
         """``(virtual hub time, message)`` as a hub decoding :meth:`frames` receives them.

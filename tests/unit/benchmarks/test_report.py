@@ -62,3 +62,30 @@ def test_report_writer_renders_markdown_plots_and_index(tmp_path: Path) -> None:
     (folder / "bench.json").write_text(json.dumps({**doc, "schema": "other/9"}))
     with pytest.raises(ValueError, match="schema"):
         report.render(folder)
+
+
+def test_issue_targets_each_have_a_value_and_a_verdict() -> None:
+    lv = level(1000, 20.0, cpu_ms_per_decision=0.6,
+               cpu_split_ms={"decisions": 0.02, "inference": 0.1})
+    doc = bench_doc(preprocess={"total_ms_per_window": 0.08},
+                    capacity={"levels": [level(500, 10.0), lv], "max_sustained": 1000,
+                              "first_failed": 1100, "rss_mb_per_wearable": 0.4,
+                              "rss_base_mb": 120.0})
+    t = report.evaluate_targets(doc)
+    for name in ("floor_multiple", "speedup_vs_teachers", "capacity", "int8_vs_fp32",
+                 "preprocess_vs_inference", "daemon_vs_compute"):
+        assert "value" in t[name] and "ok" in t[name], name
+    # int8: only LiteRT has both files here; 0.05 / 0.10 (the exporter's verdict carried)
+    i8 = t["int8_vs_fp32"]
+    assert i8["runtime"] == "litert" and i8["value"] == pytest.approx(0.5) and i8["ok"] is True
+    assert i8["runtimes"]["litert"]["int8_acceptable"] is False
+    assert t["preprocess_vs_inference"]["value"] == pytest.approx(0.8)
+    # compute path = 0.08 preprocessing + 0.10 inference + 0.02 decision; the daemon 0.6
+    d = t["daemon_vs_compute"]
+    assert d["compute_ms"] == pytest.approx(0.2) and d["value"] == pytest.approx(3.0)
+    assert d["ok"] is True and d["level"] == 1000
+    assert t["capacity"]["ok"] is True and t["capacity"]["p99_ms_at_max"] == pytest.approx(20.0)
+    assert t["rss_mb_per_wearable"]["ok"] is False
+    # nothing measured: no verdict rather than a wrong one
+    bare = report.evaluate_targets(bench_doc(latency=[]))
+    assert bare["int8_vs_fp32"]["ok"] is None and bare["daemon_vs_compute"]["value"] is None

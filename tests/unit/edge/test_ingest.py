@@ -105,3 +105,59 @@ def test_a_strap_through_the_translator_gives_rr_windows_with_derived_values() -
     assert all(90 < w.derived["hr_bpm"] < 130 and w.derived["rmssd_ms"] > 0 for w in valid)
     assert all(w.data["rr"].shape == (1, 32) for w in valid)
     assert ingest.counters["samples"] > 100 and ingest.counters["hello_no_model_fits"] == 1
+
+
+# -- packets held for the assembler: the same windows, cut by the same packets ----------------
+def _play(wearable: object, ingest: DeviceIngest) -> list[tuple[object, ...]]:
+    """Every window the ingest cuts from the wearable's whole stream, with the stamp of the
+    packet that completed it."""
+    out = []
+    for em in wearable.timeline():  # type: ignore[attr-defined]
+        if em.message is None:
+            continue
+        res = ingest.handle(SourceItem(ingest.key, 1000.0 + em.t, em.message))
+        out += [(rw.completed_at, rw.window) for rw in res.windows]
+    out += [(None, rw.window) for rw in ingest.flush().windows]
+    return out
+
+
+def test_held_packets_give_the_windows_packet_by_packet_pushing_gives(monkeypatch) -> None:
+    import edge.ingest as ingest_module
+    from firmware_bridge.sim import Faults, SimulatedWearable
+    from firmware_bridge.sim.synthetic import synthetic_recording
+
+    recording = synthetic_recording(200.0, seed=2)
+    faults = Faults(seed=4, drop=0.02, duplicate=0.02, reorder=0.02, contact_lost_at_s=120.0,
+                    contact_lost_s=10.0, clock_jump_at_s=150.0, clock_jump_us=-40_000_000)
+    runs = []
+    taps = []
+    for held in (ingest_module.MAX_HELD_PACKETS, 1):  # 1: every packet handed over at once
+        monkeypatch.setattr(ingest_module, "MAX_HELD_PACKETS", held)
+        wearable = SimulatedWearable(recording, device_id="WE-0001", faults=faults,
+                                     modalities=("bvp", "eda", "acc", "temp"))
+        ingest = _ingest()
+        seen: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+        def tap(info: SensorInfo, t: np.ndarray, raw: np.ndarray,
+                seen: dict[int, list[tuple[np.ndarray, np.ndarray]]] = seen) -> None:
+            seen.setdefault(info.sensor_id, []).append((t.copy(), raw.copy()))
+
+        ingest.raw_taps.append(tap)
+        runs.append(_play(wearable, ingest))
+        taps.append({sid: (np.concatenate([c[0] for c in chunks]),
+                           np.concatenate([c[1] for c in chunks]))
+                     for sid, chunks in seen.items()})
+    held_run, each_run = runs
+    assert len(each_run) > 30 and any(not w.valid for _, w in each_run)
+    assert ingest.counters["clock_regressions"] == 1  # two sessions
+    assert [(c, w.index, w.start, w.end, w.valid, w.reason) for c, w in held_run] == [
+        (c, w.index, w.start, w.end, w.valid, w.reason) for c, w in each_run]
+    for (_, a), (_, b) in zip(held_run, each_run, strict=True):
+        assert a.data.keys() == b.data.keys()
+        for name in a.data:
+            np.testing.assert_array_equal(a.data[name], b.data[name])
+    # the raw taps see every accepted sample once, in order, whatever the chunking
+    assert taps[0].keys() == taps[1].keys()
+    for sid in taps[0]:
+        np.testing.assert_array_equal(taps[0][sid][0], taps[1][sid][0])
+        np.testing.assert_array_equal(taps[0][sid][1], taps[1][sid][1])
