@@ -38,9 +38,11 @@ __all__ = [
 
 # fp32: the runtime's matmul and numpy's differ only by float rounding over D terms
 HEAD_FP32_MAX_ABS_DIFF: Final = 1e-4
-# int8: both outputs are rounded to their own 8-bit grids, so only decisions are compared:
-# the shared head on the int8 embedding must pick the int8 model's class on (almost) every window
-HEAD_INT8_MIN_AGREEMENT: Final = 0.98
+# int8: both outputs are rounded to their own 8-bit grids, so only decisions are compared, and
+# on windows near a class boundary two roundings may pick different classes. The fp32 check
+# is what proves head.npz is the model's head; this bar only catches an int8 file whose
+# embedding output is broken (a wrong head agrees on about 1 / K of the windows)
+HEAD_INT8_MIN_AGREEMENT: Final = 0.9
 
 
 class WithEmbedding(nn.Module):
