@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import sys
@@ -232,6 +233,10 @@ class Daemon:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self.source.start()
+            # what start made (bundles, engines, sources, imported modules) lives as long as
+            # the daemon: out of the cyclic collector's view, its full passes need not rescan
+            # it (each one stalls the loop, longer the more wearables a hub carries)
+            gc.freeze()
             self.ready_s = health.process_age_s()
             log.info("ready in %.0f ms (process start to READY), rss %.1f MB; model %s, engine %s",
                      self.ready_s * 1000, health.rss_mb(), self.model_id, self.engine_name)
