@@ -42,7 +42,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -214,19 +214,26 @@ def update_words(e: BundleError) -> str:
     return text[len(e.path) + 2 :] if text.startswith(f"{e.path}: ") else text
 
 
+def _mismatch(model_id: str, contract: object, class_names: Sequence[str], running: Bundle) -> str:
+    """Why a model (or a head trained on one) cannot stand in for ``running``; "" when it can."""
+    if model_id != running.model_id:
+        return f"it is for model {model_id!r}, this model is {running.model_id!r}"
+    if contract != running.contract:
+        return "its input contract differs from the running model's"
+    if list(class_names) != list(running.class_names):
+        return (
+            f"its classes {', '.join(class_names)} differ from the model's "
+            f"{', '.join(running.class_names)}"
+        )
+    return ""
+
+
 def check_head_compatible(update: HeadUpdate, bundle: Bundle) -> None:
     """UpdateError (``incompatible``) unless ``update`` fits the running ``bundle``."""
-    why = ""
-    if update.model_id != bundle.model_id:
-        why = f"it is for model {update.model_id!r}, this model is {bundle.model_id!r}"
-    elif update.contract != bundle.contract:
-        why = "its input contract differs from the running model's"
-    elif update.class_names != bundle.class_names:
-        why = (
-            f"its classes {', '.join(update.class_names)} differ from the model's "
-            f"{', '.join(bundle.class_names)}"
-        )
-    elif bundle.embedding_dim is None:
+    why = _mismatch(update.model_id, update.contract, update.class_names, bundle)
+    if why:
+        raise UpdateError(f"incompatible: {why}", path=str(update.source), reason="incompatible")
+    if bundle.embedding_dim is None:
         why = "the running bundle has no embedding output to apply a head to"
     elif update.embedding_dim != bundle.embedding_dim:
         why = (
@@ -244,17 +251,8 @@ def check_head_compatible(update: HeadUpdate, bundle: Bundle) -> None:
 
 def check_bundle_compatible(new: Bundle, old: Bundle) -> None:
     """UpdateError (``incompatible``) unless bundle ``new`` may replace ``old``."""
-    why = ""
-    if new.model_id != old.model_id:
-        why = f"model id {new.model_id!r} is not the running {old.model_id!r}"
-    elif new.contract != old.contract:
-        why = "its input contract differs from the running model's"
-    elif new.class_names != old.class_names:
-        why = (
-            f"its classes {', '.join(new.class_names)} differ from the model's "
-            f"{', '.join(old.class_names)}"
-        )
-    elif old.embedding_dim is not None and new.embedding_dim != old.embedding_dim:
+    why = _mismatch(new.model_id, new.contract, new.class_names, old)
+    if not why and old.embedding_dim is not None and new.embedding_dim != old.embedding_dim:
         why = f"its embedding size {new.embedding_dim} differs from the model's {old.embedding_dim}"
     if why:
         raise UpdateError(f"incompatible: {why}", path=str(new.source), reason="incompatible")

@@ -146,7 +146,7 @@ def test_bundle_update_compatibility(tmp_path: Path) -> None:
         check_bundle_compatible(a, a)
         with pytest.raises(UpdateError, match="embedding size 6"):
             check_bundle_compatible(b, a)
-        with pytest.raises(UpdateError, match="model id 'x'"):
+        with pytest.raises(UpdateError, match="for model 'x'"):
             check_bundle_compatible(c, a)
 
 
