@@ -95,6 +95,23 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out another connection's lock: SQLite answers a journal-mode
+    change during another connection's write with "database is locked" at once, without its
+    busy handler, and the hub's threads (sinks, activity, personal store) open the file
+    together at start."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def open_database(
     path: str | os.PathLike[str], *, readonly: bool = False, max_mb: float = 0.0
 ) -> sqlite3.Connection:
@@ -110,7 +127,7 @@ def open_database(
     _create_private(p)
     conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if max_mb > 0:

@@ -214,3 +214,24 @@ def test_a_version_2_database_keeps_its_rows_under_p_instant(tmp_path: Path) -> 
     check = sqlite3.connect(db)
     assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     check.close()
+
+
+def test_open_waits_out_another_connections_write_to_switch_to_wal(tmp_path: Path) -> None:
+    # the hub's threads open one file together at start: the journal-mode change must wait
+    # for another connection's write (SQLite answers it "locked" at once otherwise)
+    import threading
+
+    from edge.sinks.sqlite import open_database
+
+    path = tmp_path / "edge.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    commit = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    commit.start()
+    conn = open_database(path)
+    commit.join()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    other.close()
