@@ -124,28 +124,20 @@ def fit_wearers(
                     continue
                 if len(y) < opts.min_labels:
                     out.append(
-                        FitResult(
+                        _not_fitted(
                             resident,
                             model_id,
                             len(y),
-                            False,
-                            math.nan,
-                            math.nan,
-                            0,
                             f"{len(y)} labelled windows; a personal head needs {opts.min_labels}",
                         )
                     )
                     continue
                 if emb.shape[1] != shared.dim:
                     out.append(
-                        FitResult(
+                        _not_fitted(
                             resident,
                             model_id,
                             len(y),
-                            False,
-                            math.nan,
-                            math.nan,
-                            0,
                             "cached embeddings are of another model size",
                         )
                     )
@@ -276,3 +268,8 @@ class PersonalService:
 
     def close(self, timeout: float = 5.0) -> None:
         self.writer.close(timeout)
+
+
+def _not_fitted(resident: str, model_id: str, n_labels: int, why: str) -> FitResult:
+    """A wearer left on the shared head, and why."""
+    return FitResult(resident, model_id, n_labels, False, math.nan, math.nan, 0, why)
