@@ -5,22 +5,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch is pinned in the `host` extra; the CPU build of 2.13.0 is what this project is tested on.
 PIP_FLAGS ?= --disable-pip-version-check -q
+# constraints.txt pins the whole tested set (see its header); `make ... CONSTRAINTS=` resolves afresh.
+CONSTRAINTS ?= constraints.txt
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
 .PHONY: demo test lint typecheck venv-hub venv-host bench demo-bundle hr-demo-bundle fuzz mutate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_FLAGS) $(PIP_C) --upgrade pip
 
 # The hub's install: numpy, onnxruntime, a TFLite interpreter, pyserial, bleak. No torch.
-$(VENV)/.hub: $(BIN)/python pyproject.toml
-	$(BIN)/pip install $(PIP_FLAGS) -e .
+$(VENV)/.hub: $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(BIN)/pip install $(PIP_FLAGS) $(PIP_C) -e .
 	touch $@
 
 # Host + dev: training, export, reports and the test tools; fleet: Flower and its simulation
 # runtime (Ray), which edge/fleet's tests run.
-$(VENV)/.host: $(BIN)/python pyproject.toml
-	$(BIN)/pip install $(PIP_FLAGS) -e '.[host,dev,fleet]'
+$(VENV)/.host: $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(BIN)/pip install $(PIP_FLAGS) $(PIP_C) -e '.[host,dev,fleet]'
 	touch $@
 
 venv-hub: $(VENV)/.hub
@@ -81,14 +84,14 @@ bench: $(VENV)/.host
 # or FUZZ_RUNS inputs each; FUZZ_TARGETS="frames config" for some. Prints the inputs tried.
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.hub
-	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) -e '.[fuzz]'
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) $(PIP_C) -e '.[fuzz]'
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) PY=$(BIN)/python tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 # Mutation testing of the core (benchmarks/mutation.py): each module against its own tests
 # in a private copy, at nice 15; MUTATE_MODULES="framing decisions" for some. Hours on 2 cores.
 MUTATE_MODULES ?=
 mutate: $(VENV)/.host
-	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) -e '.[mutation]'
+	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install $(PIP_FLAGS) $(PIP_C) -e '.[mutation]'
 	$(BIN)/edge-bench mutation $(if $(MUTATE_MODULES),--modules $(shell echo $(MUTATE_MODULES) | tr ' ' ','))
 
 clean:
