@@ -19,8 +19,9 @@ reads the asyncio task count and fd count from the daemon's own health lines. Ve
   the end of the warm-up (the first :data:`WARMUP_FRACTION` of the run; the SQLite page
   cache, the latency reservoirs and the allocator's arenas fill up there);
 - no fd, thread or task leak: after warm-up, the median of the last half is no higher than
-  the median of the first half (a leak grows and stays; a file the status writer holds for
-  a moment, or a write in flight, is seen in one sample and does not move a median);
+  the median of the first half, give or take the one step of a pool that starts workers on
+  demand (:data:`POOL_STEP`): a leak grows and stays; a file the status writer holds for
+  a moment, or a write in flight, is seen in one sample and does not move a median;
 - decisions as expected: per wearable about ``hours * 3600 / hop`` windows (the data span
   cut at the bundle's hop), every valid window decided, every decision in the database,
   no drop of any kind.
@@ -120,12 +121,20 @@ def _proc_figures(pid: int) -> dict[str, int] | None:
             "fds": fds}
 
 
-def _no_growth(values: list[int]) -> bool:
-    """True when the later half of ``values`` sits no higher than the earlier half (medians)."""
+# A pool that starts its threads on demand (asyncio's default executor: a second worker when
+# two blocking jobs overlap, which depends on the machine's load) steps up once, at a moment
+# no test can pin, and a worker's database connection brings its file descriptors with it.
+# Such a step is bounded; a leak is not, and over an hour of data it grows far past these.
+POOL_STEP: Final = {"threads": 2, "fds": 6, "tasks": 0}
+
+
+def _no_growth(values: list[int], slack: int = 0) -> bool:
+    """True when the later half of ``values`` sits no higher than the earlier half (medians)
+    plus ``slack``, the one-off step of pools that start workers on demand."""
     if len(values) < 2:
         return True
     half = len(values) // 2
-    return statistics.median(values[half:]) <= statistics.median(values[:half])
+    return statistics.median(values[half:]) <= statistics.median(values[:half]) + slack
 
 
 def run_soak(*, hours: float, devices: int, bundle: str, out: Path, health_s: float = 2.0,
@@ -246,10 +255,11 @@ def verdicts(r: dict[str, Any]) -> dict[str, Any]:
         "threads_max_after_warmup": max(x["threads"] for x in warm),
         "tasks_warm": hw[0]["tasks"] if hw else None,
         "tasks_max_after_warmup": max((x["tasks"] for x in hw), default=None),
-        "no_fd_thread_task_leak": (_no_growth([x["fds"] for x in warm])
-                                   and _no_growth([x["threads"] for x in warm])
-                                   and bool(hw)
-                                   and _no_growth([x["tasks"] for x in hw])),
+        "no_fd_thread_task_leak": (
+            _no_growth([x["fds"] for x in warm], POOL_STEP["fds"])
+            and _no_growth([x["threads"] for x in warm], POOL_STEP["threads"])
+            and bool(hw)
+            and _no_growth([x["tasks"] for x in hw], POOL_STEP["tasks"])),
         "windows_expected": n_dev * per_dev, "windows_cut": total,
         "decisions": s["decisions"], "windows_valid": windows.get("valid", 0),
         "drops": drops,
