@@ -43,6 +43,7 @@ __all__ = [
     "softmax",
 ]
 
+# every kind of event the hub emits, wherever in edge/ it is made (a test reads the source)
 EVENT_KINDS: Final = (
     "state_change",
     "no_contact",
@@ -62,6 +63,10 @@ EVENT_KINDS: Final = (
     "alert_cleared",
     "activity_day",  # edge.activity.daily: a wearer's day, after its midnight
     "activity_trend",
+    "personal_head",  # edge.personal.runtime: a wearer's head refitted (chosen or not)
+    "model_swapped",  # edge.updates: a verified head or bundle now decides
+    "update_refused",  # edge.updates: an update failed its signature, hashes or fit
+    "model_rolled_back",  # edge.updates: an update did worse on confirmed labels
 )
 # a battery warning is re-armed only this many points above the threshold, so a reading that
 # wobbles around the threshold does not produce an event every few seconds
@@ -99,7 +104,8 @@ class Decision:
     window_end: float
     window_index: int
     label: str | None = None  # ground truth, replay only
-    latency_ms: float = math.nan  # window complete -> handed to the sinks (queue, preprocessing, engine, delivery)
+    # window complete -> handed to the sinks (queue, preprocessing, engine, delivery)
+    latency_ms: float = math.nan
     # a beats window's heart rate (bpm) and RMSSD (ms): derived from its cleaned RR
     # intervals, which themselves never leave the hub (core.signal.beats.DERIVED_KEYS)
     derived: dict[str, float] = field(default_factory=dict)

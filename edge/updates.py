@@ -1,63 +1,67 @@
-"""Verified model updates without restart: check a signed head or bundle, swap it in between windows, keep the old, roll back.
+"""Model updates without restart: take a verified head or bundle in between windows, keep the old, roll back a worse one.
 
 An update is put into the hub's update folder (``personal.update_dir``, default
-``STATE_DIR/updates``), whole (write it aside and rename it in), as one of:
-
-- a **head update**: a directory with ``update.json``, ``update.sig`` and ``head.npz`` (a
-  new shared classifier head, e.g. from a federated round; ``edge-fleet`` or
-  :func:`export.head_update.write_head_update` write it). ``update.json``::
-
-      {"schema_version": 1, "kind": "head", "model_id": str, "version": str,
-       "base_model_version": str, "class_names": [...], "embedding_dim": D,
-       "contract": InputContract.to_dict(), "head": {"path": "head.npz", "sha256", "size"},
-       "created": ISO-8601}
-
-  ``update.sig`` has the format of a bundle's ``manifest.sig`` (Ed25519 over the exact bytes
-  of ``update.json``), so the keys a hub trusts for bundles vouch for heads too;
-- a **bundle update**: a bundle directory or ``.tar`` (:mod:`edge.bundle`), signed as any.
-
-The hub verifies the signature and every hash, then compatibility with the model it
-replaces: the same model id, input contract, class names and embedding size (and, for a
-head, the body version it was trained on, since an embedding means something only for the
-body that made it). Anything else is refused in one line (log, and an ``update_refused``
-event) and moved to ``updates/refused/``; the daemon keeps deciding with what it has.
+``STATE_DIR/updates``), whole (write it aside and rename it in): a signed head update
+directory or a signed bundle (directory or ``.tar``), in the formats of
+:mod:`edge.update_check`, which verifies the signature, every hash and that it fits the
+running model. A refused update is said in one line (log, and an ``update_refused`` event)
+and moved to ``updates/refused/``; the daemon keeps deciding with what it has.
 
 A good update is swapped in on the event loop, between two windows: a head replaces the
 model's shared head; a bundle's engine is opened and warmed up on a thread first, then
 replaces the model's engine (windows already queued for the old engine are still answered).
-The version replaced is kept, in memory and in ``updates/applied/``. Once enough recent
-confirmed labels exist (``personal.rollback_min_labels``), the new version is judged against
-the previous one on them (macro-F1): a head on the same embeddings as its predecessor, a
-bundle on the labelled windows it decided against its predecessor's before the swap; when
-it does worse, it is rolled back (``model_rolled_back``). A bundle placed by hand where the
-configuration points (``--bundle``) is taken up on SIGHUP, under the same checks.
+The version replaced is kept in memory, ready to serve again, and on disk where it was (the
+configured bundle, ``updates/applied/``), unless a bundle was overwritten in place by hand;
+every swap is a ``model_swapped`` event. A bundle placed by hand where the configuration
+points (``--bundle``) is taken up on SIGHUP, under the same checks.
+
+**Rollback.** A carer's confirmed labels are the ground truth a hub has, so a new version is
+judged on them, and only on labels of the recent past (a fortnight: :data:`RECENT_S`), at
+the daemon's checks (every ``personal.refit_interval_s``). A head is judged at the first
+check after its swap if enough labels exist, otherwise as soon as they do: the new head
+and the one it replaced on the very same labelled embeddings (the body is the same, so
+labels from before the swap are as good as new ones). A bundle has a new body, whose
+embeddings exist only for windows it decided, so it is judged once
+``personal.rollback_min_labels`` of its own windows after the swap carry a confirmed label,
+against what served before on the labelled windows before the swap. When the new version's
+macro-F1 is below the previous one's by more than ``personal.rollback_margin``, the
+previous version serves again from the next window (a bundle with the head update that ran
+on it), with a ``model_rolled_back`` event giving the reason and both scores; a kept
+version is said in the log. Each swap is judged once; a check that cannot read the database
+is tried again at the next. Events of updates are stamped on the decisions' clock
+(:meth:`Updater._now`), so a history shows them between the decisions they separate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
-import json
 import logging
 import shutil
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
-from core.contract import InputContract
-from core.errors import ContractError, WearableEdgeError
-from edge.bundle import Bundle, verify_manifest_signature
+from core.errors import WearableEdgeError
 from edge.carers import hub_event
 from edge.decisions import Event
-from edge.errors import BundleError, EdgeError
+from edge.update_check import (
+    UPDATE_NAME,
+    UPDATE_SCHEMA,
+    UPDATE_SIGNATURE_NAME,
+    HeadUpdate,
+    UpdateError,
+    check_bundle_compatible,
+    check_head_compatible,
+    load_head_update,
+)
 
 __all__ = [
+    "RECENT_S",
     "UPDATE_NAME",
+    "UPDATE_SCHEMA",
     "UPDATE_SIGNATURE_NAME",
     "HeadUpdate",
     "UpdateError",
@@ -69,10 +73,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-UPDATE_NAME: Final = "update.json"
-UPDATE_SIGNATURE_NAME: Final = "update.sig"
-UPDATE_SCHEMA: Final = 1
-_MAX_UPDATE_JSON: Final = 1 << 20  # an update.json is a few KB of JSON
 APPLIED: Final = "applied"
 REFUSED: Final = "refused"
 # "recent" confirmed labels, for judging an update: a fortnight of a resident's life, not
@@ -80,182 +80,6 @@ REFUSED: Final = "refused"
 RECENT_S: Final = 14 * 86400.0
 # an update still being copied in: named so, or written aside and renamed in
 _PARTIAL: Final = (".partial", ".tmp", ".part")
-
-
-class UpdateError(EdgeError):
-    """An update refused: ``reason`` is ``signature``, ``hash``, ``malformed`` or
-    ``incompatible``; the message is the one line the log and the event say."""
-
-    def __init__(self, message: str, *, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class HeadUpdate:
-    """A verified head update."""
-
-    source: Path
-    model_id: str
-    version: str
-    base_model_version: str
-    class_names: tuple[str, ...]
-    embedding_dim: int
-    contract: InputContract
-    W: np.ndarray  # (D, K)
-    b: np.ndarray  # (K,)
-    signed_by: str | None
-
-
-def load_head_update(
-    path: Path, trusted_keys: list[Any], *, allow_unsigned: bool = False
-) -> HeadUpdate:
-    """Verify the head update directory ``path`` (see the module docstring)."""
-    where = str(path)
-    try:
-        raw = (path / UPDATE_NAME).read_bytes()[: _MAX_UPDATE_JSON + 1]
-    except OSError as e:
-        raise UpdateError(
-            f"no readable {UPDATE_NAME} ({e.strerror or e})", path=where, reason="malformed"
-        ) from e
-    if len(raw) > _MAX_UPDATE_JSON:
-        raise UpdateError(f"{UPDATE_NAME} is too large", path=where, reason="malformed")
-    signed_by = _check_signature(path, raw, trusted_keys, allow_unsigned)
-    try:
-        m = json.loads(raw.decode("utf-8"))
-        if m.get("schema_version") != UPDATE_SCHEMA or m.get("kind") != "head":
-            raise ValueError(f"not a head update of schema {UPDATE_SCHEMA}")
-        head = m["head"]
-        rel = Path(str(head["path"]))
-        if rel.is_absolute() or ".." in rel.parts:
-            raise ValueError("head path leaves the update")
-        data = (path / rel).read_bytes()
-        contract = InputContract.from_dict(m["contract"])
-        fields = (
-            str(m["model_id"]),
-            str(m["version"]),
-            str(m["base_model_version"]),
-            tuple(str(c) for c in m["class_names"]),
-            int(m["embedding_dim"]),
-        )
-        size, sha = int(head["size"]), str(head["sha256"]).lower()
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        OSError,
-        RecursionError,
-        ContractError,
-    ) as e:
-        raise UpdateError(f"malformed update: {e}", path=where, reason="malformed") from e
-    if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
-        raise UpdateError(
-            "head.npz does not match its sha256 in update.json (changed or damaged)",
-            path=where,
-            reason="hash",
-        )
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            W, b = z["W"].astype(np.float32), z["b"].astype(np.float32)
-    except (ValueError, KeyError, OSError, EOFError) as e:
-        raise UpdateError(f"head.npz is not a head: {e}", path=where, reason="malformed") from e
-    if (
-        W.shape != (fields[4], len(fields[3]))
-        or b.shape != (len(fields[3]),)
-        or not (np.isfinite(W).all() and np.isfinite(b).all())
-    ):
-        raise UpdateError(
-            f"head arrays {W.shape}, {b.shape} do not match its embedding size "
-            f"{fields[4]} and {len(fields[3])} classes",
-            path=where,
-            reason="malformed",
-        )
-    return HeadUpdate(path, *fields, contract, W, b, signed_by)
-
-
-def _check_signature(path: Path, raw: bytes, keys: list[Any], allow_unsigned: bool) -> str | None:
-    sig_path = path / UPDATE_SIGNATURE_NAME
-    if not sig_path.is_file():
-        if allow_unsigned:
-            log.warning("LOADING AN UNSIGNED UPDATE (%s) because of --allow-unsigned", path)
-            return None
-        raise UpdateError(
-            "unsigned: a model update must be signed by a key this hub trusts",
-            path=str(path),
-            reason="signature",
-        )
-    try:
-        import base64
-
-        sig = json.loads(sig_path.read_text("utf-8"))
-        signature = base64.b64decode(sig["signature"], validate=True)
-        claimed = str(sig.get("key_id", ""))
-        if sig.get("alg") != "Ed25519":
-            raise ValueError(f"unsupported alg {sig.get('alg')!r}")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        raise UpdateError(
-            f"malformed {UPDATE_SIGNATURE_NAME}: {e}", path=str(path), reason="signature"
-        ) from e
-    if not keys:
-        raise UpdateError("no trusted keys to verify it with", path=str(path), reason="signature")
-    try:
-        return verify_manifest_signature(raw, signature, claimed, keys, where=str(sig_path))
-    except BundleError as e:
-        raise UpdateError(
-            f"signature does not verify: {update_words(e)}", path=str(path), reason="signature"
-        ) from e
-
-
-def update_words(e: BundleError) -> str:
-    """A BundleError's message without the path prefix it repeats."""
-    text = str(e)
-    return text[len(e.path) + 2 :] if text.startswith(f"{e.path}: ") else text
-
-
-def _mismatch(model_id: str, contract: object, class_names: Sequence[str], running: Bundle) -> str:
-    """Why a model (or a head trained on one) cannot stand in for ``running``; "" when it can."""
-    if model_id != running.model_id:
-        return f"it is for model {model_id!r}, this model is {running.model_id!r}"
-    if contract != running.contract:
-        return "its input contract differs from the running model's"
-    if list(class_names) != list(running.class_names):
-        return (
-            f"its classes {', '.join(class_names)} differ from the model's "
-            f"{', '.join(running.class_names)}"
-        )
-    return ""
-
-
-def check_head_compatible(update: HeadUpdate, bundle: Bundle) -> None:
-    """UpdateError (``incompatible``) unless ``update`` fits the running ``bundle``."""
-    why = _mismatch(update.model_id, update.contract, update.class_names, bundle)
-    if why:
-        raise UpdateError(f"incompatible: {why}", path=str(update.source), reason="incompatible")
-    if bundle.embedding_dim is None:
-        why = "the running bundle has no embedding output to apply a head to"
-    elif update.embedding_dim != bundle.embedding_dim:
-        why = (
-            f"its embedding size {update.embedding_dim} differs from the model's "
-            f"{bundle.embedding_dim}"
-        )
-    elif update.base_model_version != bundle.model_version:
-        why = (
-            f"it was trained on the embeddings of model version {update.base_model_version},"
-            f" this hub runs {bundle.model_version}"
-        )
-    if why:
-        raise UpdateError(f"incompatible: {why}", path=str(update.source), reason="incompatible")
-
-
-def check_bundle_compatible(new: Bundle, old: Bundle) -> None:
-    """UpdateError (``incompatible``) unless bundle ``new`` may replace ``old``."""
-    why = _mismatch(new.model_id, new.contract, new.class_names, old)
-    if not why and old.embedding_dim is not None and new.embedding_dim != old.embedding_dim:
-        why = f"its embedding size {new.embedding_dim} differs from the model's {old.embedding_dim}"
-    if why:
-        raise UpdateError(f"incompatible: {why}", path=str(new.source), reason="incompatible")
 
 
 @dataclass
@@ -266,10 +90,13 @@ class Swap:
     model_id: str
     from_version: str
     to_version: str
-    at: float  # hub wall time of the swap (decisions' time base)
-    previous_head: Any = None  # head swaps: the shared head before (None: the bundle's own)
+    at: float  # the decisions' clock at the swap (Updater._now)
+    path: str = ""  # the update's name in the folder (or the configured bundle's)
+    # head swaps: the updated head before (None: the bundle's own); bundle swaps: the
+    # previous bundle's own head, read before the swap (a bundle replaced in place cannot be)
+    previous_head: Any = None
+    previous_override: Any = None  # bundle swaps: the head update that ran on the old bundle
     judged: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def pending(folder: Path) -> list[Path]:
@@ -307,12 +134,10 @@ def _digest(path: Path) -> str:
         return ""
 
 
-def event(kind: str, **detail: Any) -> Event:
-    """A hub event of a model update (``model_swapped``, ``update_refused``, ``model_rolled_back``)."""
-    return hub_event(kind, {k: v for k, v in detail.items() if v is not None})
-
-
-Emit = Callable[[Event], None]
+def event(kind: str, t: float, **detail: Any) -> Event:
+    """A hub event of a model update (``model_swapped``, ``update_refused``,
+    ``model_rolled_back``) at ``t`` on the decisions' clock."""
+    return hub_event(kind, {k: v for k, v in detail.items() if v is not None}, t)
 
 
 class Updater:
@@ -353,12 +178,12 @@ class Updater:
         """SIGHUP: the bundles where the configuration points (one replaced by hand is
         taken under the same checks), then the update folder."""
         async with self._lock:
-            for path in list(self._seen):
-                digest = _digest(Path(path))
-                if digest == self._seen.get(path):
+            for where in list(self._seen):
+                digest = _digest(Path(where))
+                if digest == self._seen.get(where):
                     continue  # unchanged: never a downgrade below a newer update
-                self._seen[path] = digest
-                await self._take_bundle(Path(path), by_hand=True)
+                self._seen[where] = digest
+                await self._take_bundle(Path(where), by_hand=True)
             for path in pending(self.folder):
                 await self._take(path)
 
@@ -382,6 +207,7 @@ class Updater:
         self.daemon._emit(
             event(
                 "update_refused",
+                self._now(),
                 path=path.name,
                 reason=getattr(e, "reason", "invalid"),
                 message=str(e),
@@ -429,6 +255,7 @@ class Updater:
             from_version,
             update.version,
             self._now(),
+            path.name,
             previous_head=previous,
         )
         self._swapped(self.swaps[update.model_id], update.signed_by)
@@ -456,9 +283,12 @@ class Updater:
         except WearableEdgeError as e:
             return self._refuse(e, path)
         assert model is not None  # check_bundle_compatible refused another model id
-        swap = Swap("bundle", model.model_id, model.model_version, new.model_version, self._now())
+        swap = Swap(
+            "bundle", model.model_id, model.model_version, new.model_version, self._now(), path.name
+        )
         if self.personal is not None:  # kept: a bundle replaced in place can no longer be read
             swap.previous_head = self.personal.shared.get(model.model_id)
+            swap.previous_override = self.personal.override.get(model.model_id)
         model.swap_to(new)  # between windows: the next one submitted uses the new engine
         if self.personal is not None:
             try:
@@ -484,8 +314,10 @@ class Updater:
         self.daemon._emit(
             event(
                 "model_swapped",
+                swap.at,
                 model_id=swap.model_id,
                 update=swap.kind,
+                path=swap.path,
                 from_version=swap.from_version,
                 to_version=swap.to_version,
                 signed_by=signed_by,
@@ -507,7 +339,12 @@ class Updater:
             for swap in list(self.swaps.values()):
                 if swap.judged:
                     continue
-                verdict = await asyncio.to_thread(self._judge, swap)
+                try:
+                    verdict = await asyncio.to_thread(self._judge, swap)
+                except (sqlite3.Error, OSError, WearableEdgeError, ValueError) as e:
+                    # never stop deciding for it: judged again at the next check
+                    log.error("cannot judge model update %s: %s", swap.to_version, e)
+                    continue
                 if verdict is None:
                     continue
                 new_f1, old_f1, n = verdict
@@ -566,7 +403,8 @@ class Updater:
             )
         if min(len(y_n), len(y_o)) < opts.rollback_min_labels:
             return None
-        h_new, h_old = svc.shared.get(swap.model_id), swap.previous_head
+        # what served before: the old bundle's head, or a head update that ran on it
+        h_new, h_old = svc.shared.get(swap.model_id), swap.previous_override or swap.previous_head
         if not isinstance(h_new, Head) or not isinstance(h_old, Head):
             return None
         return (
@@ -585,6 +423,8 @@ class Updater:
         elif model is not None and model.previous is not None:
             model.swap_to(model.previous)
             self.personal.add_bundle(model.bundle, head=swap.previous_head)
+            if swap.previous_override is not None:  # as it served: with its head update
+                self.personal.override[swap.model_id] = swap.previous_override
             self.personal.reload()
         self.counters["rolled_back"] += 1
         log.warning(
@@ -600,8 +440,11 @@ class Updater:
         self.daemon._emit(
             event(
                 "model_rolled_back",
+                self._now(),
                 model_id=swap.model_id,
                 update=swap.kind,
+                path=swap.path,
+                reason="worse on recent confirmed labels",
                 from_version=swap.to_version,
                 to_version=swap.from_version,
                 macro_f1_new=round(new_f1, 3),

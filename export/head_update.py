@@ -1,4 +1,4 @@
-"""Writing a head update for hubs: ``head.npz`` and ``update.json`` in a folder, signed (format in :mod:`edge.updates`).
+"""Writing a head update for hubs: ``head.npz`` and ``update.json`` in a folder, signed (format in :mod:`edge.update_check`).
 
 A federation round (or anyone retraining the shared head) calls :func:`write_head_update`
 with the bundle the hubs run, since a head is only meaningful for the body whose embedding
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import Bundle
-from edge.updates import UPDATE_NAME, UPDATE_SCHEMA
+from edge.update_check import UPDATE_NAME, UPDATE_SCHEMA
 from export.errors import ExportError
 from export.signing import sign_update
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,8 @@ class PersonalRuntime:
             return
         try:
             results = await asyncio.to_thread(self.service.refit, wearer=wearer)
-        except (WearableEdgeError, OSError, ValueError) as e:  # never stop deciding for it
-            log.error("personalization failed: %s", e)
+        except (WearableEdgeError, OSError, ValueError, sqlite3.Error) as e:
+            log.error("personalization failed: %s", e)  # never stop deciding for it
             return
         for r in results:
             log.info("personalization: %s", r.line())

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,15 +85,20 @@ CREATE INDEX IF NOT EXISTS events_resident_t ON events (resident, t);
 """
 
 
+_CREATE_LOCK: Final = threading.Lock()
+
+
 def _create_private(path: Path) -> None:
     """Create ``path`` (and its directory) owner-only if missing; tighten an existing file."""
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # never open and close the file when it exists: closing any descriptor of it drops every
+    # POSIX lock this process holds on it, SQLite's too, and another process's connection
+    # then thinks it is the last one and deletes the WAL under this one's feet
     try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        os.chmod(path, 0o600)
 
 
 def _wal(conn: sqlite3.Connection) -> None:
@@ -124,8 +130,9 @@ def open_database(
     if readonly:
         conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         return conn
-    _create_private(p)
-    conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    with _CREATE_LOCK:  # a file created here is closed before another thread's SQLite opens it
+        _create_private(p)
+        conn = sqlite3.connect(p, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     try:
         _wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")

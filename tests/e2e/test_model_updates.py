@@ -1,7 +1,8 @@
 """Verified model updates under load, end to end: `edge-daemon --device sim` with several
 wearers takes a signed head update and a signed new bundle version from its update folder
-and a bundle replaced by hand on SIGHUP, between windows, and refuses a tampered and an
-incompatible update in one line each while it keeps deciding.
+and a bundle replaced by hand on SIGHUP, between windows, and refuses tampered and
+incompatible updates (heads and bundles) in one line each while it keeps deciding; and
+rolls back a head and a bundle update that do worse on confirmed labels.
 
 What must hold: no decision lost (every valid window decided, nothing answered by a
 retired engine dropped), each wearer's decisions in window order, and every swap and
@@ -15,10 +16,14 @@ import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.bundle import load_bundle
+from edge.decisions import softmax
+from edge.personal.head import Head
 from edge.personal.service import shared_head
+from edge.personal.store import PersonalStore
 from export.bundle_writer import write_manifest
 from export.head_update import write_head_update
 from export.signing import DEMO_PRIVATE_KEY, sign_bundle
@@ -45,6 +50,28 @@ def _new_version(src: Path, dest: Path, version: str) -> Path:
     write_manifest(dest, m)
     sign_bundle(dest, DEMO_PRIVATE_KEY)
     return dest
+
+
+def _tampered_bundles(src: Path, tmp: Path, updates: Path) -> None:
+    """Three bundle updates a hub must refuse, moved into its update folder."""
+    sig = _new_version(src, tmp / "v9-signature", "v9")
+    m = json.loads((sig / "manifest.json").read_text())
+    m["model_version"] = "v10"  # after signing
+    write_manifest(sig, m)
+    files = _new_version(src, tmp / "v9-model-file", "v9")
+    for path in files.glob("model_*"):  # whichever the hub's engine reads
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    classes = tmp / "v9-classes"
+    shutil.copytree(src, classes)
+    m = json.loads((classes / "manifest.json").read_text())
+    m["model_version"] = "v9"
+    m["class_names"][0] = m["contract"]["class_names"][0] = "calm"
+    write_manifest(classes, m)
+    sign_bundle(classes, DEMO_PRIVATE_KEY)
+    for b in (sig, files, classes):
+        shutil.move(str(b), str(updates / b.name))
 
 
 def _events(db: Path, kind: str) -> list[dict]:
@@ -129,7 +156,9 @@ def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> 
         (bad / "head.npz").write_bytes(bytes(data))
         shutil.move(str(bad), str(updates / "tampered"))
         shutil.move(str(odd), str(updates / "odd"))
-        wait_for(lambda: len(_events(db, "update_refused")) >= 2, TIMEOUT_S, "two refusals")
+        # bundles: one changed after signing, one whose model file was, one for other classes
+        _tampered_bundles(bundle, tmp_path, updates)
+        wait_for(lambda: len(_events(db, "update_refused")) >= 5, TIMEOUT_S, "five refusals")
         # 2. a new bundle version through the folder, while windows are in flight
         n = _decisions(db)
         _new_version(bundle, tmp_path / "v1.partial", "v1").rename(updates / "v1")
@@ -153,9 +182,16 @@ def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> 
         ("bundle", "v2"),
     ]
     refused = {e["detail"]["path"]: e["detail"] for e in _events(db, "update_refused")}
-    assert refused["tampered"]["reason"] == "hash" and refused["odd"]["reason"] == "incompatible"
+    assert {p: d["reason"] for p, d in refused.items()} == {
+        "tampered": "hash",
+        "odd": "incompatible",
+        "v9-signature": "signature",
+        "v9-model-file": "hash_mismatch",
+        "v9-classes": "incompatible",
+    }
+    assert "its classes calm, stress, amusement differ" in refused["v9-classes"]["message"]
     lines = [ln for ln in err.splitlines() if "edge.updates: update refused" in ln]
-    assert len(lines) == 2  # one line each, no traceback
+    assert len(lines) == 5  # one line each, no traceback
     assert "Traceback" not in err
     assert (updates / "refused" / "tampered").is_dir() and (updates / "applied" / "v1").is_dir()
 
@@ -165,7 +201,7 @@ def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> 
     assert summary["drops"]["engine_errors"] == 0
     assert summary["drops"]["windows_lost_at_shutdown"] == 0
     assert summary["personal"]["results_of_previous_model"] == 0
-    assert summary["personal"]["updates"] == {"swapped": 3, "refused": 2, "rolled_back": 0}
+    assert summary["personal"]["updates"] == {"swapped": 3, "refused": 5, "rolled_back": 0}
     for dev in {r["device"] for r in rows}:  # per wearer, in window order
         idx = [r["window_index"] for r in rows if r["device"] == dev]
         assert idx == sorted(set(idx))
@@ -194,3 +230,198 @@ class _Narrow:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._b, name)
+
+
+# -- rollback ---------------------------------------------------------------------------------
+MIN_LABELS = 8  # personal.rollback_min_labels of the rollback run
+
+
+def _embeddings(db: Path, version: str | None = None) -> list[tuple[str, float, str, np.ndarray]]:
+    """(resident, t_end, model_version, embedding) of every decided window cached so far."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                "SELECT resident, t_end, model_version, emb FROM embeddings ORDER BY id"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    return [
+        (r, float(t), v, np.frombuffer(e, np.float32))
+        for r, t, v, e in rows
+        if version is None or v == version
+    ]
+
+
+def _confirm(
+    db: Path, windows: list[tuple[str, float, str, np.ndarray]], states: list[str]
+) -> None:
+    """A carer's confirmed labels, one per window (a span around its middle): written into
+    the live hub database as `edge-daemon label` does (its CLI refuses the sped-up
+    simulation's times, which run ahead of the wall clock)."""
+    with PersonalStore(db) as store:
+        for (resident, t_end, _v, _e), state in zip(windows, states, strict=True):
+            mid = t_end - SPAN_S / 2
+            store.add_label(resident, mid - 0.2, mid + 0.2, state, "manual")
+
+
+SPAN_S = 4.0  # the toy contract's window length (s)
+
+
+def _probs(head: Head, emb: np.ndarray) -> np.ndarray:
+    return softmax(head.logits(emb[None]))[0]
+
+
+def test_worse_updates_are_rolled_back_under_load(bundle: Path, tmp_path: Path) -> None:
+    """A head update and a bundle update that each do worse on the wearers' recent confirmed
+    labels than what they replaced are rolled back by the running daemon: an event with both
+    scores, the previous version deciding again from the next window, nothing lost."""
+    running = _new_version(bundle, tmp_path / "running", "v0")
+    state, db = tmp_path / "state", tmp_path / "state" / "edge.db"
+    updates = state / "updates"
+    config = tmp_path / "hub.toml"
+    # judged every half second; no personal heads (they would stand in for the shared one)
+    config.write_text(
+        "[personal]\nupdate_poll_s = 0.5\nrefit_interval_s = 0.5\n"
+        f"rollback_min_labels = {MIN_LABELS}\nmin_labels = 1000000\n"
+        "[sinks]\ncommit_interval_s = 0.5\n"
+    )
+    with load_bundle(running) as b:
+        shared = shared_head(b)
+        assert shared is not None
+        classes = list(b.class_names)
+        # round 1: sharper, same choices as the bundle's head (kept); round 2: every class
+        # named as the next one (worse)
+        round1 = Head(2.0 * shared.W, 2.0 * shared.b)
+        rotated = Head(np.roll(shared.W, 1, axis=1), np.roll(shared.b, 1))
+        for name, head in (("round-1", round1), ("round-2", rotated)):
+            write_head_update(
+                tmp_path / name, head.W, head.b, bundle=b, version=name, sign_key=DEMO_PRIVATE_KEY
+            )
+    K = len(classes)
+    proc = start_cli(
+        [
+            "--config",
+            str(config),
+            "--device",
+            "sim",
+            "--bundle",
+            str(running),
+            "--sim-devices",
+            str(WEARERS),
+            "--speed",
+            "50",
+            "--db",
+            str(db),
+            "--state-dir",
+            str(state),
+            "--status",
+            "off",
+            "--summary-json",
+            str(tmp_path / "summary.json"),
+        ]
+    )
+    try:
+        wait_for(lambda: len(_embeddings(db)) >= 4 * MIN_LABELS, TIMEOUT_S, "first windows")
+        before = _embeddings(db)
+        # the carer confirms what the bundle's own head says on these windows
+        _confirm(db, before, [classes[int(shared.predict(e[None])[0])] for *_, e in before])
+        shutil.move(str(tmp_path / "round-1"), str(updates / "round-1"))
+        wait_for(lambda: len(_events(db, "model_swapped")) >= 1, TIMEOUT_S, "round 1")
+        shutil.move(str(tmp_path / "round-2"), str(updates / "round-2"))
+        wait_for(lambda: len(_events(db, "model_rolled_back")) >= 1, TIMEOUT_S, "head rollback")
+        t_rb1 = _events(db, "model_rolled_back")[0]["t"]
+        # a stretch decided after it (on the decisions' clock) before the next update
+        wait_for(lambda: _embeddings(db)[-1][1] > t_rb1 + 40.0, TIMEOUT_S, "windows after it")
+        _new_version(bundle, tmp_path / "v1.partial", "v1").rename(updates / "v1")
+        wait_for(lambda: len(_events(db, "model_swapped")) >= 3, TIMEOUT_S, "the bundle swap")
+        wait_for(lambda: len(_embeddings(db, "v1")) >= 2 * MIN_LABELS, TIMEOUT_S, "v1 windows")
+        # ... and finds the new version wrong on every window of its own it confirms
+        v1 = _embeddings(db, "v1")
+        _confirm(db, v1, [classes[(int(shared.predict(e[None])[0]) + 1) % K] for *_, e in v1])
+        wait_for(lambda: len(_events(db, "model_rolled_back")) >= 2, TIMEOUT_S, "bundle rollback")
+        n = len(_embeddings(db))
+        wait_for(lambda: len(_embeddings(db)) > n + 4 * WEARERS, TIMEOUT_S, "windows after it")
+    finally:
+        _out, err = stop_cli(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+    swaps = [e for e in _events(db, "model_swapped")]
+    rolled = [e for e in _events(db, "model_rolled_back")]
+    assert [(s["detail"]["update"], s["detail"]["to_version"]) for s in swaps] == [
+        ("head", "round-1"),
+        ("head", "round-2"),
+        ("bundle", "v1"),
+    ]
+    assert [
+        (r["detail"]["update"], r["detail"]["from_version"], r["detail"]["to_version"])
+        for r in rolled
+    ] == [("head", "round-2", "round-1"), ("bundle", "v1", "v0")]
+    for r in rolled:
+        d = r["detail"]
+        assert d["macro_f1_new"] < d["macro_f1_previous"] and d["labelled_windows"] >= MIN_LABELS
+        assert d["reason"] and d["path"] in ("round-2", "v1")
+    assert (
+        len(
+            [
+                ln
+                for ln in err.splitlines()
+                if "edge.updates: model update" in ln and "rolled back to" in ln
+            ]
+        )
+        == 2
+    )
+
+    # no decision lost, each wearer's in window order
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = db_rows(db)
+    assert summary["decisions"] == len(rows) == summary["windows"]["valid"]
+    assert summary["drops"]["engine_errors"] == 0
+    assert summary["personal"]["results_of_previous_model"] == 0
+    assert summary["personal"]["updates"] == {"swapped": 3, "refused": 0, "rolled_back": 2}
+    for dev in {r["device"] for r in rows}:
+        idx = [r["window_index"] for r in rows if r["device"] == dev]
+        assert idx == sorted(set(idx))
+
+    # who decided each window: its body's version (cached with its embedding) and its
+    # probabilities, recomputed from that embedding with each candidate head. A decision
+    # later on the decisions' clock than an event was made after it; one earlier may be a
+    # window that was in flight, so only those after each event are held to it.
+    emb = {(r, t): (v, e) for r, t, v, e in _embeddings(db)}
+    assert len(emb) == len(rows)
+    t_swap2, t_swap3 = swaps[1]["t"], swaps[2]["t"]
+    t_rb1, t_rb2 = rolled[0]["t"], rolled[1]["t"]
+    served: dict[str, list[str]] = {
+        "bad head": [],
+        "head rolled back": [],
+        "bundle rolled back": [],
+    }
+    for r in rows:
+        version, e = emb[(r["resident"], r["t"])]
+        p = np.array([r["p_instant"][c] for c in classes])
+        head = (
+            "round-1"
+            if np.allclose(p, _probs(round1, e), atol=1e-4)
+            else ("round-2" if np.allclose(p, _probs(rotated, e), atol=1e-4) else "other")
+        )
+        if t_swap2 < r["t"] <= t_rb1:
+            served["bad head"].append(head)
+        elif t_rb1 < r["t"] <= t_swap3 - 20.0:  # well before v1 swapped in
+            served["head rolled back"].append(f"{version} {head}")
+        elif r["t"] > t_rb2:
+            served["bundle rolled back"].append(f"{version} {head}")
+    # between its swap and its rollback (often the same check) the worse head decided, or,
+    # for a window delivered after the rollback, round 1 again: never anything else
+    assert set(served["bad head"]) <= {"round-1", "round-2"}
+    assert served["head rolled back"] and set(served["head rolled back"]) == {"v0 round-1"}
+    # back on v0's body, with the head update that ran on it before v1
+    assert served["bundle rolled back"] and set(served["bundle rolled back"]) == {"v0 round-1"}
+    v1_ts = [t for (_r, t), (v, _e) in emb.items() if v == "v1"]
+    assert v1_ts and min(v1_ts) > t_swap3 - 20.0 and max(v1_ts) <= t_rb2

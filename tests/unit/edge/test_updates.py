@@ -1,6 +1,6 @@
-"""edge.updates: a signed head update is verified, swapped in, judged on confirmed labels and
-rolled back when worse; a tampered or incompatible one is refused in one line, and the
-running head stays."""
+"""edge.updates: a verified head or bundle update is swapped in, judged on confirmed labels
+and rolled back to what served before when worse; a tampered or incompatible one is refused
+in one line (an event, the update filed under refused/), and the running model stays."""
 
 from __future__ import annotations
 
@@ -20,134 +20,25 @@ from edge.models import Model
 from edge.personal.options import PersonalOptions
 from edge.personal.service import PersonalService, shared_head
 from edge.personal.store import EmbeddingRow, PersonalStore
-from edge.updates import (
-    UpdateError,
-    Updater,
-    check_bundle_compatible,
-    check_head_compatible,
-    load_head_update,
-)
+from edge.updates import Updater
 from export.bundle_writer import write_manifest
 from export.head_update import write_head_update
 from export.signing import sign_bundle
-from tests.fakes.bundles import signing_keys, write_fake_bundle
+from tests.fakes.bundles import write_fake_bundle
 from tests.fakes.inputs import small_contract
+from tests.fakes.updates import head_update, signed_bundle, update_keys
 
 CLASSES = ("baseline", "stress", "amusement")
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> tuple[Path, Path, Path]:
-    (tmp_path / "keys").mkdir()
-    return signing_keys(tmp_path / "keys")
+    return update_keys(tmp_path)
 
 
 @pytest.fixture
 def bundle_dir(tmp_path: Path, keys: tuple[Path, Path, Path]) -> Path:
-    write_fake_bundle(tmp_path / "bundle", small_contract(), embedding_dim=8, model_id="m")
-    sign_bundle(tmp_path / "bundle", keys[0])
-    return tmp_path / "bundle"
-
-
-def _head_update(
-    tmp: Path,
-    bundle_dir: Path,
-    key: Path | None,
-    name: str = "u1",
-    W: np.ndarray | None = None,
-    **kw: Any,
-) -> Path:
-    with load_bundle(bundle_dir) as b:
-        head = shared_head(b)
-        assert head is not None
-        return write_head_update(
-            tmp / name,
-            head.W if W is None else W,
-            head.b,
-            bundle=b,
-            version=kw.pop("version", "round-1"),
-            sign_key=key,
-        )
-
-
-def test_signed_head_update_verifies(tmp_path: Path, bundle_dir: Path, keys: Any) -> None:
-    u = load_head_update(_head_update(tmp_path, bundle_dir, keys[0]), [keys[1]])
-    assert (u.model_id, u.version, u.base_model_version) == ("m", "round-1", "0")
-    assert u.W.shape == (8, 3) and u.signed_by is not None
-    with load_bundle(bundle_dir) as b:
-        check_head_compatible(u, b)
-
-
-@pytest.mark.parametrize("tamper", ["head", "manifest", "unsigned", "other_key", "sig"])
-def test_tampered_head_update_is_refused_in_one_line(
-    tmp_path: Path, bundle_dir: Path, keys: Any, tamper: str
-) -> None:
-    path = _head_update(tmp_path, bundle_dir, None if tamper == "unsigned" else keys[0])
-    trusted = [keys[2] if tamper == "other_key" else keys[1]]
-    if tamper == "head":
-        data = bytearray((path / "head.npz").read_bytes())
-        data[-40] ^= 0x01
-        (path / "head.npz").write_bytes(bytes(data))
-    elif tamper == "manifest":
-        m = json.loads((path / "update.json").read_text())
-        m["version"] = "round-9"
-        (path / "update.json").write_text(json.dumps(m))
-    elif tamper == "sig":
-        (path / "update.sig").write_text("{not json")
-    with pytest.raises(UpdateError) as e:
-        load_head_update(path, trusted)
-    assert e.value.reason == ("hash" if tamper == "head" else "signature")
-    assert "\n" not in str(e.value)
-
-
-@pytest.mark.parametrize("change", ["classes", "dim", "version", "model_id"])
-def test_incompatible_head_update_is_refused(tmp_path: Path, keys: Any, change: str) -> None:
-    write_fake_bundle(tmp_path / "running", small_contract(), embedding_dim=8, model_id="m")
-    other = small_contract()
-    kw: dict[str, Any] = {"embedding_dim": 8, "model_id": "m"}
-    if change == "dim":
-        kw["embedding_dim"] = 6
-    elif change == "model_id":
-        kw["model_id"] = "n"
-    m = write_fake_bundle(tmp_path / "trained_on", other, **kw)
-    if change == "classes":
-        m["class_names"] = ["calm", "stress", "amusement"]
-        m["contract"]["class_names"] = m["class_names"]
-    if change == "version":
-        m["model_version"] = "1"
-    write_manifest(tmp_path / "trained_on", m)
-    with load_bundle(tmp_path / "trained_on") as b:
-        head = shared_head(b)
-        assert head is not None
-        path = write_head_update(
-            tmp_path / "u", head.W, head.b, bundle=b, version="r", sign_key=keys[0]
-        )
-    u = load_head_update(path, [keys[1]])
-    with load_bundle(tmp_path / "running") as running, pytest.raises(UpdateError) as e:
-        check_head_compatible(u, running)
-    says = {
-        "classes": "contract differs",
-        "dim": "embedding size 6",
-        "version": "model version 1",
-        "model_id": "for model 'n'",
-    }[change]
-    assert e.value.reason == "incompatible" and says in str(e.value)
-
-
-def test_bundle_update_compatibility(tmp_path: Path) -> None:
-    write_fake_bundle(tmp_path / "a", small_contract(), embedding_dim=8, model_id="m")
-    write_fake_bundle(tmp_path / "b", small_contract(), embedding_dim=6, model_id="m")
-    write_fake_bundle(tmp_path / "c", small_contract(), embedding_dim=8, model_id="x")
-    with (
-        load_bundle(tmp_path / "a") as a,
-        load_bundle(tmp_path / "b") as b,
-        load_bundle(tmp_path / "c") as c,
-    ):
-        check_bundle_compatible(a, a)
-        with pytest.raises(UpdateError, match="embedding size 6"):
-            check_bundle_compatible(b, a)
-        with pytest.raises(UpdateError, match="for model 'x'"):
-            check_bundle_compatible(c, a)
+    return signed_bundle(tmp_path / "bundle", keys[0])
 
 
 class _Daemon:
@@ -196,7 +87,7 @@ def test_swap_then_roll_back_a_worse_head_and_keep_a_better_one(
             _labelled_windows(tmp_path / "edge.db", centres.astype(np.float32))
             updater = Updater(daemon, folder)
             # a worse head: its classes' columns rotated, so it names every window wrongly
-            _head_update(
+            head_update(
                 folder,
                 bundle_dir,
                 keys[0],
@@ -215,7 +106,7 @@ def test_swap_then_roll_back_a_worse_head_and_keep_a_better_one(
             assert "m" not in daemon.personal.override  # back on the bundle's own head
 
             # the same head as the bundle's, re-signed as a round: no worse, so it stays
-            _head_update(folder, bundle_dir, keys[0], "same", version="round-2")
+            head_update(folder, bundle_dir, keys[0], "same", version="round-2")
             asyncio.run(updater.poll())
             asyncio.run(updater.check_rollbacks())
             assert daemon.kinds()[-1] == "model_swapped"
@@ -239,7 +130,7 @@ def test_refused_update_keeps_the_running_head(
         daemon = _Daemon(cfg, b, tmp_path / "edge.db")
         try:
             if bad == "tampered":
-                path = _head_update(folder, bundle_dir, keys[0], "u")
+                path = head_update(folder, bundle_dir, keys[0], "u")
                 data = bytearray((path / "head.npz").read_bytes())
                 data[-40] ^= 0x01
                 (path / "head.npz").write_bytes(bytes(data))
@@ -267,8 +158,107 @@ def test_refused_update_keeps_the_running_head(
 def test_partial_copies_are_left_alone(tmp_path: Path, bundle_dir: Path, keys: Any) -> None:
     folder = tmp_path / "updates"
     folder.mkdir()
-    path = _head_update(folder, bundle_dir, keys[0], "u")
+    path = head_update(folder, bundle_dir, keys[0], "u")
     shutil.move(str(path), str(folder / "u.partial"))
     from edge.updates import pending
 
     assert pending(folder) == []
+
+
+def test_a_worse_bundle_is_rolled_back_to_what_served_before(
+    tmp_path: Path, bundle_dir: Path, keys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle judged on the labelled windows it decided, against what served before on
+    the labelled windows before it; rolled back to the old bundle *and* the head update that
+    ran on it; the event on the decisions' clock, naming the update."""
+    cfg = DaemonConfig(
+        trusted_keys=[str(keys[1])],
+        trust_demo_key=False,
+        personal=PersonalOptions(rollback_min_labels=10),
+    )
+    folder = tmp_path / "updates"
+    folder.mkdir()
+    v1 = tmp_path / "v1"
+    shutil.copytree(bundle_dir, v1)
+    m = json.loads((v1 / "manifest.json").read_text())
+    m["model_version"] = "1"
+    write_manifest(v1, m)
+    sign_bundle(v1, keys[0])
+
+    def fake_open(path: str, cfg: DaemonConfig) -> Model:  # no engine for random model bytes
+        from edge.signing import load_trusted_bundle
+
+        return Model(load_trusted_bundle(path, cfg), engine=object(), engine_name="fake", path=path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("edge.models.open_model", fake_open)
+    with load_bundle(bundle_dir) as b:
+        shared = shared_head(b)
+        assert shared is not None
+        daemon = _Daemon(cfg, b, tmp_path / "edge.db")
+        try:
+            centres = ((4.0 * np.eye(3) - 2.0) @ np.linalg.pinv(shared.W)).astype(np.float32)
+            _labelled_windows(tmp_path / "edge.db", centres)  # v0's windows, t < 300
+            updater = Updater(daemon, folder)
+            head_update(folder, bundle_dir, keys[0], "round-1", W=2.0 * shared.W)
+            asyncio.run(updater.poll())
+            round1 = daemon.personal.override["m"]
+            shutil.move(str(v1), str(folder / "v1"))
+            asyncio.run(updater.poll())
+            model = daemon.models[0]
+            assert model.model_version == "1" and "m" not in daemon.personal.override
+            asyncio.run(updater.check_rollbacks())
+            assert daemon.kinds() == ["model_swapped", "model_swapped"]  # no v1 labels yet: kept
+            # v1's own windows after the swap, each labelled as the class it does not name
+            with PersonalStore(tmp_path / "edge.db") as store:
+                rows = []
+                for i in range(12):
+                    t0 = 500.0 + 10.0 * i
+                    rows.append(EmbeddingRow("anna", "m", "1", t0, t0 + 5, centres[i % 3]))
+                    store.add_label("anna", t0, t0 + 5, CLASSES[(i + 1) % 3], "manual")
+                store.add_embeddings(rows)
+            daemon.last_decision_t = 700.0
+            asyncio.run(updater.check_rollbacks())
+            assert daemon.kinds()[-1] == "model_rolled_back"
+            ev = daemon.events[-1]
+            assert ev.t == 700.0 and ev.detail["path"] == "v1" and ev.detail["reason"]
+            assert (ev.detail["from_version"], ev.detail["to_version"]) == ("1", "0")
+            assert ev.detail["macro_f1_new"] < ev.detail["macro_f1_previous"]
+            assert ev.detail["labelled_windows"] == 12
+            assert model.model_version == "0"  # the old bundle decides again ...
+            assert daemon.personal.override["m"] is round1  # ... with its head update
+            assert updater.counters == {"swapped": 2, "refused": 0, "rolled_back": 1}
+            asyncio.run(updater.check_rollbacks())  # judged once
+            assert daemon.kinds().count("model_rolled_back") == 1
+        finally:
+            daemon.personal.close()
+
+
+@pytest.mark.parametrize("bad", ["tampered", "incompatible"])
+def test_refused_bundle_update_keeps_the_running_model(
+    tmp_path: Path, bundle_dir: Path, keys: Any, bad: str
+) -> None:
+    cfg = DaemonConfig(trusted_keys=[str(keys[1])], trust_demo_key=False)
+    folder = tmp_path / "updates"
+    folder.mkdir()
+    shutil.copytree(bundle_dir, folder / "v1")
+    m = json.loads((folder / "v1" / "manifest.json").read_text())
+    m["model_version"] = "1"
+    if bad == "incompatible":  # signed properly, but for other classes
+        m["class_names"] = m["contract"]["class_names"] = ["calm", "stress", "amusement"]
+    write_manifest(folder / "v1", m)
+    if bad == "incompatible":
+        sign_bundle(folder / "v1", keys[0])  # tampered: the manifest changed after signing
+    with load_bundle(bundle_dir) as b:
+        daemon = _Daemon(cfg, b, tmp_path / "edge.db")
+        try:
+            updater = Updater(daemon, folder)
+            asyncio.run(updater.poll())
+            (ev,) = daemon.events
+            assert ev.kind == "update_refused" and ev.detail["path"] == "v1"
+            assert ev.detail["reason"] == ("signature" if bad == "tampered" else "incompatible")
+            assert "\n" not in ev.detail["message"]
+            assert daemon.models[0].model_version == "0" and daemon.models[0].previous is None
+            assert updater.counters == {"swapped": 0, "refused": 1, "rolled_back": 0}
+            assert (folder / "refused" / "v1").is_dir() and not (folder / "applied" / "v1").exists()
+        finally:
+            daemon.personal.close()
