@@ -77,6 +77,8 @@ CLI_TO_CONFIG: Final = {
     "mqtt": "mqtt.url",
     "trusted_key": "trusted_keys",
     "allow_unsigned": "allow_unsigned",
+    "fleet": "fleet.url",
+    "fleet_ca": "fleet.root_certificates",
 }
 # where the systemd unit keeps its state (StateDirectory=wearable-edge): `history` and
 # `status` look there when the user's own state directory has nothing
@@ -189,6 +191,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                           "Assistant discovery: mqtt://[user@]host[:port], mqtts:// for TLS; "
                           "the password comes only from [mqtt] password_file or password_env "
                           "in the --config file, never from the command line")
+    fl = p.add_argument_group("federation (edge-fleet serve on the coordinator)")
+    fl.add_argument("--fleet", metavar="URL",
+                    help="join a care home's federation: https://HOST:PORT of the coordinator "
+                         "(http:// without TLS, test networks only); only trained model "
+                         "updates leave the hub (needs wearable-edge[fleet])")
+    fl.add_argument("--fleet-ca", metavar="FILE",
+                    help="the CA certificate (PEM) that signed the coordinator's")
 
 
 def _device_arg(value: str) -> str:
@@ -412,9 +421,18 @@ def _stop_on_signals(daemon: Daemon) -> Callable[[], None]:
 
 async def _serve(daemon: Daemon) -> dict[str, Any]:
     remove_handlers = _stop_on_signals(daemon)
+    fleet = None
+    if daemon.cfg.fleet.enabled:  # the hub's SuperNode, a child the daemon supervises
+        from edge.fleet.member import FleetMember
+
+        fleet = FleetMember(daemon.cfg.fleet, db_path=daemon.cfg.db_path,
+                            state_dir=daemon.cfg.state_path, bundle=daemon.bundle)
+        fleet.start()
     try:
         return await daemon.run()
     finally:
+        if fleet is not None:
+            await fleet.stop()
         remove_handlers()
 
 
@@ -451,6 +469,10 @@ def _run_daemon(cfg: DaemonConfig, *, calibrate: bool, demo_state: bool = False)
     if demo_state:
         log.info("demo state in %s (removed at exit; --state-dir DIR keeps it)", cfg.state_dir)
     try:
+        if cfg.fleet.enabled:
+            from edge.fleet.member import check_fleet_ready
+
+            check_fleet_ready(cfg.fleet, database=cfg.sinks.sqlite)
         daemon = open_daemon(cfg, status=status if status_on else None, calibrate=calibrate)
     except WearableEdgeError as e:
         print(f"edge-daemon: cannot start: {e}", file=sys.stderr)

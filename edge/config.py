@@ -30,6 +30,7 @@ from core.config import require_positive as _positive
 from core.errors import ConfigError
 from edge.activity.options import ActigraphyOptions
 from edge.alerts.options import AlertConfig
+from edge.fleet.hub_options import FleetJoinOptions
 from edge.personal.options import PersonalOptions
 from edge.sinks.mqtt.options import MqttOptions
 from edge.sources.options import (
@@ -235,6 +236,8 @@ class DaemonConfig:
     actigraphy: ActigraphyOptions = field(default_factory=ActigraphyOptions)
     # labels people confirm, personal heads, verified model updates (edge.personal)
     personal: PersonalOptions = field(default_factory=PersonalOptions)
+    # a care home's federation this hub joins (edge.fleet.member); off until fleet.url is set
+    fleet: FleetJoinOptions = field(default_factory=FleetJoinOptions)
 
     def validate(self) -> DaemonConfig:
         _choice(self.device, DEVICES, "device")
@@ -261,7 +264,8 @@ class DaemonConfig:
                 raise ConfigError("'hub' names the hub itself in events and MQTT topics; "
                                   "choose another resident id", key=key)
         for section in ("serial", "ble", "sim", "replay", "decisions", "inference", "sinks",
-                        "calibration", "health", "mqtt", "alerts", "actigraphy", "personal"):
+                        "calibration", "health", "mqtt", "alerts", "actigraphy", "personal",
+                        "fleet"):
             getattr(self, section).validate(section)
         return self
 

@@ -80,7 +80,8 @@ def embed_subjects(
         name="pretrain student",
     )
     _, emb = predict(model, X, res_idx, features=True)
-    assert emb is not None
+    _, public = predict(model, X, fit_idx, features=True)  # the coordinator's own subjects
+    assert emb is not None and public is not None
     log.info("student pretrained on %s; %d resident windows embedded", held, len(res_idx))
     head = model.head
     return Residents(
@@ -94,4 +95,5 @@ def embed_subjects(
         pretrain_subjects=held,
         window_s=contract.window_s,
         hop_s=contract.hop_s,
+        public_emb=public.astype(np.float32),
     )

@@ -10,10 +10,18 @@ imported where it is used (importing this package imports neither flwr nor anyth
 - :mod:`~edge.fleet.local_data`: what a hub trains on (embeddings, confirmed labels), on disk;
 - :mod:`~edge.fleet.client`: the hub's ClientApp;
 - :mod:`~edge.fleet.server`: the coordinator's ServerApp (FedAvg / FedProx, central or local DP);
+- :mod:`~edge.fleet.secagg`: the ServerApp / ClientApp pair aggregating under SecAgg+ (the
+  coordinator sees only the hubs' sum; Flower's legacy path);
 - :mod:`~edge.fleet.simulate`: a whole federation on one machine (Flower's simulation runtime);
 - :mod:`~edge.fleet.plots`: the simulation's figures (host: matplotlib);
 - :mod:`~edge.fleet.dp`: Flower's central DP wrapper and local DP mod, calibrated to a target ε;
+- :mod:`~edge.fleet.subspace`: the head's update in a few public directions (what hubs send);
 - :mod:`~edge.fleet.residents`: a simulated care home's residents and their confirmed windows;
 - :mod:`~edge.fleet.deploy`: ``join``, a hub's Flower SuperNode in a real care home;
+- :mod:`~edge.fleet.hub_options`, :mod:`~edge.fleet.member`: ``edge-daemon --fleet``, the
+  hub's training file from its database and its SuperNode as a supervised child;
+- :mod:`~edge.fleet.coordinator`: the deployed ServerApp (rounds from a run config);
+- :mod:`~edge.fleet.serve`: ``edge-fleet serve``, the coordinator in one command;
+- :mod:`~edge.fleet.processes`: Flower's commands as child processes;
 - :mod:`~edge.fleet.cli`: ``edge-fleet``.
 """

@@ -1,9 +1,11 @@
 """``edge-fleet``: a care home's hubs learning the shared head together, data staying home.
 
     edge-fleet simulate --hubs 4 --rounds 3 [--dp-epsilon 8] [--seed 0] --out DIR
+    edge-fleet serve --bundle DIR --hubs N --out DIR [--rounds R] [--dp-epsilon E] [TLS]
     edge-fleet join --superlink HOST:9092 --data HUB.npz --state-dir DIR [TLS]
 
 ``simulate`` is a host command (it embeds WESAD-format windows with a torch student);
+``serve`` runs a care home's coordinator (a host: it signs the head update it writes);
 ``join`` runs a hub's side of a real federation (numpy and flwr only).
 
 Exit status: 0 done, 1 the federation failed, 2 the input was refused (one line says why).
@@ -40,8 +42,20 @@ The simulation's figures are macro-F1 on each resident's later windows (never a 
 confirmed a label for, nor one overlapping it); results.json says how each is computed.
 """
 
+_SERVE_EPILOG = """\
+example (the coordinator; each hub then runs `edge-daemon --fleet https://HOST:9092`):
+  edge-fleet serve --bundle bundles/student --hubs 6 --rounds 3 --dp-epsilon 8 \\
+      --ssl-ca-certfile ca.pem --ssl-certfile coordinator.pem --ssl-keyfile coordinator.key \\
+      --out runs/fleet-2026-12
+
+It waits for the hubs, runs the rounds, writes results.json and a signed head update
+(head-update/) for the hubs, then stops. Logs: superlink.log, run.log in --out.
+"""
+
 
 def _add_fed(p: argparse.ArgumentParser) -> None:
+    from edge.fleet.options import SUBSPACE_CLIP_NORM, WHOLE_HEAD_CLIP_NORM
+
     g = p.add_argument_group("federation")
     g.add_argument("--rounds", type=int, default=3, help="federated rounds (default 3)")
     g.add_argument(
@@ -71,13 +85,16 @@ def _add_fed(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--clip-norm",
         type=float,
-        default=0.5,
-        help="L2 bound of one hub's update under DP (default 0.5)",
+        default=None,
+        help="L2 bound of one hub's update under DP (default "
+        f"{WHOLE_HEAD_CLIP_NORM:g} for the whole head, {SUBSPACE_CLIP_NORM:g} in a --subspace)",
     )
     g.add_argument("--seed", type=int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edge.fleet.options import SIMULATE_SUBSPACE
+
     p = argparse.ArgumentParser(
         prog="edge-fleet",
         description="Federated fine-tuning of the student's head across a care home's hubs "
@@ -123,16 +140,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace --out if it holds files")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_fed(s)
+    s.add_argument(
+        "--subspace",
+        type=int,
+        default=None,
+        metavar="K",
+        help="hubs train and send the head's update in K public directions (the student's "
+        "own subjects' principal ones), so DP noise falls on K x classes numbers; 0 = the "
+        f"whole head (default {SIMULATE_SUBSPACE}; 0 with --secagg)",
+    )
+    s.add_argument(
+        "--secagg",
+        action="store_true",
+        help="secure aggregation (SecAgg+): the coordinator sees only the sum of the hubs' "
+        "heads, never one hub's; with --dp-epsilon each hub clips its update and the "
+        "coordinator noises the sum (central DP only)",
+    )
 
     from edge.fleet.deploy import add_join_arguments
+    from edge.fleet.serve import add_serve_arguments
 
+    c = sub.add_parser(
+        "serve",
+        help="run a care home's coordinator (Flower SuperLink and the rounds)",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_serve_arguments(c)
+    _add_fed(c)
     j = sub.add_parser("join", help="join this hub to a care home's coordinator (SuperNode)")
     add_join_arguments(j)
     return p
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from edge.fleet.options import FleetOptions
+    from edge.fleet.options import SIMULATE_SUBSPACE, FleetOptions, default_clip_norm
+
+    secagg = getattr(args, "secagg", False)  # simulate only
+    subspace = getattr(args, "subspace", None)  # simulate only: serve ships the whole head
+    if subspace is None:
+        subspace = SIMULATE_SUBSPACE if args.command == "simulate" and not secagg else 0
 
     return FleetOptions(
         rounds=args.rounds,
@@ -141,8 +188,10 @@ def _options(args: argparse.Namespace) -> Any:
         dp=args.dp if args.dp_epsilon is not None else "none",
         dp_epsilon=args.dp_epsilon,
         dp_delta=args.dp_delta,
-        clip_norm=args.clip_norm,
+        clip_norm=args.clip_norm if args.clip_norm is not None else default_clip_norm(subspace),
+        subspace=subspace,
         seed=args.seed,
+        secagg=secagg,
     )
 
 
@@ -288,6 +337,21 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from edge.fleet.serve import serve
+
+    result = serve(
+        args,
+        _options(args),
+        list(argv),
+        on_line=lambda s: print(f"edge-fleet: {s}", file=sys.stderr),
+    )
+    print(f"edge-fleet: {result.message}", file=sys.stderr)
+    if result.code == EXIT_OK:
+        print(f"wrote {args.out}/results.json, {args.out}/head-update/", file=sys.stderr)
+    return result.code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from core.errors import WearableEdgeError
 
@@ -296,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args, argv)
+        if args.command == "serve":
+            return _serve(args, argv)
         from edge.fleet import deploy
 
         return deploy.join(args)

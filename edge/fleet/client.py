@@ -1,7 +1,8 @@
 """The hub's Flower ClientApp: train the shared head on the hub's own labelled embeddings.
 
-A train message brings the round's head (``"arrays"``: W, b) and settings (``"config"``);
-the reply carries the trained head, one weight (``"metrics"``) and the hub's pseudonym
+A train message brings the round's head (``"arrays"``: W, b; or, when the config holds a
+public basis, the head's coefficients in it: :mod:`edge.fleet.subspace`) and settings
+(``"config"``); the reply carries the trained head (or coefficients), one weight (``"metrics"``) and the hub's pseudonym
 (``"about"``), nothing else: no window, embedding, label, RR interval or sample, and no
 wearer id (tests/unit/edge/fleet/test_client.py reads the records a hub sends). Numpy and
 flwr only: this runs on a hub.
@@ -13,14 +14,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from edge.fleet.local_data import LocalData
 from edge.fleet.pseudonym import Pseudonymizer
+from edge.fleet.subspace import BASIS_KEY, HeadBasis
 from edge.personal.head import Head, fit_head
 
-__all__ = ["WEIGHT_KEY", "HubSide", "app", "make_client_app", "node_config_hub", "train_reply"]
+__all__ = [
+    "WEIGHT_KEY",
+    "HubSide",
+    "app",
+    "make_client_app",
+    "node_config_hub",
+    "train_coefficients",
+    "train_reply",
+]
 
 WEIGHT_KEY: Final = "weight"  # FedAvg's weighted_by_key on the coordinator
 HUB_ID_FILE: Final = "fleet_hub_id"  # the hub's own name, pseudonymized before it is sent
@@ -42,17 +53,29 @@ def node_config_hub(context: Context) -> HubSide:
 
 def train_reply(head: Head, data: LocalData, config: Any) -> tuple[Head, float]:
     """The hub's training step: the round's head fitted on its labels; and its weight."""
-    new = fit_head(
-        head,
-        data.emb,
-        data.y,
-        steps=int(config["local-steps"]),
-        lr=float(config["lr"]),
-        l2=float(config["l2"]),
-        prox_mu=float(config.get("proximal-mu", 0.0)),
-    )
-    weight = 1.0 if bool(config.get("uniform-weight", False)) else float(len(data))
-    return new, weight
+    return fit_head(head, data.emb, data.y, **_fit_settings(config)), _weight(data, config)
+
+
+def train_coefficients(
+    basis: HeadBasis, A: np.ndarray, data: LocalData, config: Any
+) -> tuple[np.ndarray, float]:
+    """The hub's training step in a public basis: the round's coefficients fitted on its
+    labels; and its weight."""
+    return basis.fit(A, data.emb, data.y, **_fit_settings(config)), _weight(data, config)
+
+
+def _fit_settings(config: Any) -> dict[str, Any]:
+    """The round's training settings, as the fits take them."""
+    return {
+        "steps": int(config["local-steps"]),
+        "lr": float(config["lr"]),
+        "l2": float(config["l2"]),
+        "prox_mu": float(config.get("proximal-mu", 0.0)),
+    }
+
+
+def _weight(data: LocalData, config: Any) -> float:
+    return 1.0 if bool(config.get("uniform-weight", False)) else float(len(data))
 
 
 def make_client_app(load: HubLoader = node_config_hub, mods: Sequence[Any] = ()) -> ClientApp:
@@ -64,12 +87,17 @@ def make_client_app(load: HubLoader = node_config_hub, mods: Sequence[Any] = ())
     def train(msg: Message, context: Context) -> Message:
         data, pseudonyms, hub_id = load(context)
         sent = msg.content.array_records["arrays"]
-        head = Head.from_arrays(sent.to_numpy_ndarrays())
-        new, weight = train_reply(head, data, msg.content.config_records["config"])
+        config = msg.content.config_records["config"]
+        if BASIS_KEY in config:
+            basis = HeadBasis.from_bytes(bytes(config[BASIS_KEY]))  # type: ignore[arg-type]
+            coef, weight = train_coefficients(basis, sent.to_numpy_ndarrays()[0], data, config)
+            trained = [coef]
+        else:
+            head = Head.from_arrays(sent.to_numpy_ndarrays())
+            new, weight = train_reply(head, data, config)
+            trained = new.to_arrays()
         # the keys the coordinator used, so its DP wrapper and FedAvg match them up
-        arrays = ArrayRecord(
-            dict(zip(sent.keys(), ArrayRecord(new.to_arrays()).values(), strict=True))
-        )
+        arrays = ArrayRecord(dict(zip(sent.keys(), ArrayRecord(trained).values(), strict=True)))
         content = RecordDict(
             {
                 "arrays": arrays,

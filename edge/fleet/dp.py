@@ -5,6 +5,8 @@ Central DP wraps the coordinator's strategy in Flower's
 Gaussian noise of ``z·clip_norm/n`` on the mean of ``n`` updates). Local DP puts Flower's
 ``LocalDpMod`` on the hub (its update clipped and noised, ``z·clip_norm``, before it is sent):
 the hub needs to trust nobody, at the price of ``√n`` times more noise on the mean.
+Both act on whatever the round's arrays are: the whole head, or its coefficients in a
+public basis (:mod:`edge.fleet.subspace`), where the same noise scale falls on far fewer numbers.
 ``LocalDpMod`` takes an (ε, δ) per release and turns it into a noise scale with the classic
 Gaussian-mechanism formula; we give it the pair that yields our ``z`` and report the
 account of :mod:`edge.fleet.accountant`, not that formula's.

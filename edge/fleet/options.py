@@ -8,9 +8,28 @@ from typing import Any, Final
 
 from edge.errors import EdgeError
 
-__all__ = ["DP_MODES", "FleetOptions", "FleetOptionsError"]
+__all__ = [
+    "DP_MODES",
+    "SIMULATE_SUBSPACE",
+    "SUBSPACE_CLIP_NORM",
+    "WHOLE_HEAD_CLIP_NORM",
+    "FleetOptions",
+    "FleetOptionsError",
+    "default_clip_norm",
+]
 
 DP_MODES: Final = ("none", "central", "local")
+# what `edge-fleet simulate` trains in (edge.fleet.subspace) and clips to there, chosen by
+# benchmarks/fleet_pilot.py on confirmed windows only (benchmarks/results/fleet/README.md)
+SIMULATE_SUBSPACE: Final = 8
+SUBSPACE_CLIP_NORM: Final = 1.0
+# a whole head's update, clipped where its earlier runs clipped it
+WHOLE_HEAD_CLIP_NORM: Final = 0.5
+
+
+def default_clip_norm(subspace: int) -> float:
+    """The clip norm for a head update of this kind (0: the whole head)."""
+    return SUBSPACE_CLIP_NORM if subspace else WHOLE_HEAD_CLIP_NORM
 
 
 class FleetOptionsError(EdgeError):
@@ -29,9 +48,13 @@ class FleetOptions:
     dp: str = "none"  # "central": Flower's server-side fixed clipping + noise; "local": each hub
     dp_epsilon: float | None = None  # target ε after all rounds (noise calibrated to it)
     dp_delta: float = 1e-5
-    # L2 bound of one hub's update (new head - round's head); the DP noise scales with it
+    # L2 bound of one hub's update (what it sends minus the round's); the DP noise scales with it
     clip_norm: float = 0.5
+    # > 0: hubs train and send the head's update in this many public directions
+    # (edge.fleet.subspace); 0: the whole head
+    subspace: int = 0
     seed: int = 0
+    secagg: bool = False  # SecAgg+: the coordinator sees only the hubs' sum (edge.fleet.secagg)
 
     def __post_init__(self) -> None:
         def need(ok: bool, key: str, what: str) -> None:
@@ -46,6 +69,7 @@ class FleetOptions:
         need(self.dp in DP_MODES, "dp", f"one of {DP_MODES}")
         need(self.clip_norm > 0, "clip_norm", "a positive number")
         need(0 < self.dp_delta < 1, "dp_delta", "in (0, 1)")
+        need(self.subspace >= 0, "subspace", "0 (the whole head) or more directions")
         if self.dp != "none":
             need(
                 self.dp_epsilon is not None and self.dp_epsilon > 0,
@@ -54,6 +78,12 @@ class FleetOptions:
             )
         elif self.dp_epsilon is not None:
             raise FleetOptionsError("dp_epsilon: set dp to 'central' or 'local' to use it")
+        if self.secagg and self.subspace:
+            raise FleetOptionsError(
+                "secagg: aggregates the whole head; use subspace 0 (--subspace 0) with it"
+            )
+        if self.secagg and self.dp == "local":  # with SecAgg+, hubs clip and the coordinator noises
+            raise FleetOptionsError("secagg: cannot be combined with local DP; use --dp central")
 
     @property
     def strategy(self) -> str:

@@ -7,7 +7,7 @@ Numpy only. The embeddings come from the host (:mod:`train.fleet_data`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,13 @@ class Residents:
     pretrain_subjects: tuple[str, ...]  # who the student learned from (in no hub)
     window_s: float
     hop_s: float
+    # the pretraining subjects' own windows, embedded: public to the coordinator (it trained
+    # the student on them), never in a hub; none in files written before they were kept
+    public_emb: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    def __post_init__(self) -> None:
+        if not self.public_emb.size:
+            self.public_emb = np.zeros((0, self.emb.shape[1]), np.float32)
 
     @property
     def subjects(self) -> list[str]:
@@ -52,6 +59,7 @@ class Residents:
             class_names=np.array(self.class_names),
             pretrain=np.array(self.pretrain_subjects),
             timing=np.array([self.window_s, self.hop_s]),
+            public_emb=self.public_emb,
         )
 
     @classmethod
@@ -69,6 +77,9 @@ class Residents:
                     tuple(z["pretrain"].tolist()),
                     float(z["timing"][0]),
                     float(z["timing"][1]),
+                    z["public_emb"].astype(np.float32)
+                    if "public_emb" in z.files
+                    else np.zeros((0, 0), np.float32),
                 )
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ResidentsError(

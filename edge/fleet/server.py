@@ -2,8 +2,10 @@
 
 Every round each hub gets the current head and trains it on its own labels; the coordinator
 averages the replies (under DP through Flower's fixed-clipping wrapper or the hubs' local
-noise), accounts ε, counts the bytes the hubs sent, and reports the round. Numpy and flwr
-only.
+noise), accounts ε, counts the bytes the hubs sent, and reports the round. With a
+:class:`~edge.fleet.subspace.HeadBasis` what goes round is the head's coefficients in that
+basis (the basis itself rides in the train config), so clipping and noise act on those few
+numbers. Numpy and flwr only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from flwr.serverapp.strategy import FedAvg, FedProx, Strategy
 from edge.fleet.accountant import GaussianAccountant
 from edge.fleet.client import WEIGHT_KEY
 from edge.fleet.dp import central_dp, noise_multiplier
-from edge.fleet.options import FleetOptions
+from edge.fleet.options import FleetOptions, FleetOptionsError
+from edge.fleet.subspace import BASIS_KEY, HeadBasis
 from edge.personal.head import Head
 
 __all__ = ["RoundReport", "build_strategy", "make_server_app", "run_rounds"]
@@ -132,9 +135,28 @@ def run_rounds(
     evaluate: Callable[[Head], float] | None = None,
     on_round: Callable[[RoundReport], None] = lambda r: None,
     timeout: float = 3600.0,
+    basis: HeadBasis | None = None,
 ) -> Head:
-    """Run the federation on ``grid``; returns the final shared head."""
+    """Run the federation on ``grid``; returns the final shared head. With ``basis`` (which
+    ``opts.subspace`` > 0 needs; it holds the starting head) the hubs train coefficients in it."""
+    if opts.subspace and (basis is None or basis.k != opts.subspace):
+        raise FleetOptionsError(
+            f"subspace: {opts.subspace} directions need a basis of as many "
+            f"(got {'none' if basis is None else basis.k})"
+        )
     strategy = build_strategy(opts, n_hubs)
+    config = opts.train_config()
+    if basis is not None:
+        config[BASIS_KEY] = basis.to_bytes()
+        start = ArrayRecord([basis.zero()])
+
+        def to_head(a: ArrayRecord) -> Head:
+            return basis.head(a.to_numpy_ndarrays()[0])
+    else:
+        start = ArrayRecord(initial.to_arrays())
+
+        def to_head(a: ArrayRecord) -> Head:
+            return Head.from_arrays(a.to_numpy_ndarrays())
 
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:
@@ -143,19 +165,19 @@ def run_rounds(
         if report is None:
             return None
         if evaluate is not None:
-            report.global_macro_f1 = evaluate(Head.from_arrays(arrays.to_numpy_ndarrays()))
+            report.global_macro_f1 = evaluate(to_head(arrays))
         on_round(report)
         return None
 
     result = strategy.start(
         grid=grid,
-        initial_arrays=ArrayRecord(initial.to_arrays()),
+        initial_arrays=start,
         num_rounds=opts.rounds,
         timeout=timeout,
-        train_config=ConfigRecord(opts.train_config()),
+        train_config=ConfigRecord(config),
         evaluate_fn=after_round,
     )
-    return Head.from_arrays(result.arrays.to_numpy_ndarrays())
+    return to_head(result.arrays)
 
 
 def make_server_app(
@@ -166,12 +188,17 @@ def make_server_app(
     evaluate: Callable[[Head], float] | None = None,
     on_round: Callable[[RoundReport], None] = lambda r: None,
     on_done: Callable[[Head], None] = lambda h: None,
+    basis: HeadBasis | None = None,
 ) -> ServerApp:
     """A ServerApp running :func:`run_rounds` and handing the final head to ``on_done``."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        on_done(run_rounds(grid, opts, initial, n_hubs, evaluate=evaluate, on_round=on_round))
+        on_done(
+            run_rounds(
+                grid, opts, initial, n_hubs, evaluate=evaluate, on_round=on_round, basis=basis
+            )
+        )
 
     return app

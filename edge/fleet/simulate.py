@@ -31,9 +31,10 @@ import numpy as np
 from edge.fleet.options import FleetOptions
 from edge.fleet.residents import Residents, assign_hubs, confirm_split
 from edge.fleet.server import RoundReport
+from edge.fleet.subspace import HeadBasis, SubspaceError, public_basis
 from edge.personal.head import Head, macro_f1, personalize
 
-__all__ = ["HubResult", "SimulationSetup", "simulate"]
+__all__ = ["HubResult", "SimulationSetup", "shared_basis", "simulate"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,19 @@ def _quiet_runtime() -> Iterator[None]:
         flwr_log.setLevel(level)
 
 
+def shared_basis(res: Residents, opts: FleetOptions) -> HeadBasis | None:
+    """The public basis hubs train in (``opts.subspace`` > 0): the student's head over the
+    principal directions of its own training subjects' embeddings; None for the whole head."""
+    if not opts.subspace:
+        return None
+    if not res.public_emb.shape[0]:
+        raise SubspaceError(
+            "these embeddings hold no public windows (the student's own subjects) to build "
+            "the subspace from; re-embed them (simulate --data) or use --subspace 0"
+        )
+    return public_basis(Head(res.W, res.b), res.public_emb, opts.subspace)
+
+
 def _federate(
     res: Residents, hubs: list[_Hub], opts: FleetOptions, *, on_round: Callable[[RoundReport], None]
 ) -> tuple[Head, list[RoundReport]]:
@@ -158,15 +172,23 @@ def _federate(
         on_round(report)
 
     mod = local_dp_mod(opts)
-    server = make_server_app(
+    server_app: Callable[..., Any] = make_server_app
+    client_app: Callable[..., Any] = make_client_app
+    if opts.secagg:  # the legacy-path pair that aggregates under SecAgg+ (same signatures)
+        from edge.fleet import secagg
+
+        server_app, client_app = secagg.make_server_app, secagg.make_client_app
+    basis = shared_basis(res, opts)
+    server = server_app(
         opts,
         Head(res.W, res.b),
         len(hubs),
         evaluate=evaluate,
         on_round=round_done,
         on_done=final.append,
+        **({"basis": basis} if basis is not None else {}),
     )
-    client = make_client_app(load, mods=[mod] if mod is not None else [])
+    client = client_app(load, mods=[mod] if mod is not None else [])
     with _quiet_runtime():
         run_simulation(
             server_app=server,
@@ -282,5 +304,12 @@ def simulate(
             "pretrain_subjects": list(res.pretrain_subjects),
             "embedding_dim": int(res.emb.shape[1]),
             "class_names": list(res.class_names),
+            # what one hub's update is made of: the numbers DP clips and noises
+            "numbers_sent_per_hub": (
+                opts.subspace * len(res.class_names)
+                if opts.subspace
+                else int(res.W.size + res.b.size)
+            ),
+            "public_windows": int(res.public_emb.shape[0]),
         },
     }

@@ -1,6 +1,6 @@
 """edge-fleet simulate end to end: a tiny care home (2 hubs of 2 residents, 2 rounds) on
 synthetic WESAD, through a real student and Flower's real simulation runtime (Ray), with
-central DP and its no-DP twin. Runs as a subprocess, as a user runs the command."""
+central DP and its no-DP twin, hubs training in the default public subspace. Runs as a subprocess, as a user runs the command."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def test_simulate_with_dp_writes_rounds_hubs_and_plots(
     r = json.loads((out / "results.json").read_text())
     assert r["command"].startswith("edge-fleet simulate --data")
     assert r["config"]["dp"] == "central" and r["config"]["hubs"] == 2
+    # the default: hubs send the head's coefficients in a public subspace, not the head
+    k, classes = r["config"]["subspace"], len(r["layout"]["class_names"])
+    assert k > 0 and r["layout"]["numbers_sent_per_hub"] == k * classes
+    assert r["layout"]["public_windows"] > 0 and r["dp"]["clip_norm"] == r["config"]["clip_norm"]
     rounds = r["rounds"]
     assert [x["round"] for x in rounds] == [1, 2]
     eps = [x["epsilon"] for x in rounds]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +91,11 @@ def _decisions(db: Path) -> int:
         return 0
 
 
-def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> None:
-    running = _new_version(bundle, tmp_path / "running", "v0")  # the --bundle path
-    state, db = tmp_path / "state", tmp_path / "state" / "edge.db"
-    updates = state / "updates"
-    config = tmp_path / "hub.toml"
-    config.write_text("[personal]\nupdate_poll_s = 0.5\n[sinks]\ncommit_interval_s = 0.5\n")
-    proc = start_cli(
+def _start_hub(
+    config: Path, running: Path, db: Path, state: Path, tmp_path: Path
+) -> subprocess.Popen[str]:
+    """The daemon on ``running`` with WEARERS simulated wearers at 50x, its summary kept."""
+    return start_cli(
         [
             "--config",
             str(config),
@@ -118,6 +117,15 @@ def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> 
             str(tmp_path / "summary.json"),
         ]
     )
+
+
+def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> None:
+    running = _new_version(bundle, tmp_path / "running", "v0")  # the --bundle path
+    state, db = tmp_path / "state", tmp_path / "state" / "edge.db"
+    updates = state / "updates"
+    config = tmp_path / "hub.toml"
+    config.write_text("[personal]\nupdate_poll_s = 0.5\n[sinks]\ncommit_interval_s = 0.5\n")
+    proc = _start_hub(config, running, db, state, tmp_path)
     try:
         wait_for(lambda: _decisions(db) > 20, TIMEOUT_S, "first decisions")
         with load_bundle(running) as b:
@@ -305,28 +313,7 @@ def test_worse_updates_are_rolled_back_under_load(bundle: Path, tmp_path: Path) 
                 tmp_path / name, head.W, head.b, bundle=b, version=name, sign_key=DEMO_PRIVATE_KEY
             )
     K = len(classes)
-    proc = start_cli(
-        [
-            "--config",
-            str(config),
-            "--device",
-            "sim",
-            "--bundle",
-            str(running),
-            "--sim-devices",
-            str(WEARERS),
-            "--speed",
-            "50",
-            "--db",
-            str(db),
-            "--state-dir",
-            str(state),
-            "--status",
-            "off",
-            "--summary-json",
-            str(tmp_path / "summary.json"),
-        ]
-    )
+    proc = _start_hub(config, running, db, state, tmp_path)
     try:
         wait_for(lambda: len(_embeddings(db)) >= 4 * MIN_LABELS, TIMEOUT_S, "first windows")
         before = _embeddings(db)

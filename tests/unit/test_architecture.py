@@ -1,7 +1,8 @@
 """The hub never needs torch or onnx: the daemon and the engines run with those imports made to fail.
 
 The CLI runs in a fresh interpreter whose import system refuses every host-only package
-(torch, onnx, onnxscript, litert_torch, scipy, matplotlib, neurokit2, tensorflow, jax); it
+(torch, onnx, onnxscript, litert_torch, scipy, matplotlib, neurokit2, tensorflow, jax), and
+Flower and Ray, which a hub has only with the ``fleet`` extra and loads only with ``--fleet``; it
 must start, decide on the real engines and exit cleanly, and none of them may be loaded.
 Likewise loading a real exported bundle (directory and archive, signed) and running every
 format of it. The kernel's own import rules are in tests/unit/core/test_kernel_rules.py.
@@ -22,7 +23,7 @@ from tests.fakes.daemon import REPO, db_rows, run_cli, toy_bundle
 pytestmark = pytest.mark.slow
 
 BLOCKED = ("torch", "onnx", "onnxscript", "litert_torch", "scipy", "matplotlib", "neurokit2",
-           "tensorflow", "jax")
+           "tensorflow", "jax", "flwr", "ray")
 
 PRELUDE = f"""
 import atexit, importlib.abc, sys

@@ -1,5 +1,6 @@
-"""edge.fleet.client: what a hub sends is the trained head, a weight and its pseudonym, and
-nothing of its data: no window, embedding, label, RR interval, sample or wearer id."""
+"""edge.fleet.client: what a hub sends is the trained head (or its coefficients in a public
+basis), a weight and its pseudonym, and nothing of its data: no window, embedding, label,
+RR interval, sample or wearer id."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from flwr.app.message_type import MessageType
 from flwr.app.metadata import Metadata
 
 from edge.fleet.client import make_client_app
+from edge.fleet.dp import local_dp_mod
 from edge.fleet.local_data import LocalData, LocalDataError
 from edge.fleet.options import FleetOptions
 from edge.fleet.pseudonym import Pseudonymizer
+from edge.fleet.subspace import BASIS_KEY, HeadBasis, public_basis
 from edge.personal.head import Head
 
 D, K = 6, 3
@@ -142,3 +145,50 @@ def test_a_bad_data_file_is_one_line(tmp_path: Path) -> None:
         LocalData.load(tmp_path / "x.npz")
     hub_data().save(tmp_path / "ok.npz")
     assert len(LocalData.load(tmp_path / "ok.npz")) == 60
+
+
+def subspace_message(basis: HeadBasis, config: dict) -> Message:
+    msg = train_message({**config, BASIS_KEY: basis.to_bytes()})
+    msg.content["arrays"] = ArrayRecord([basis.zero()])
+    return msg
+
+
+def hub_basis() -> HeadBasis:
+    rng = np.random.default_rng(4)
+    public = rng.normal(0, 1, (80, D)) * np.linspace(3, 0.1, D)
+    return public_basis(Head(np.zeros((D, K)), np.zeros(K)), public, 2)
+
+
+def test_in_a_basis_a_hub_sends_only_its_coefficients(tmp_path: Path) -> None:
+    data = hub_data()
+    names = Pseudonymizer.for_state_dir(tmp_path)
+    app = make_client_app(lambda ctx: (data, names, "hub-kitchen-wing"))
+    basis = hub_basis()
+    ctx = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    reply = app(subspace_message(basis, FleetOptions().train_config()), ctx)
+    assert set(reply.content.keys()) == {"arrays", "metrics", "about"}
+    sent = reply.content["arrays"].to_numpy_ndarrays()
+    assert [a.shape for a in sent] == [(2, K)]  # k x classes numbers, no head, no basis
+    assert np.abs(sent[0]).sum() > 0  # trained
+    assert holds_data(reply) == []
+
+
+def test_local_dp_clips_and_noises_the_coefficients(tmp_path: Path) -> None:
+    data = hub_data()
+    names = Pseudonymizer.for_state_dir(tmp_path)
+    opts = FleetOptions(dp="local", dp_epsilon=8.0, clip_norm=0.01)
+    mod = local_dp_mod(opts)
+    assert mod is not None
+    app = make_client_app(lambda ctx: (data, names, "h"), mods=[mod])
+    quiet = make_client_app(lambda ctx: (data, names, "h"))
+    basis = hub_basis()
+    ctx = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    noisy = app(subspace_message(basis, opts.train_config()), ctx)
+    plain = quiet(subspace_message(basis, opts.train_config()), ctx)
+    assert not noisy.has_error()
+    a = noisy.content["arrays"].to_numpy_ndarrays()[0]
+    b = plain.content["arrays"].to_numpy_ndarrays()[0]
+    assert a.shape == b.shape == (2, K)
+    assert np.linalg.norm(b) > 0.1  # the unclipped update is far larger than the clip
+    assert np.linalg.norm(a) < 0.5 * np.linalg.norm(b)  # clipped before the noise
+    assert not np.allclose(a, b * 0.01 / np.linalg.norm(b), atol=1e-6)  # noise on the clipped

@@ -1,11 +1,14 @@
-"""edge.fleet.residents: dealing residents to hubs, and which windows a resident confirmed."""
+"""edge.fleet.residents: dealing residents to hubs, which windows a resident confirmed, and the
+embeddings file (with the coordinator's public windows)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge.fleet.residents import ResidentsError, assign_hubs, confirm_split
+from edge.fleet.residents import Residents, ResidentsError, assign_hubs, confirm_split
 
 
 def test_hubs_get_every_resident_once_in_near_equal_shares() -> None:
@@ -35,3 +38,33 @@ def test_each_episode_is_cut_in_time_order_and_later_windows_never_overlap() -> 
     s2 = np.concatenate([np.arange(20) * hop, 1000 + np.arange(20) * hop])
     c2, _ = confirm_split(y2, s2, fraction=0.5, window_s=window, hop_s=hop)
     assert c2[:10].all() and c2[20:30].all() and not c2[10:20].any()
+
+
+def residents(public: np.ndarray) -> Residents:
+    rng = np.random.default_rng(0)
+    return Residents(
+        emb=rng.normal(0, 1, (6, 4)).astype(np.float32),
+        y=np.array([0, 1, 2, 0, 1, 2]),
+        subject=np.array(["S2"] * 3 + ["S3"] * 3),
+        start=np.arange(6) * 5.0,
+        W=np.zeros((4, 3), np.float32),
+        b=np.zeros(3, np.float32),
+        class_names=("baseline", "stress", "amusement"),
+        pretrain_subjects=("S9",),
+        window_s=60.0,
+        hop_s=5.0,
+        public_emb=public,
+    )
+
+
+def test_the_public_windows_round_trip_and_older_files_have_none(tmp_path: Path) -> None:
+    public = np.arange(20, dtype=np.float32).reshape(5, 4)
+    residents(public).save(tmp_path / "r.npz")
+    back = Residents.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(back.public_emb, public)
+    # a file written before the public windows were kept
+    with np.load(tmp_path / "r.npz") as z:
+        old = {k: z[k] for k in z.files if k != "public_emb"}
+    np.savez(tmp_path / "old.npz", **old)
+    older = Residents.load(tmp_path / "old.npz")
+    assert older.public_emb.shape == (0, 4)
