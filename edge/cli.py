@@ -428,6 +428,7 @@ async def _serve(daemon: Daemon) -> dict[str, Any]:
         fleet = FleetMember(daemon.cfg.fleet, db_path=daemon.cfg.db_path,
                             state_dir=daemon.cfg.state_path, bundle=daemon.bundle)
         fleet.start()
+        daemon.fleet = fleet
     try:
         return await daemon.run()
     finally:

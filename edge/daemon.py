@@ -217,6 +217,9 @@ class Daemon:
         self.personal: Any = None  # the PersonalService, set by PersonalRuntime
         self.last_decision_t = 0.0  # the decisions' clock, for update and label times
         self.runtime = None
+        # the hub's part in a care home's federation (edge.fleet.member), set by whoever
+        # starts it beside the daemon (`edge-daemon --fleet`); it reports in the summary
+        self.fleet: Any = None
         if not calibrate_only:
             from edge.personal.runtime import PersonalRuntime
 
@@ -592,6 +595,8 @@ class Daemon:
             out["activity"] = self.activity.health()
         if self.runtime is not None:
             out["personal"] = self.runtime.health()
+        if self.fleet is not None:
+            out["fleet"] = self.fleet.health()
         return out
 
 

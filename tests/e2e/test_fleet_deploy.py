@@ -156,6 +156,8 @@ def test_serve_join_and_the_daemon_federate_over_tls(tmp_path: Path) -> None:
             f"https://127.0.0.1:{port}",
             "--fleet-ca",
             str(tls.ca),
+            "--summary-json",
+            str(tmp_path / "hub-b-summary.json"),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -193,6 +195,12 @@ def test_serve_join_and_the_daemon_federate_over_tls(tmp_path: Path) -> None:
     assert "left the federation" in daemon_err
     assert join_code == 0 or join_code == -signal.SIGTERM, (tmp_path / "join.log").read_text()
     assert (hub_b / "fleet" / "train.npz").stat().st_mode & 0o077 == 0
+    # the daemon's own report says what it gave the federation
+    summary = json.loads((tmp_path / "hub-b-summary.json").read_text())
+    from edge.fleet.local_data import LocalData
+
+    exported = len(LocalData.load(hub_b / "fleet" / "train.npz"))
+    assert summary["fleet"]["rows"] == exported > 0, summary.get("fleet")
 
 
 def test_sigterm_stops_a_waiting_coordinator_with_exit_1_and_its_logs_kept(
