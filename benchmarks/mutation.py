@@ -63,18 +63,27 @@ MODULES: Final[dict[str, Target]] = {
                        ("tests/unit/firmware_bridge/test_protocol.py",
                         "tests/unit/firmware_bridge/test_framing.py")),
     "decisions": Target(("edge/decisions.py",), ("tests/unit/edge/test_decisions.py",)),
-    "windows": Target(("core/signal/windows.py",), ("tests/unit/core/signal/test_windows.py",)),
+    # test_beats.py: the assembler's beats path (_beats, push_contact) is tested there
+    "windows": Target(("core/signal/windows.py",), ("tests/unit/core/signal/test_windows.py",
+                                                    "tests/unit/core/signal/test_windows_reference.py",
+                                                    "tests/unit/core/signal/test_beats.py")),
     "resample": Target(("core/signal/resample.py",),
                        ("tests/unit/core/signal/test_resample.py",
                         "tests/unit/core/signal/test_windows.py")),
     "quality": Target(("core/signal/quality.py",), ("tests/unit/core/signal/test_quality.py",
                                                     "tests/unit/core/signal/test_quality_reference.py")),
     "calibration": Target(("core/signal/calibration.py",),
-                          ("tests/unit/core/signal/test_calibration.py",)),
+                          ("tests/unit/core/signal/test_calibration.py",
+                           "tests/unit/core/signal/test_calibration_reference.py")),
     "hrv": Target(("core/hrv.py",), ("tests/unit/core/test_hrv.py",)),
     "rhythm": Target(("core/actigraphy/rhythm.py",), ("tests/unit/core/test_actigraphy_rhythm.py",)),
     "outbox": Target(("edge/sinks/mqtt/outbox.py",), ("tests/unit/edge/sinks/test_mqtt_outbox.py",)),
-    "bundle": Target(("edge/bundle.py",), ("tests/unit/edge/test_bundle.py",)),
+    "bundle": Target(("edge/bundle.py",), ("tests/unit/edge/test_bundle.py",
+                                           "tests/unit/edge/test_bundle_reference.py",
+                                           "tests/unit/edge/test_bundle_outputs.py")),
+    "signing": Target(("edge/bundle_signature.py",),
+                      ("tests/unit/edge/test_bundle_signature.py",
+                       "tests/unit/edge/test_bundle.py", "tests/unit/edge/test_signing.py")),
 }
 
 # Mutants that cannot change behaviour, by mutmut's name, each with the reason. A mutant is
@@ -243,6 +252,108 @@ EQUIVALENT: Final[dict[str, str]] = {
     "core.actigraphy.rhythm.x_hourly_values__mutmut_31":
         "with no epochs, first offsets an empty index array: nothing changes",
     "core.actigraphy.rhythm.x_most_active__mutmut_6": _FALSY,
+    # core/signal/windows.py
+    **dict.fromkeys(("core.signal.windows.xǁWindowAssemblerǁ_beats__mutmut_9",
+                     "core.signal.windows.xǁWindowAssemblerǁ_modality__mutmut_13"),
+                    "side='left' is np.searchsorted's default"),
+    "core.signal.windows.xǁWindowAssemblerǁ_modality__mutmut_96":
+        "for one channel isfinite(x).all(axis=0) is isfinite(x[0])",
+    **dict.fromkeys(tuple(f"core.signal.windows.xǁWindowAssemblerǁ_modality__mutmut_{n}"
+                          for n in (104, 105, 107)),
+                    "all_finite only picks shortcuts: with every sample finite the filtered "
+                    "arrays equal the originals, max_gap gives what the shortcut assumes (<= "
+                    "max_gap_s), and the NON_FINITE re-checks count the same samples"),
+    **dict.fromkeys(tuple(f"core.signal.windows.xǁWindowAssemblerǁ_modality__mutmut_{n}"
+                          for n in (128, 129, 130, 131, 132, 133, 134)),
+                    "a stricter condition for the no-gap shortcut: max_gap then computes the "
+                    "gap, which is <= max_gap_s whenever the shortcut applied"),
+    "core.signal.windows.xǁWindowAssemblerǁ_nominal__mutmut_17":
+        "|src/rate - 1| is never exactly RATE_SNAP: the subtraction is exact, so it is a "
+        "multiple of 2**-53, and float 0.15 is an odd multiple of 2**-55",
+    # core/signal/resample.py
+    "core.signal.resample.x_sliding_window_starts__mutmut_17":
+        "with n == 0 the general return is an empty float64 array too",
+    **dict.fromkeys((*(f"core.signal.resample.x_sliding_window_starts__mutmut_{n}"
+                       for n in (20, 22)),
+                     *(f"core.signal.resample.x_find_gaps__mutmut_{n}" for n in (9, 11)),
+                     *(f"core.signal.resample.x_resample_to_grid__mutmut_{n}" for n in (63, 65))),
+                    "np.zeros' default dtype is float64"),
+    **dict.fromkeys((*(f"core.signal.resample.x_sliding_window_starts__mutmut_{n}"
+                       for n in (27, 29)),
+                     *(f"core.signal.resample.x_resample_channels__mutmut_{n}"
+                       for n in (7, 9, 30, 32))),
+                    "an integer arange times or over a float is the float64 arange's values "
+                    "(integers below 2**53 convert exactly)"),
+    **dict.fromkeys(tuple(f"core.signal.resample.x_keep_increasing__mutmut_{n}" for n in (8, 11)),
+                    "the shortcut for an ordered chunk is never taken: the general rule then "
+                    "gives the same mask and counts"),
+    "core.signal.resample.x_fir_taps__mutmut_11":
+        "reshape(-2): NumPy takes any negative size as the one inferred dimension, as -1",
+    **dict.fromkeys(("core.signal.resample.x_resample_channels__mutmut_64",
+                     "core.signal.resample.x_resample_hop_grid__mutmut_84"),
+                    "einsum labels are case-sensitive letters: CTMQ,QM->CT is the same "
+                    "contraction"),
+    **dict.fromkeys(tuple(f"core.signal.resample.x__interp_channels__mutmut_{n}"
+                          for n in (12, 14)),
+                    "np.empty's default dtype is float64"),
+    **dict.fromkeys(tuple(f"core.signal.resample.x_hop_grid_times__mutmut_{n}" for n in (8, 11)),
+                    "np.arange of Python ints is int64 already (NumPy 2's default integer)"),
+    **dict.fromkeys(tuple(f"core.signal.resample.x_resample_to_grid__mutmut_{n}"
+                          for n in (8, 10, 13, 15)),
+                    "values and grid are only read by np.interp and float64 arithmetic, which "
+                    "promote any real dtype to float64 exactly"),
+    # edge/bundle.py
+    "edge.bundle.x__extract_archive__mutmut_4":
+        "tarfile.open's default mode 'r' is 'r:*' (transparent decompression)",
+    **dict.fromkeys(tuple(f"edge.bundle.x__extract_archive__mutmut_{n}" for n in (70, 73, 78, 80)),
+                    "members=None extracts every member, and every member passed the checks "
+                    "(any other raised before extraction): the same list"),
+    "edge.bundle.x_sha256_file__mutmut_8":
+        "read(None) hashes the file in one block: the same digest, only more memory",
+    "edge.bundle.x__parse_manifest__mutmut_5": "'UTF-8' and 'utf-8' name one codec",
+    "edge.bundle.x__check_outputs__mutmut_46":
+        "entry is None exactly when dim is None (head is read only with an embedding size)",
+    "edge.bundle_signature.x__key_bytes__mutmut_8": "'ASCII' and 'ascii' name one codec",
+    "edge.bundle_signature.x_check_signature__mutmut_40": "'UTF-8' and 'utf-8' name one codec",
+    # core/signal/calibration.py
+    "core.signal.calibration.xǁCalibrationAccumulatorǁ__init____mutmut_10":
+        "_ready None means 'check again': with nothing pushed the check says False, the "
+        "initial value",
+    **dict.fromkeys(tuple(f"core.signal.calibration.xǁCalibrationǁfrom_dict__mutmut_{n}"
+                          for n in (19, 21, 26, 28)),
+                    "__post_init__ converts every value to float64 again: converting here "
+                    "first gives the same array, or the same error type"),
+    **dict.fromkeys(tuple(f"core.signal.calibration.x__calibrate_modality__mutmut_{n}"
+                          for n in (29, 31)),
+                    "with stats=False the caller (ready) only checks that nothing is raised; "
+                    "the arrays returned are discarded"),
+    **dict.fromkeys(tuple(f"core.signal.calibration.x__calibrate_modality__mutmut_{n}"
+                          for n in (51, 53, 55, 57)),
+                    "np.percentile of float64 samples (coerce_chunk made them float64) is "
+                    "float64 already"),
+    "core.signal.calibration.xǁCalibrationAccumulatorǁprogress__mutmut_3":
+        "the result is min(1.0, p): a running minimum started at 2.0 instead of 1.0 gives "
+        "the same",
+    "core.signal.calibration.xǁCalibrationAccumulatorǁprogress__mutmut_22":
+        "p starts at 1.0 and only decreases: min(2.0, p) is min(1.0, p)",
+    "core.signal.calibration.xǁCalibrationAccumulatorǁ_arrays__mutmut_1":
+        "concatenating a list of one array gives an equal array",
+    **dict.fromkeys(tuple(f"core.signal.calibration.xǁCalibrationAccumulatorǁ_arrays__mutmut_{n}"
+                          for n in (11, 13, 16, 18)),
+                    "np.zeros' default dtype is float64"),
+    "core.signal.calibration.xǁCalibrationAccumulatorǁ_arrays__mutmut_19":
+        "with no time stamp the values are never read: fewer than 2 samples raise first",
+    "core.signal.calibration.xǁCalibrationAccumulatorǁpush__mutmut_46":
+        "side='left' is np.searchsorted's default",
+    **dict.fromkeys(tuple(f"core.signal.calibration.x_normalize__mutmut_{n}"
+                          for n in (3, 5, 12, 14, 24, 26)),
+                    "x - center with one float64 operand promotes the other (int, bool, "
+                    "float16/32) exactly to float64: converting first gives the same bits"),
+    **dict.fromkeys((*(f"core.signal.calibration.x_normalize__mutmut_{n}" for n in (16, 28)),
+                     *(f"core.signal.calibration.xǁCalibrationǁ__post_init____mutmut_{n}"
+                       for n in (8, 16))),
+                    "reshape(-2, 1): NumPy takes any negative size as the one inferred "
+                    "dimension, as -1"),
     "edge.decisions.xǁDeviceEventsǁon_battery__mutmut_5":
         "_battery_armed = None instead of False: only ever read as `not armed` / `armed`, "
         "where None and False agree",
@@ -292,20 +403,26 @@ def _diff(workdir: Path, name: str, env: dict[str, str]) -> str:
 
 
 def summarize(name: str, codes: dict[str, int | None],
-              equivalent: dict[str, str] | None = None) -> dict[str, Any]:
-    """Counts and score of one module from mutmut's exit code per mutant."""
+              equivalent: dict[str, str] | None = None, *, stopped: bool = False
+              ) -> dict[str, Any]:
+    """Counts and score of one module from mutmut's exit code per mutant.
+
+    ``stopped``: the run was stopped before mutmut ran every mutant (time); the mutants
+    without a verdict are then counted as ``not_run`` and left out of the score, which is
+    over the mutants run. Otherwise a mutant without a verdict counts against the score."""
     eq = {k: v for k, v in (equivalent if equivalent is not None else EQUIVALENT).items()
           if k in codes}
     killed = [k for k, c in codes.items() if c in _KILLED]
     timed_out = [k for k, c in codes.items() if c in _TIMEOUT]
     survived = [k for k, c in codes.items() if c in _SURVIVED and k not in eq]
     no_tests = [k for k, c in codes.items() if c in _NO_TESTS and k not in eq]
-    other = [k for k, c in codes.items()
-             if k not in eq and c not in _KILLED | _TIMEOUT | _SURVIVED | _NO_TESTS]
+    not_run = [k for k, c in codes.items() if stopped and c is None and k not in eq]
+    other = [k for k, c in codes.items() if k not in eq and k not in not_run
+             and c not in _KILLED | _TIMEOUT | _SURVIVED | _NO_TESTS]
     # a timeout is a kill (the tests did not pass); a mutant no test reaches is a survivor
-    scored = len(codes) - len(eq)
+    scored = len(codes) - len(eq) - len(not_run)
     caught = len(killed) + len([k for k in timed_out if k not in eq])
-    return {
+    row = {
         "name": name,
         "made": len(codes),
         "killed": len(killed),
@@ -316,6 +433,10 @@ def summarize(name: str, codes: dict[str, int | None],
         "score": round(caught / scored, 4) if scored else None,
         "survivors": sorted(survived + no_tests + other),
     }
+    if not_run:
+        # the score is then over the mutants that were run, a sample of the module
+        row["not_run"] = len(not_run)
+    return row
 
 
 def apply_equivalents(row: dict[str, Any]) -> dict[str, Any]:
@@ -325,7 +446,7 @@ def apply_equivalents(row: dict[str, Any]) -> dict[str, Any]:
     known.update({k: EQUIVALENT[k] for k in row["survivors"] if k in EQUIVALENT})
     survivors = [k for k in row["survivors"] if k not in known]
     moved = len(row["survivors"]) - len(survivors)
-    scored = row["made"] - len(known)
+    scored = row["made"] - len(known) - row.get("not_run", 0)
     out = dict(row)
     out["equivalent"] = [{"mutant": k, "reason": v} for k, v in sorted(known.items())]
     out["survivors"] = survivors
@@ -384,14 +505,21 @@ def render(doc: dict[str, Any]) -> str:
         f"wall time {doc['wall_s'] / 60:.1f} min. Score = killed (timeouts included) / "
         f"non-equivalent mutants; goal {GOAL:.0%} per module.",
         "",
-        "| module | files | made | killed | survived | timed out | equivalent | score | wall |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | files | made | killed | survived | timed out | equivalent | score | "
+        "with tests since | wall |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in doc["modules"]:
         score = "–" if m["score"] is None else f"{m['score']:.1%}"
+        # survivors killed by tests written after the run (checked on a scratch copy)
+        since = f"{m['score_with_new_tests']:.1%}" if m.get("score_with_new_tests") else "–"
         lines.append(f"| {m['name']} | {', '.join(m['files'])} | {m['made']} | {m['killed']} | "
                      f"{m['survived']} | {m['timed_out']} | {len(m['equivalent'])} | {score} | "
-                     f"{m['wall_s'] / 60:.1f} min |")
+                     f"{since} | {m['wall_s'] / 60:.1f} min |")
+    for m in doc["modules"]:
+        if m.get("not_run"):
+            lines += ["", f"{m['name']}: the run was stopped after {m['made'] - m['not_run']} of "
+                          f"{m['made']} mutants (time); its score is over the mutants run."]
     commands = sorted({m.get("command", doc["command"]) for m in doc["modules"]})
     lines += ["", "Modules were measured by: " + "; ".join(f"`{c}`" for c in commands) + "."]
     for m in doc["modules"]:

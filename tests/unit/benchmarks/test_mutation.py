@@ -61,3 +61,15 @@ def test_the_mutmut_config_is_toml_and_selects_only_the_module() -> None:
     assert cfg["only_mutate"] == list(target.files)
     assert cfg["pytest_add_cli_args_test_selection"] == list(target.tests)
     assert "firmware_bridge" not in cfg["also_copy"] and "tests" in cfg["also_copy"]
+
+
+def test_a_stopped_run_scores_only_the_mutants_it_ran() -> None:
+    codes = {"m.c__mutmut_1": 1, "m.c__mutmut_2": 0, "m.c__mutmut_3": None, "m.c__mutmut_4": None}
+    row = summarize("m", codes, equivalent={}, stopped=True)
+    assert (row["made"], row["not_run"], row["not_checked"]) == (4, 2, 0)
+    assert row["score"] == 0.5 and row["survivors"] == ["m.c__mutmut_2"]
+    row.update(wall_s=1.0, files=["m.py"], killed_by_new_tests=["m.c__mutmut_2"])
+    out = apply_equivalents(row)
+    assert out["score"] == 0.5 and out["score_with_new_tests"] == 1.0
+    md = render({"command": "c", "mutmut": "3", "machine": "x", "wall_s": 60.0, "modules": [out]})
+    assert "stopped after 2 of 4 mutants" in md and "| 50.0% | 100.0% |" in md
