@@ -67,6 +67,7 @@ EVENT_KINDS: Final = (
     "model_swapped",  # edge.updates: a verified head or bundle now decides
     "update_refused",  # edge.updates: an update failed its signature, hashes or fit
     "model_rolled_back",  # edge.updates: an update did worse on confirmed labels
+    "model_restored",  # edge.update_restore: what serves again after a restart
 )
 # a battery warning is re-armed only this many points above the threshold, so a reading that
 # wobbles around the threshold does not produce an event every few seconds

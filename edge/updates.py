@@ -30,6 +30,11 @@ on it), with a ``model_rolled_back`` event giving the reason and both scores; a 
 version is said in the log. Each swap is judged once; a check that cannot read the database
 is tried again at the next. Events of updates are stamped on the decisions' clock
 (:meth:`Updater._now`), so a history shows them between the decisions they separate.
+
+**Across a restart.** What serves after every swap and rollback, and each update rolled
+back, and a swap not judged yet, is written to ``updates/active.json``
+(:mod:`edge.update_state`); at start the daemon serves it again, verified anew, judges what
+was not judged yet (:mod:`edge.update_restore`), and never serves a rolled-back update.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import logging
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -57,6 +62,7 @@ from edge.update_check import (
     check_head_compatible,
     load_head_update,
 )
+from edge.update_state import STATE_NAME, Served, Unjudged, UpdateState, write_state
 
 __all__ = [
     "RECENT_S",
@@ -96,6 +102,8 @@ class Swap:
     # previous bundle's own head, read before the swap (a bundle replaced in place cannot be)
     previous_head: Any = None
     previous_override: Any = None  # bundle swaps: the head update that ran on the old bundle
+    previous_served: Served | None = None  # what served before, as active.json says it
+    digest: str = ""  # the update's (see update_digest): a rolled-back one is known by it
     judged: bool = False
 
 
@@ -125,10 +133,14 @@ def file_away(path: Path, folder: Path, verdict: str) -> Path:
     return dest
 
 
-def _digest(path: Path) -> str:
-    """sha256 of a bundle's manifest (a directory) or of the archive (a .tar); "" if unreadable."""
+def update_digest(path: Path) -> str:
+    """sha256 of a head update's update.json, a bundle's manifest (a directory) or the
+    archive (a .tar); "" if unreadable."""
     try:
-        target = path / "manifest.json" if path.is_dir() else path
+        if path.is_dir():
+            target = path / (UPDATE_NAME if (path / UPDATE_NAME).is_file() else "manifest.json")
+        else:
+            target = path
         return hashlib.sha256(target.read_bytes()).hexdigest()
     except OSError:
         return ""
@@ -151,6 +163,11 @@ class Updater:
         self.swaps: dict[str, Swap] = {}  # model id -> its last swap
         self.counters: dict[str, int] = {"swapped": 0, "refused": 0, "rolled_back": 0}
         self._lock = asyncio.Lock()  # one update at a time
+        # what serves and what was rolled back, kept across restarts (edge.update_restore
+        # reads it at start)
+        self.state = UpdateState()
+        # events held until the daemon's sinks run (those of the restore at start: hold())
+        self._held: list[Event] | None = None
         from edge.models import bundle_paths
 
         # what each configured bundle was when last looked at: SIGHUP takes only a change
@@ -158,7 +175,10 @@ class Updater:
             paths = bundle_paths(daemon.cfg)
         except WearableEdgeError:  # no bundle configured and no demo installed: none to watch
             paths = []
-        self._seen = {p: _digest(Path(p)) for p in paths}
+        self._seen = {p: update_digest(Path(p)) for p in paths}
+        # each model's configured bundle as last seen (at start, at SIGHUP): what "" in
+        # active.json means
+        self.configured = {m.model_id: update_digest(Path(m.path)) for m in daemon.models if m.path}
 
     @property
     def personal(self) -> Any:
@@ -166,6 +186,60 @@ class Updater:
 
     def _model(self, model_id: str) -> Any:
         return next((m for m in self.daemon.models if m.model_id == model_id), None)
+
+    def emit(self, ev: Event) -> None:
+        if self._held is not None:
+            self._held.append(ev)
+        else:
+            self.daemon._emit(ev)
+
+    def hold(self) -> None:
+        """Keep the events emitted from now until :meth:`release` (the sinks do not run yet)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """The sinks run: emit the events held since start, then every one as it comes."""
+        held, self._held = self._held or [], None
+        for ev in held:
+            self.daemon._emit(ev)
+
+    # -- what serves, on disk ----------------------------------------------------------------
+    def served(self, model_id: str) -> Served:
+        """What ``model_id`` serves now, as active.json says it."""
+        model = self._model(model_id)
+        return self.state.models.get(model_id) or Served(
+            "", model.model_version if model is not None else "", self.configured.get(model_id, "")
+        )
+
+    def where(self, path: Path) -> str:
+        """``path`` as active.json names it: relative to the update folder."""
+        try:
+            return path.relative_to(self.folder).as_posix()
+        except ValueError:
+            return str(path)
+
+    def save(self) -> None:
+        """Write active.json (a state dir that cannot be written is said, never fatal)."""
+        self.state.configured = dict(self.configured)
+        try:
+            write_state(self.folder / STATE_NAME, self.state)
+        except OSError as e:
+            log.error("cannot keep the model update state in %s: %s", self.folder, e)
+
+    def serve(self, model_id: str, served: Served, swap: Swap | None = None) -> None:
+        """``served`` serves ``model_id`` now (after ``swap``, still to be judged)."""
+        if served.bundle or served.head or served.bundle_digest != self.configured.get(model_id):
+            self.state.models[model_id] = served
+        else:  # the configured bundle with its own head: nothing to restore
+            self.state.models.pop(model_id, None)
+        if swap is not None and not swap.judged and swap.previous_served is not None:
+            self.state.unjudged[model_id] = Unjudged(
+                swap.kind, swap.from_version, swap.at, swap.path, swap.digest, swap.previous_served
+            )
+        else:
+            self.state.unjudged.pop(model_id, None)
+        self.save()
 
     # -- taking updates in -------------------------------------------------------------------
     async def poll(self) -> None:
@@ -179,7 +253,7 @@ class Updater:
         taken under the same checks), then the update folder."""
         async with self._lock:
             for where in list(self._seen):
-                digest = _digest(Path(where))
+                digest = update_digest(Path(where))
                 if digest == self._seen.get(where):
                     continue  # unchanged: never a downgrade below a newer update
                 self._seen[where] = digest
@@ -190,8 +264,19 @@ class Updater:
     async def _take(self, path: Path) -> None:
         try:
             if (path / UPDATE_NAME).is_file():  # a head is read whole: verified where it lies
-                ok = await self._take_head(path)
-                file_away(path, self.folder, APPLIED if ok else REFUSED)
+                swap = await self._take_head(path)
+                dest = file_away(path, self.folder, APPLIED if swap else REFUSED)
+                if swap is not None:
+                    swap.previous_served = self.served(swap.model_id)
+                    self.serve(
+                        swap.model_id,
+                        replace(
+                            swap.previous_served,
+                            head=self.where(dest),
+                            head_version=swap.to_version,
+                        ),
+                        swap,
+                    )
                 return
             # a bundle goes into applied/ first: swapped in, it keeps reading its files there
             kept = file_away(path, self.folder, APPLIED)
@@ -200,11 +285,11 @@ class Updater:
         except OSError as e:
             log.error("cannot move %s within the update folder: %s", path, e)
 
-    def _refuse(self, e: WearableEdgeError, path: Path) -> bool:
+    def refuse(self, e: WearableEdgeError, path: Path) -> bool:
         line = f"update refused: {e}"
         log.warning("%s", line)
         self.counters["refused"] += 1
-        self.daemon._emit(
+        self.emit(
             event(
                 "update_refused",
                 self._now(),
@@ -215,7 +300,7 @@ class Updater:
         )
         return False
 
-    async def _take_head(self, path: Path) -> bool:
+    async def _take_head(self, path: Path) -> Swap | None:
         from edge.signing import trusted_keys
 
         cfg = self.daemon.cfg
@@ -239,7 +324,8 @@ class Updater:
                     reason="incompatible",
                 )
         except WearableEdgeError as e:
-            return self._refuse(e, path)
+            self.refuse(e, path)
+            return None
         from edge.personal.head import Head
 
         previous = self.personal.override.get(update.model_id)
@@ -257,9 +343,10 @@ class Updater:
             self._now(),
             path.name,
             previous_head=previous,
+            digest=update_digest(path),
         )
         self._swapped(self.swaps[update.model_id], update.signed_by)
-        return True
+        return self.swaps[update.model_id]
 
     async def _take_bundle(self, path: Path, *, by_hand: bool) -> bool:
         from edge.models import open_model
@@ -281,11 +368,12 @@ class Updater:
             # engine choice and warm-up take a while: off the loop, before the swap
             new = await asyncio.to_thread(open_model, str(path), cfg)
         except WearableEdgeError as e:
-            return self._refuse(e, path)
+            return self.refuse(e, path)
         assert model is not None  # check_bundle_compatible refused another model id
         swap = Swap(
             "bundle", model.model_id, model.model_version, new.model_version, self._now(), path.name
         )
+        swap.previous_served, swap.digest = self.served(model.model_id), update_digest(path)
         if self.personal is not None:  # kept: a bundle replaced in place can no longer be read
             swap.previous_head = self.personal.shared.get(model.model_id)
             swap.previous_override = self.personal.override.get(model.model_id)
@@ -295,10 +383,15 @@ class Updater:
                 self.personal.add_bundle(model.bundle)
             except WearableEdgeError as e:  # its head.npz changed since it was verified
                 model.swap_to(model.previous)
-                return self._refuse(e, path)
+                return self.refuse(e, path)
             self.personal.reload()
         self.swaps[model.model_id] = swap
         self._swapped(swap, model.bundle.signed_by)
+        # by hand: "" (where the configuration points), with the digest of what lies there now
+        where = "" if by_hand else self.where(path)
+        if by_hand:
+            self.configured[model.model_id] = swap.digest
+        self.serve(model.model_id, Served(where, new.model_version, swap.digest), swap)
         return True
 
     def _swapped(self, swap: Swap, signed_by: str | None) -> None:
@@ -311,7 +404,7 @@ class Updater:
             swap.to_version,
             signed_by or "-",
         )
-        self.daemon._emit(
+        self.emit(
             event(
                 "model_swapped",
                 swap.at,
@@ -353,6 +446,8 @@ class Updater:
                 if new_f1 < old_f1 - margin:
                     self._roll_back(swap, new_f1, old_f1, n)
                 else:
+                    if self.state.unjudged.pop(swap.model_id, None) is not None:
+                        self.save()
                     log.info(
                         "model update %s %s kept: macro-F1 %.2f vs %.2f before, on %d "
                         "confirmed labelled windows",
@@ -427,6 +522,16 @@ class Updater:
                 self.personal.override[swap.model_id] = swap.previous_override
             self.personal.reload()
         self.counters["rolled_back"] += 1
+        self.state.rolled_back.append(
+            {
+                "model_id": swap.model_id,
+                "update": swap.kind,
+                "version": swap.to_version,
+                "path": swap.path,
+                "digest": swap.digest,
+            }
+        )
+        self.serve(swap.model_id, swap.previous_served or self.served(swap.model_id))
         log.warning(
             "model update %s %s rolled back to %s: macro-F1 %.2f vs %.2f before, on %d "
             "confirmed labelled windows",
@@ -437,7 +542,7 @@ class Updater:
             old_f1,
             n,
         )
-        self.daemon._emit(
+        self.emit(
             event(
                 "model_rolled_back",
                 self._now(),

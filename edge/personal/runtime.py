@@ -4,7 +4,9 @@
 embedding into probabilities (:class:`~edge.personal.service.PersonalService`), and runs
 one background task that takes updates from the folder (:class:`~edge.updates.Updater`),
 refits wearers whose new confirmed labels make a refit due, and judges the last swap of
-each model for a rollback. Everything blocking runs on threads; swaps happen on the loop.
+each model for a rollback; at start it serves again the updates that served before a
+restart (:mod:`edge.update_restore`). Everything blocking runs on threads; swaps happen on
+the loop.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from core.errors import WearableEdgeError
 from edge.decisions import Event
 from edge.personal.service import PersonalService
+from edge.update_restore import restore
 from edge.updates import Updater
 
 __all__ = ["PersonalRuntime", "update_folder"]
@@ -56,6 +59,8 @@ class PersonalRuntime:
         with contextlib.suppress(OSError):  # a read-only state dir: updates by SIGHUP only
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.updater = Updater(daemon, self.folder)
+        # what served before a restart serves again (verified anew), before the first window
+        restore(self.updater)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def probabilities(
@@ -75,6 +80,7 @@ class PersonalRuntime:
 
     async def run(self) -> None:
         """The background task: the update folder, refits and rollback checks."""
+        self.updater.release()  # the sinks run: what the restore at start said goes out
         cfg = self.daemon.cfg.personal
         poll = cfg.update_poll_s
         refit = cfg.refit_interval_s

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,14 @@ from edge.personal.store import PersonalStore
 from export.bundle_writer import write_manifest
 from export.head_update import write_head_update
 from export.signing import DEMO_PRIVATE_KEY, sign_bundle
-from tests.fakes.daemon import db_rows, start_cli, stop_cli, toy_bundle, wait_for
+from tests.fakes.daemon import db_rows, stop_cli, toy_bundle, wait_for
+from tests.fakes.updates import (
+    cached_embeddings,
+    decision_count,
+    hub_events,
+    new_version,
+    start_hub,
+)
 
 # the toy bundle's export is part of this test's setup: on a loaded machine it alone can
 # take the suite's default timeout
@@ -43,23 +49,13 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return toy_bundle(tmp_path_factory.getbasetemp())
 
 
-def _new_version(src: Path, dest: Path, version: str) -> Path:
-    """A copy of bundle ``src`` as model version ``version``, signed (the demo key)."""
-    shutil.copytree(src, dest)
-    m = json.loads((dest / "manifest.json").read_text())
-    m["model_version"] = version
-    write_manifest(dest, m)
-    sign_bundle(dest, DEMO_PRIVATE_KEY)
-    return dest
-
-
 def _tampered_bundles(src: Path, tmp: Path, updates: Path) -> None:
     """Three bundle updates a hub must refuse, moved into its update folder."""
-    sig = _new_version(src, tmp / "v9-signature", "v9")
+    sig = new_version(src, tmp / "v9-signature", "v9")
     m = json.loads((sig / "manifest.json").read_text())
     m["model_version"] = "v10"  # after signing
     write_manifest(sig, m)
-    files = _new_version(src, tmp / "v9-model-file", "v9")
+    files = new_version(src, tmp / "v9-model-file", "v9")
     for path in files.glob("model_*"):  # whichever the hub's engine reads
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0x01
@@ -75,59 +71,15 @@ def _tampered_bundles(src: Path, tmp: Path, updates: Path) -> None:
         shutil.move(str(b), str(updates / b.name))
 
 
-def _events(db: Path, kind: str) -> list[dict]:
-    if not db.exists():
-        return []
-    try:
-        return [r for r in db_rows(db, "events") if r["kind"] == kind]
-    except Exception:  # noqa: BLE001 - the table may not exist yet while the daemon starts
-        return []
-
-
-def _decisions(db: Path) -> int:
-    try:
-        return len(db_rows(db)) if db.exists() else 0
-    except Exception:  # noqa: BLE001 - not created yet
-        return 0
-
-
-def _start_hub(
-    config: Path, running: Path, db: Path, state: Path, tmp_path: Path
-) -> subprocess.Popen[str]:
-    """The daemon on ``running`` with WEARERS simulated wearers at 50x, its summary kept."""
-    return start_cli(
-        [
-            "--config",
-            str(config),
-            "--device",
-            "sim",
-            "--bundle",
-            str(running),
-            "--sim-devices",
-            str(WEARERS),
-            "--speed",
-            "50",
-            "--db",
-            str(db),
-            "--state-dir",
-            str(state),
-            "--status",
-            "off",
-            "--summary-json",
-            str(tmp_path / "summary.json"),
-        ]
-    )
-
-
 def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> None:
-    running = _new_version(bundle, tmp_path / "running", "v0")  # the --bundle path
+    running = new_version(bundle, tmp_path / "running", "v0")  # the --bundle path
     state, db = tmp_path / "state", tmp_path / "state" / "edge.db"
     updates = state / "updates"
     config = tmp_path / "hub.toml"
     config.write_text("[personal]\nupdate_poll_s = 0.5\n[sinks]\ncommit_interval_s = 0.5\n")
-    proc = _start_hub(config, running, db, state, tmp_path)
+    proc = start_hub(config, running, db, state, tmp_path, WEARERS)
     try:
-        wait_for(lambda: _decisions(db) > 20, TIMEOUT_S, "first decisions")
+        wait_for(lambda: decision_count(db) > 20, TIMEOUT_S, "first decisions")
         with load_bundle(running) as b:
             head = shared_head(b)
             assert head is not None
@@ -158,7 +110,7 @@ def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> 
                 version="round-y",
                 sign_key=DEMO_PRIVATE_KEY,
             )
-        wait_for(lambda: len(_events(db, "model_swapped")) >= 1, TIMEOUT_S, "the head swap")
+        wait_for(lambda: len(hub_events(db, "model_swapped")) >= 1, TIMEOUT_S, "the head swap")
         data = bytearray((bad / "head.npz").read_bytes())
         data[-40] ^= 0x01
         (bad / "head.npz").write_bytes(bytes(data))
@@ -166,30 +118,30 @@ def test_hot_swaps_under_load_lose_no_decision(bundle: Path, tmp_path: Path) -> 
         shutil.move(str(odd), str(updates / "odd"))
         # bundles: one changed after signing, one whose model file was, one for other classes
         _tampered_bundles(bundle, tmp_path, updates)
-        wait_for(lambda: len(_events(db, "update_refused")) >= 5, TIMEOUT_S, "five refusals")
+        wait_for(lambda: len(hub_events(db, "update_refused")) >= 5, TIMEOUT_S, "five refusals")
         # 2. a new bundle version through the folder, while windows are in flight
-        n = _decisions(db)
-        _new_version(bundle, tmp_path / "v1.partial", "v1").rename(updates / "v1")
-        wait_for(lambda: len(_events(db, "model_swapped")) >= 2, TIMEOUT_S, "the bundle swap")
+        n = decision_count(db)
+        new_version(bundle, tmp_path / "v1.partial", "v1").rename(updates / "v1")
+        wait_for(lambda: len(hub_events(db, "model_swapped")) >= 2, TIMEOUT_S, "the bundle swap")
         # 3. the configured bundle replaced by hand, then SIGHUP
         m = json.loads((running / "manifest.json").read_text())
         m["model_version"] = "v2"
         write_manifest(running, m)
         sign_bundle(running, DEMO_PRIVATE_KEY)
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: len(_events(db, "model_swapped")) >= 3, TIMEOUT_S, "the SIGHUP swap")
-        wait_for(lambda: _decisions(db) > n + 3 * WEARERS, TIMEOUT_S, "decisions after swaps")
+        wait_for(lambda: len(hub_events(db, "model_swapped")) >= 3, TIMEOUT_S, "the SIGHUP swap")
+        wait_for(lambda: decision_count(db) > n + 3 * WEARERS, TIMEOUT_S, "decisions after swaps")
     finally:
         _out, err = stop_cli(proc)
     assert proc.returncode == 0, err
 
-    swaps = [e["detail"] for e in _events(db, "model_swapped")]
+    swaps = [e["detail"] for e in hub_events(db, "model_swapped")]
     assert [(s["update"], s["to_version"]) for s in swaps] == [
         ("head", "round-1"),
         ("bundle", "v1"),
         ("bundle", "v2"),
     ]
-    refused = {e["detail"]["path"]: e["detail"] for e in _events(db, "update_refused")}
+    refused = {e["detail"]["path"]: e["detail"] for e in hub_events(db, "update_refused")}
     assert {p: d["reason"] for p, d in refused.items()} == {
         "tampered": "hash",
         "odd": "incompatible",
@@ -244,29 +196,6 @@ class _Narrow:
 MIN_LABELS = 8  # personal.rollback_min_labels of the rollback run
 
 
-def _embeddings(db: Path, version: str | None = None) -> list[tuple[str, float, str, np.ndarray]]:
-    """(resident, t_end, model_version, embedding) of every decided window cached so far."""
-    import sqlite3
-
-    if not db.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(
-                "SELECT resident, t_end, model_version, emb FROM embeddings ORDER BY id"
-            ).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    return [
-        (r, float(t), v, np.frombuffer(e, np.float32))
-        for r, t, v, e in rows
-        if version is None or v == version
-    ]
-
-
 def _confirm(
     db: Path, windows: list[tuple[str, float, str, np.ndarray]], states: list[str]
 ) -> None:
@@ -290,7 +219,7 @@ def test_worse_updates_are_rolled_back_under_load(bundle: Path, tmp_path: Path) 
     """A head update and a bundle update that each do worse on the wearers' recent confirmed
     labels than what they replaced are rolled back by the running daemon: an event with both
     scores, the previous version deciding again from the next window, nothing lost."""
-    running = _new_version(bundle, tmp_path / "running", "v0")
+    running = new_version(bundle, tmp_path / "running", "v0")
     state, db = tmp_path / "state", tmp_path / "state" / "edge.db"
     updates = state / "updates"
     config = tmp_path / "hub.toml"
@@ -313,35 +242,41 @@ def test_worse_updates_are_rolled_back_under_load(bundle: Path, tmp_path: Path) 
                 tmp_path / name, head.W, head.b, bundle=b, version=name, sign_key=DEMO_PRIVATE_KEY
             )
     K = len(classes)
-    proc = _start_hub(config, running, db, state, tmp_path)
+    proc = start_hub(config, running, db, state, tmp_path, WEARERS)
     try:
-        wait_for(lambda: len(_embeddings(db)) >= 4 * MIN_LABELS, TIMEOUT_S, "first windows")
-        before = _embeddings(db)
+        wait_for(lambda: len(cached_embeddings(db)) >= 4 * MIN_LABELS, TIMEOUT_S, "first windows")
+        before = cached_embeddings(db)
         # the carer confirms what the bundle's own head says on these windows
         _confirm(db, before, [classes[int(shared.predict(e[None])[0])] for *_, e in before])
         shutil.move(str(tmp_path / "round-1"), str(updates / "round-1"))
-        wait_for(lambda: len(_events(db, "model_swapped")) >= 1, TIMEOUT_S, "round 1")
+        wait_for(lambda: len(hub_events(db, "model_swapped")) >= 1, TIMEOUT_S, "round 1")
         shutil.move(str(tmp_path / "round-2"), str(updates / "round-2"))
-        wait_for(lambda: len(_events(db, "model_rolled_back")) >= 1, TIMEOUT_S, "head rollback")
-        t_rb1 = _events(db, "model_rolled_back")[0]["t"]
+        wait_for(lambda: len(hub_events(db, "model_rolled_back")) >= 1, TIMEOUT_S, "head rollback")
+        t_rb1 = hub_events(db, "model_rolled_back")[0]["t"]
         # a stretch decided after it (on the decisions' clock) before the next update
-        wait_for(lambda: _embeddings(db)[-1][1] > t_rb1 + 40.0, TIMEOUT_S, "windows after it")
-        _new_version(bundle, tmp_path / "v1.partial", "v1").rename(updates / "v1")
-        wait_for(lambda: len(_events(db, "model_swapped")) >= 3, TIMEOUT_S, "the bundle swap")
-        wait_for(lambda: len(_embeddings(db, "v1")) >= 2 * MIN_LABELS, TIMEOUT_S, "v1 windows")
+        wait_for(lambda: cached_embeddings(db)[-1][1] > t_rb1 + 40.0, TIMEOUT_S, "windows after it")
+        new_version(bundle, tmp_path / "v1.partial", "v1").rename(updates / "v1")
+        wait_for(lambda: len(hub_events(db, "model_swapped")) >= 3, TIMEOUT_S, "the bundle swap")
+        wait_for(
+            lambda: len(cached_embeddings(db, "v1")) >= 2 * MIN_LABELS, TIMEOUT_S, "v1 windows"
+        )
         # ... and finds the new version wrong on every window of its own it confirms
-        v1 = _embeddings(db, "v1")
+        v1 = cached_embeddings(db, "v1")
         _confirm(db, v1, [classes[(int(shared.predict(e[None])[0]) + 1) % K] for *_, e in v1])
-        wait_for(lambda: len(_events(db, "model_rolled_back")) >= 2, TIMEOUT_S, "bundle rollback")
-        n = len(_embeddings(db))
-        wait_for(lambda: len(_embeddings(db)) > n + 4 * WEARERS, TIMEOUT_S, "windows after it")
+        wait_for(
+            lambda: len(hub_events(db, "model_rolled_back")) >= 2, TIMEOUT_S, "bundle rollback"
+        )
+        n = len(cached_embeddings(db))
+        wait_for(
+            lambda: len(cached_embeddings(db)) > n + 4 * WEARERS, TIMEOUT_S, "windows after it"
+        )
     finally:
         _out, err = stop_cli(proc)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
-    swaps = [e for e in _events(db, "model_swapped")]
-    rolled = [e for e in _events(db, "model_rolled_back")]
+    swaps = [e for e in hub_events(db, "model_swapped")]
+    rolled = [e for e in hub_events(db, "model_rolled_back")]
     assert [(s["detail"]["update"], s["detail"]["to_version"]) for s in swaps] == [
         ("head", "round-1"),
         ("head", "round-2"),
@@ -381,7 +316,7 @@ def test_worse_updates_are_rolled_back_under_load(bundle: Path, tmp_path: Path) 
     # probabilities, recomputed from that embedding with each candidate head. A decision
     # later on the decisions' clock than an event was made after it; one earlier may be a
     # window that was in flight, so only those after each event are held to it.
-    emb = {(r, t): (v, e) for r, t, v, e in _embeddings(db)}
+    emb = {(r, t): (v, e) for r, t, v, e in cached_embeddings(db)}
     assert len(emb) == len(rows)
     t_swap2, t_swap3 = swaps[1]["t"], swaps[2]["t"]
     t_rb1, t_rb2 = rolled[0]["t"], rolled[1]["t"]

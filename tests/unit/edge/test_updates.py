@@ -15,10 +15,9 @@ import pytest
 
 from edge.bundle import load_bundle
 from edge.config import DaemonConfig
-from edge.decisions import Event
 from edge.models import Model
 from edge.personal.options import PersonalOptions
-from edge.personal.service import PersonalService, shared_head
+from edge.personal.service import shared_head
 from edge.personal.store import EmbeddingRow, PersonalStore
 from edge.updates import Updater
 from export.bundle_writer import write_manifest
@@ -26,7 +25,13 @@ from export.head_update import write_head_update
 from export.signing import sign_bundle
 from tests.fakes.bundles import write_fake_bundle
 from tests.fakes.inputs import small_contract
-from tests.fakes.updates import head_update, signed_bundle, update_keys
+from tests.fakes.updates import (
+    FakeDaemon,
+    head_update,
+    labelled_windows,
+    signed_bundle,
+    update_keys,
+)
 
 CLASSES = ("baseline", "stress", "amusement")
 
@@ -39,33 +44,6 @@ def keys(tmp_path: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture
 def bundle_dir(tmp_path: Path, keys: tuple[Path, Path, Path]) -> Path:
     return signed_bundle(tmp_path / "bundle", keys[0])
-
-
-class _Daemon:
-    """What the Updater needs of a daemon: its configuration, models, service, emitter."""
-
-    def __init__(self, cfg: DaemonConfig, bundle: Any, db: Path) -> None:
-        self.cfg = cfg
-        self.models = [Model(bundle, engine=object(), engine_name="fake", path="")]  # type: ignore[arg-type]
-        self.personal = PersonalService(cfg.personal, db, [bundle])
-        self.events: list[Event] = []
-        self.last_decision_t = 400.0  # the decisions' clock: just after the labelled windows
-
-    def _emit(self, e: Event) -> None:
-        self.events.append(e)
-
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.events]
-
-
-def _labelled_windows(db: Path, centres: np.ndarray, n: int = 30) -> None:
-    with PersonalStore(db) as store:
-        rows = []
-        for i in range(n):
-            k = i % 3
-            rows.append(EmbeddingRow("anna", "m", "0", 10.0 * i, 10.0 * i + 5, centres[k]))
-            store.add_label("anna", 10.0 * i, 10.0 * i + 5, CLASSES[k], "manual")
-        store.add_embeddings(rows)
 
 
 def test_swap_then_roll_back_a_worse_head_and_keep_a_better_one(
@@ -81,10 +59,10 @@ def test_swap_then_roll_back_a_worse_head_and_keep_a_better_one(
     with load_bundle(bundle_dir) as b:
         shared = shared_head(b)
         assert shared is not None
-        daemon = _Daemon(cfg, b, tmp_path / "edge.db")
+        daemon = FakeDaemon(cfg, b, tmp_path / "edge.db")
         try:
             centres = (4.0 * np.eye(3) - 2.0) @ np.linalg.pinv(shared.W)  # shared head: right
-            _labelled_windows(tmp_path / "edge.db", centres.astype(np.float32))
+            labelled_windows(tmp_path / "edge.db", centres.astype(np.float32))
             updater = Updater(daemon, folder)
             # a worse head: its classes' columns rotated, so it names every window wrongly
             head_update(
@@ -127,7 +105,7 @@ def test_refused_update_keeps_the_running_head(
     folder = tmp_path / "updates"
     folder.mkdir()
     with load_bundle(bundle_dir) as b:
-        daemon = _Daemon(cfg, b, tmp_path / "edge.db")
+        daemon = FakeDaemon(cfg, b, tmp_path / "edge.db")
         try:
             if bad == "tampered":
                 path = head_update(folder, bundle_dir, keys[0], "u")
@@ -194,10 +172,10 @@ def test_a_worse_bundle_is_rolled_back_to_what_served_before(
     with load_bundle(bundle_dir) as b:
         shared = shared_head(b)
         assert shared is not None
-        daemon = _Daemon(cfg, b, tmp_path / "edge.db")
+        daemon = FakeDaemon(cfg, b, tmp_path / "edge.db")
         try:
             centres = ((4.0 * np.eye(3) - 2.0) @ np.linalg.pinv(shared.W)).astype(np.float32)
-            _labelled_windows(tmp_path / "edge.db", centres)  # v0's windows, t < 300
+            labelled_windows(tmp_path / "edge.db", centres)  # v0's windows, t < 300
             updater = Updater(daemon, folder)
             head_update(folder, bundle_dir, keys[0], "round-1", W=2.0 * shared.W)
             asyncio.run(updater.poll())
@@ -249,7 +227,7 @@ def test_refused_bundle_update_keeps_the_running_model(
     if bad == "incompatible":
         sign_bundle(folder / "v1", keys[0])  # tampered: the manifest changed after signing
     with load_bundle(bundle_dir) as b:
-        daemon = _Daemon(cfg, b, tmp_path / "edge.db")
+        daemon = FakeDaemon(cfg, b, tmp_path / "edge.db")
         try:
             updater = Updater(daemon, folder)
             asyncio.run(updater.poll())
