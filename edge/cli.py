@@ -424,9 +424,11 @@ async def _serve(daemon: Daemon) -> dict[str, Any]:
     fleet = None
     if daemon.cfg.fleet.enabled:  # the hub's SuperNode, a child the daemon supervises
         from edge.fleet.member import FleetMember
+        from edge.personal.runtime import update_folder
 
         fleet = FleetMember(daemon.cfg.fleet, db_path=daemon.cfg.db_path,
-                            state_dir=daemon.cfg.state_path, bundle=daemon.bundle)
+                            state_dir=daemon.cfg.state_path, bundle=daemon.bundle,
+                            update_dir=update_folder(daemon.cfg))
         fleet.start()
         daemon.fleet = fleet
     try:

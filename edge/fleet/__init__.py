@@ -20,7 +20,9 @@ imported where it is used (importing this package imports neither flwr nor anyth
 - :mod:`~edge.fleet.deploy`: ``join``, a hub's Flower SuperNode in a real care home;
 - :mod:`~edge.fleet.hub_options`, :mod:`~edge.fleet.member`: ``edge-daemon --fleet``, the
   hub's training file from its database and its SuperNode as a supervised child;
-- :mod:`~edge.fleet.coordinator`: the deployed ServerApp (rounds from a run config);
+- :mod:`~edge.fleet.coordinator`: the deployed ServerApp (rounds from a run config, the
+  signed head update sent to the hubs);
+- :mod:`~edge.fleet.delivery`: that update in one message, written whole into a hub's update folder;
 - :mod:`~edge.fleet.serve`: ``edge-fleet serve``, the coordinator in one command;
 - :mod:`~edge.fleet.processes`: Flower's commands as child processes;
 - :mod:`~edge.fleet.cli`: ``edge-fleet``.

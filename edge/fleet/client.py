@@ -6,10 +6,16 @@ public basis, the head's coefficients in it: :mod:`edge.fleet.subspace`) and set
 (``"about"``), nothing else: no window, embedding, label, RR interval or sample, and no
 wearer id (tests/unit/edge/fleet/test_client.py reads the records a hub sends). Numpy and
 flwr only: this runs on a hub.
+
+A query message of type :data:`~edge.fleet.delivery.MESSAGE_TYPE` brings, after the last
+round, the coordinator's signed head update; the hub writes it into its update folder for
+the daemon to verify and take (:mod:`edge.fleet.delivery`) and replies with its name there,
+or why not.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -18,6 +24,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from edge.fleet.delivery import ACTION, RECORD, DeliveryError, hub_update_folder, write_delivered
 from edge.fleet.local_data import LocalData
 from edge.fleet.pseudonym import Pseudonymizer
 from edge.fleet.subspace import BASIS_KEY, HeadBasis
@@ -32,6 +39,8 @@ __all__ = [
     "train_coefficients",
     "train_reply",
 ]
+
+log = logging.getLogger(__name__)
 
 WEIGHT_KEY: Final = "weight"  # FedAvg's weighted_by_key on the coordinator
 HUB_ID_FILE: Final = "fleet_hub_id"  # the hub's own name, pseudonymized before it is sent
@@ -107,7 +116,26 @@ def make_client_app(load: HubLoader = node_config_hub, mods: Sequence[Any] = ())
         )
         return Message(content, reply_to=msg)
 
+    @client.query(ACTION)
+    def head_update(msg: Message, context: Context) -> Message:
+        return Message(RecordDict({RECORD: deliver(msg, context)}), reply_to=msg)
+
     return client
+
+
+def deliver(msg: Message, context: Context) -> ConfigRecord:
+    """The head update in ``msg`` written into the hub's update folder: the reply's record
+    (``written``: the update's name there, or ``error``: one line)."""
+    try:
+        record = msg.content.config_records.get(RECORD)
+        if record is None:
+            raise DeliveryError(f"head update message: no {RECORD!r} record")
+        dest = write_delivered(record, hub_update_folder(context.node_config))
+    except DeliveryError as e:
+        log.warning("%s", e)
+        return ConfigRecord({"error": str(e)})
+    log.info("head update %s written for the daemon to verify and take", dest)
+    return ConfigRecord({"written": dest.name})
 
 
 # what `flower-supernode` loads on a hub (the app's pyproject names "edge.fleet.client:app")

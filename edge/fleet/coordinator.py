@@ -4,8 +4,14 @@
 ``serverapp`` is :data:`app`; Flower runs it in its own process beside the SuperLink, so
 what it learns reaches the operator through files in ``out-dir``: ``results.json``
 (rewritten after every round, ``"finished": true`` once all rounds are done) and the final
-shared head ``head.npz``. Each round is also logged through Flower's logger, which
-``flwr run --stream`` shows the operator. Numpy and flwr only.
+shared head ``head.npz``, written as a head update for the hubs (``head-update/``, signed
+with the run config's ``sign-key`` for the run config's ``bundle``) and sent to every hub
+in one last message (:mod:`edge.fleet.delivery`), which puts it in the hub's update folder;
+an unsigned update (``edge-fleet serve --no-sign``) stays in ``out-dir``. "Every hub" is
+every SuperNode connected to the run at its end: the run waited for them all. Each round is
+also logged through Flower's logger, which ``flwr run --stream`` shows the operator. Numpy
+and flwr; signing the update needs the host's :mod:`export.head_update` (the coordinator
+is a host).
 """
 
 from __future__ import annotations
@@ -13,28 +19,47 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from flwr.app import Context
+from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from edge.fleet.delivery import MESSAGE_TYPE, RECORD, update_record
 from edge.fleet.options import FleetOptions
 from edge.fleet.server import RoundReport, run_rounds
 from edge.personal.head import Head
 
-__all__ = ["FINAL_HEAD", "RESULTS", "app", "options_from_run_config", "run_config"]
+__all__ = [
+    "FINAL_HEAD",
+    "RESULTS",
+    "UPDATE_DIR",
+    "app",
+    "deliver",
+    "options_from_run_config",
+    "run_config",
+]
 
 RESULTS: Final = "results.json"
 FINAL_HEAD: Final = "head.npz"
+UPDATE_DIR: Final = "head-update"
 # a child of Flower's logger: the ServerApp process streams that one to `flwr run --stream`
 log = logging.getLogger("flwr.edge_fleet")
 
 
 def run_config(
-    opts: FleetOptions, *, hubs: int, initial_head: Path, out_dir: Path, round_timeout: float
+    opts: FleetOptions,
+    *,
+    hubs: int,
+    initial_head: Path,
+    out_dir: Path,
+    round_timeout: float,
+    bundle: Path | None = None,
+    sign_key: Path | None = None,
 ) -> dict[str, Any]:
-    """The run config the coordinator's app reads (TOML values: no None, so ε 0 is off)."""
+    """The run config the coordinator's app reads (TOML values: no None, so ε 0 is off, and
+    "" no bundle (no head update) or no signing key (unsigned, not sent))."""
     return {
         "rounds": opts.rounds,
         "local-steps": opts.local_steps,
@@ -50,6 +75,8 @@ def run_config(
         "initial-head": str(Path(initial_head).resolve()),
         "out-dir": str(Path(out_dir).resolve()),
         "round-timeout": round_timeout,
+        "bundle": str(Path(bundle).resolve()) if bundle is not None else "",
+        "sign-key": str(Path(sign_key).resolve()) if sign_key is not None else "",
     }
 
 
@@ -88,6 +115,47 @@ def _round(r: RoundReport) -> dict[str, Any]:
     }
 
 
+def write_update(out: Path, head: Head, bundle_path: Path, sign_key: Path | None) -> Path:
+    """The final head as a head update for ``bundle_path``'s body in ``out/UPDATE_DIR``."""
+    from edge.bundle import load_bundle
+    from export.head_update import write_head_update
+
+    version = "fleet-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return write_head_update(
+        out / UPDATE_DIR,
+        head.W,
+        head.b,
+        bundle=load_bundle(bundle_path),
+        version=version,
+        sign_key=sign_key,
+    )
+
+
+def deliver(grid: Grid, update: Path, timeout: float) -> dict[str, Any]:
+    """Send the update folder to every hub connected to the run, in one message each; what
+    they replied: ``{"hubs": sent, "written": n, "errors": [one line per hub that did not]}``."""
+    record = update_record(update)
+    nodes = list(grid.get_node_ids())
+    messages = [
+        Message(RecordDict({RECORD: record}), dst_node_id=n, message_type=MESSAGE_TYPE)
+        for n in nodes
+    ]
+    written, errors = 0, []
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        if reply.has_error():
+            errors.append(f"Flower error {reply.error.code}: {reply.error.reason}")
+            continue
+        got = reply.content.config_records.get(RECORD)
+        if got is not None and got.get("written"):
+            written += 1
+        else:
+            errors.append(str(got.get("error", "no reply record") if got else "no reply record"))
+    missing = len(nodes) - written - len(errors)
+    if missing > 0:
+        errors.append(f"{missing} hubs did not reply within {timeout:.0f} s")
+    return {"hubs": len(nodes), "written": written, "errors": errors}
+
+
 app = ServerApp()
 
 
@@ -121,5 +189,23 @@ def main(grid: Grid, context: Context) -> None:
         timeout=float(cfg["round-timeout"]),
     )
     final.save(out / FINAL_HEAD)
+    if str(cfg.get("bundle", "")):
+        doc["head_update"] = _update(grid, out, final, cfg)
     doc["finished"] = len(doc["rounds"]) == opts.rounds
     _write_json(out / RESULTS, doc)
+
+
+def _update(grid: Grid, out: Path, final: Head, cfg: Any) -> dict[str, Any]:
+    key = str(cfg.get("sign-key", ""))
+    update = write_update(out, final, Path(str(cfg["bundle"])), Path(key) if key else None)
+    doc: dict[str, Any] = {"path": str(update), "signed": bool(key)}
+    if not key:
+        log.warning("edge-fleet: the head update is unsigned: not sent to the hubs (%s)", update)
+        return doc
+    doc["delivery"] = sent = deliver(grid, update, float(cfg["round-timeout"]))
+    log.info(
+        "edge-fleet: head update sent to %d hubs, written by %d", sent["hubs"], sent["written"]
+    )
+    for line in sent["errors"]:
+        log.warning("edge-fleet: head update not written by a hub: %s", line)
+    return doc

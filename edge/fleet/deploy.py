@@ -97,9 +97,18 @@ def free_loopback_port() -> int:
 
 
 def supernode_command(
-    superlink: str, data: Path, state_dir: Path, root_certificates: Path | None
+    superlink: str,
+    data: Path,
+    state_dir: Path,
+    root_certificates: Path | None,
+    update_dir: Path | None = None,
 ) -> list[str]:
-    """``flower-supernode`` for this hub: TLS with ``root_certificates`` (None: no TLS)."""
+    """``flower-supernode`` for this hub: TLS with ``root_certificates`` (None: no TLS); the
+    coordinator's head update is written into ``update_dir`` (None: ``STATE_DIR/updates``,
+    the daemon's default update folder)."""
+    node = f'data="{Path(data).resolve()}" state-dir="{Path(state_dir).resolve()}"'
+    if update_dir is not None:
+        node += f' updates="{Path(update_dir).resolve()}"'
     tls = (
         ["--insecure"]
         if root_certificates is None
@@ -119,7 +128,7 @@ def supernode_command(
         "--port",
         str(free_loopback_port()),
         "--node-config",
-        f'data="{Path(data).resolve()}" state-dir="{Path(state_dir).resolve()}"',
+        node,
     ]
 
 

@@ -78,8 +78,17 @@ def export_local_data(db_path: Path, bundle: Any, dest: Path) -> int:
 class FleetMember:
     """See the module docstring. :meth:`start` on the daemon's loop, :meth:`stop` at its end."""
 
-    def __init__(self, opts: FleetJoinOptions, *, db_path: Path, state_dir: Path, bundle: Any):
+    def __init__(
+        self,
+        opts: FleetJoinOptions,
+        *,
+        db_path: Path,
+        state_dir: Path,
+        bundle: Any,
+        update_dir: Path | None = None,
+    ):
         self.opts = opts
+        self.update_dir = update_dir  # the daemon's update folder: the federation's head goes there
         self.db_path = Path(db_path)
         self.state_dir = Path(state_dir)
         self.bundle = bundle
@@ -125,7 +134,7 @@ class FleetMember:
 
         await asyncio.to_thread(load_or_create_key, self.state_dir)
         ca = Path(self.opts.root_certificates) if self.opts.tls else None
-        cmd = supernode_command(self.opts.superlink, self.data, self.state_dir, ca)
+        cmd = supernode_command(self.opts.superlink, self.data, self.state_dir, ca, self.update_dir)
         out: IO[bytes] = await asyncio.to_thread(open, self.dir / "supernode.log", "ab")
         try:
             return await asyncio.create_subprocess_exec(

@@ -9,15 +9,18 @@ What it does, in order (each Flower process's output goes to a log file in ``--o
 3. starts one run of the Flower App whose ServerApp is :mod:`edge.fleet.coordinator` and
    whose ClientApp is :mod:`edge.fleet.client` (``flwr run`` against the SuperLink's Control
    API, over the same TLS), which waits for ``--hubs`` hubs and runs the rounds;
-4. once the rounds are done, writes the new shared head as a signed head update for the hubs
-   (``--out/head-update``: :mod:`edge.updates`' format, signed like a bundle);
+4. once the rounds are done, the coordinator's app writes the new shared head as a signed
+   head update for the hubs (``--out/head-update``: :mod:`edge.updates`' format, signed
+   like a bundle) and sends it to every hub, which puts it in its update folder for its
+   daemon to verify and take (:mod:`edge.fleet.delivery`); with ``--no-sign`` it is written
+   unsigned and not sent;
 5. stops the SuperLink. SIGTERM or SIGINT stops it all early; the exit status is then 1,
    as it is when a round failed.
 
 The Flower App itself is only a ``pyproject.toml`` naming our two apps (both installed with
 this package on the coordinator and on every hub), written to a temporary folder, with the
-run's settings as its run config; Flower's own state (FLWR_HOME) lives there too. This is a
-host command: the head update is written with :mod:`export.head_update`.
+run's settings as its run config (the signing key's path among them); Flower's own state
+(FLWR_HOME) lives there too. This is a host command.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,7 +43,6 @@ __all__ = ["ServeResult", "add_serve_arguments", "app_pyproject", "serve"]
 DEFAULT_PORT: Final = 9092  # Flower's Fleet API port of old: what operators open in a firewall
 LINK_START_S: Final = 120.0  # a SuperLink on a busy machine takes seconds to listen
 CONNECTION: Final = "coordinator"  # the name of the Control API connection in FLWR_HOME
-UPDATE_DIR: Final = "head-update"
 
 
 class ServeError(DeployError):
@@ -107,7 +108,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--no-sign",
         action="store_true",
-        help="write the update unsigned (hubs refuse it unless they allow unsigned updates)",
+        help="write the update unsigned, and do not send it to the hubs (they would refuse "
+        "it unless they allow unsigned updates)",
     )
 
 
@@ -241,7 +243,7 @@ def run_federation(
     on_line: Callable[[str], None] = lambda s: None,
 ) -> ServeResult:
     """Steps 2–5 of the module docstring in ``out`` (made empty by the caller)."""
-    from edge.fleet.coordinator import FINAL_HEAD, RESULTS, run_config
+    from edge.fleet.coordinator import FINAL_HEAD, RESULTS, UPDATE_DIR, run_config
     from edge.fleet.processes import Child, on_stop_signals, wait_listening
 
     tls = _tls_files(args)
@@ -261,13 +263,15 @@ def run_federation(
     link_exe, flwr_exe = flower_exe("flower-superlink"), flower_exe("flwr")
     with tempfile.TemporaryDirectory(prefix="edge-fleet-serve-") as tmp_name:
         tmp = Path(tmp_name)
-        bundle, initial = _initial_head(args.bundle, tmp)
+        _, initial = _initial_head(args.bundle, tmp)
         config = run_config(
             opts,
             hubs=args.hubs,
             initial_head=initial,
             out_dir=out,
             round_timeout=args.round_timeout,
+            bundle=args.bundle,
+            sign_key=sign_key,
         )
         (tmp / "app").mkdir()
         (tmp / "app" / "pyproject.toml").write_text(app_pyproject(config))
@@ -340,10 +344,24 @@ def run_federation(
                 f"{out / 'run.log'} and {out / 'superlink.log'} say why",
                 results,
             )
-        update = _write_update(out, bundle, sign_key)
-        results["head_update"] = {"path": str(update), "signed": sign_key is not None}
-        (out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
-    return ServeResult(0, f"{done} rounds done; head update for the hubs in {update}", results)
+        update = results.get("head_update")
+        if not update or not (out / UPDATE_DIR).is_dir():
+            return ServeResult(1, f"no head update written: {out / 'run.log'} says why", results)
+    return ServeResult(0, f"{done} rounds done; {_delivered(update)}", results)
+
+
+def _delivered(update: dict[str, Any]) -> str:
+    """What became of the head update, in one line for the operator."""
+    path = update["path"]
+    if not update.get("signed"):
+        return f"unsigned head update (not sent to the hubs) in {path}"
+    sent = update.get("delivery", {})
+    errors = sent.get("errors", [])
+    line = (
+        f"head update in {path}, written into {sent.get('written', 0)} of "
+        f"{sent.get('hubs', 0)} hubs' update folders"
+    )
+    return line + (f" ({'; '.join(errors)})" if errors else "")
 
 
 def _follow(
@@ -359,18 +377,6 @@ def _follow(
             on_line(f"round {r['round']}: {len(r['hubs'])} hubs replied, {r['bytes_up']} B up{eps}")
         seen = max(seen, len(rounds))
         time.sleep(0.5)
-
-
-def _write_update(out: Path, bundle: Any, sign_key: Path | None) -> Path:
-    from edge.fleet.coordinator import FINAL_HEAD
-    from edge.personal.head import Head
-    from export.head_update import write_head_update
-
-    head = Head.load(out / FINAL_HEAD)
-    version = "fleet-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return write_head_update(
-        out / UPDATE_DIR, head.W, head.b, bundle=bundle, version=version, sign_key=sign_key
-    )
 
 
 def serve(

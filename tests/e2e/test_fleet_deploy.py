@@ -2,8 +2,9 @@
 (a throw-away CA), one hub through ``edge-fleet join`` and one through ``edge-daemon --fleet``
 (its labels and embeddings in its own database), two rounds, Flower's real deployment
 runtime (SuperLink, SuperNodes, ``flwr run``). Then: the run finished, results and a signed
-head update are written, nothing a hub sent could hold a window, and stopping the hubs
-stops their SuperNodes."""
+head update are written, the update reached both hubs' update folders in the federation's
+last message and the daemon verified and swapped it in, nothing a hub sent could hold a
+window, and stopping the hubs stops their SuperNodes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 
 from tests.fakes.daemon import REPO, start_cli, stop_cli
 from tests.fakes.mosquitto import free_port, make_tls
+from tests.fakes.updates import hub_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -29,6 +31,7 @@ DEMO_BUNDLE = REPO / "edge" / "demo_bundle"
 DEMO_PUBLIC_KEY = REPO / "edge" / "keys" / "demo_signing_key.pub.pem"
 DEMO_PRIVATE_KEY = REPO / "export" / "demo_signing_key.pem"
 ROWS = 80  # confirmed windows per hub
+SWAP_S = 60.0  # the daemon looks at its update folder every few seconds; a loaded machine is slow
 WEARERS = ("anna", "bert")
 
 
@@ -156,13 +159,20 @@ def test_serve_join_and_the_daemon_federate_over_tls(tmp_path: Path) -> None:
             f"https://127.0.0.1:{port}",
             "--fleet-ca",
             str(tls.ca),
+            "--trusted-key",  # the key serve signs the federation's head with
+            str(DEMO_PUBLIC_KEY),
             "--summary-json",
             str(tmp_path / "hub-b-summary.json"),
         ],
         stdout=subprocess.DEVNULL,
     )
+    swapped: list[dict[str, object]] = []
     try:
         code = serve.wait(timeout=240)
+        deadline = time.monotonic() + SWAP_S
+        while code == 0 and not swapped and time.monotonic() < deadline:
+            swapped = hub_events(hub_b / "edge.db", "model_swapped")
+            time.sleep(0.2)
     finally:
         if serve.poll() is None:
             serve.kill()
@@ -188,6 +198,18 @@ def test_serve_join_and_the_daemon_federate_over_tls(tmp_path: Path) -> None:
 
     update = load_head_update(out / "head-update", [str(DEMO_PUBLIC_KEY)])
     check_head_compatible(update, load_bundle(DEMO_BUNDLE))
+    assert results["head_update"]["delivery"] == {"hubs": 2, "written": 2, "errors": []}
+    # nobody copied a file: the last message put it in the join hub's update folder ...
+    (sent,) = (hub_a / "updates").iterdir()
+    assert sent.name.startswith(update.version + "-")
+    for f in ("update.json", "head.npz", "update.sig"):
+        assert (sent / f).read_bytes() == (out / "head-update" / f).read_bytes()
+    # ... and in the daemon's, which verified it against its trusted key and swapped it in
+    assert swapped, daemon_err[-3000:]
+    assert swapped[0]["detail"]["to_version"] == update.version, swapped
+    assert not (hub_b / "updates" / "refused").exists() or not any(
+        (hub_b / "updates" / "refused").iterdir()
+    )
 
     pid = re.search(r"SuperNode pid (\d+)", daemon_err)
     assert pid, daemon_err[-3000:]

@@ -15,6 +15,7 @@ from flwr.app.message_type import MessageType
 from flwr.app.metadata import Metadata
 
 from edge.fleet.client import make_client_app
+from edge.fleet.delivery import MESSAGE_TYPE, RECORD
 from edge.fleet.dp import local_dp_mod
 from edge.fleet.local_data import LocalData, LocalDataError
 from edge.fleet.options import FleetOptions
@@ -192,3 +193,24 @@ def test_local_dp_clips_and_noises_the_coefficients(tmp_path: Path) -> None:
     assert np.linalg.norm(b) > 0.1  # the unclipped update is far larger than the clip
     assert np.linalg.norm(a) < 0.5 * np.linalg.norm(b)  # clipped before the noise
     assert not np.allclose(a, b * 0.01 / np.linalg.norm(b), atol=1e-6)  # noise on the clipped
+
+
+def query_message(record: ConfigRecord) -> Message:
+    meta = Metadata(run_id=1, message_id="q1", src_node_id=0, dst_node_id=1,
+                    reply_to_message_id="", group_id="", created_at=time.time(), ttl=3600.0,
+                    message_type=MESSAGE_TYPE)  # fmt: skip
+    return make_message(meta, RecordDict({RECORD: record}))
+
+
+def test_the_head_update_query_writes_it_and_replies_only_its_name(tmp_path: Path) -> None:
+    app = make_client_app(lambda ctx: pytest.fail("a delivery reads no training data"))
+    ctx = Context(run_id=1, node_id=1, node_config={"state-dir": str(tmp_path)},
+                  state=RecordDict(), run_config={})  # fmt: skip
+    record = ConfigRecord({"name": "fleet-1", "update.json": b"{}", "head.npz": b"x"})
+    reply = app(query_message(record), ctx)
+    (written,) = (tmp_path / "updates").iterdir()  # the daemon verifies it (or refuses it)
+    assert dict(reply.content[RECORD]) == {"written": written.name}
+    assert (written / "head.npz").read_bytes() == b"x"
+    bad = app(query_message(ConfigRecord({"name": "../x", "update.json": b"{}"})), ctx)
+    assert "refused update name" in str(bad.content[RECORD]["error"])
+    assert len(list((tmp_path / "updates").iterdir())) == 1

@@ -148,3 +148,24 @@ def test_a_daemon_without_flower_says_so_in_one_line(
                  str(tmp_path), "--fleet", "http://127.0.0.1:9"])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 1 and "pip install 'wearable-edge[fleet]'" in err and err.count("\n") == 0
+
+
+async def test_the_supernode_is_told_the_daemons_update_folder(
+    tmp_path: Path, bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(tmp_path / "edge.db", bundle)
+    told: list[list[str]] = []
+    real = deploy.supernode_command
+
+    def command(*a: Any) -> list[str]:
+        told.append(real(*a))
+        return [sys.executable, "-c", "import time; time.sleep(120)"]
+
+    monkeypatch.setattr(deploy, "supernode_command", command)
+    m = FleetMember(FleetJoinOptions(url="http://h:9092"), db_path=tmp_path / "edge.db",
+                    state_dir=tmp_path, bundle=bundle, update_dir=tmp_path / "u")  # fmt: skip
+    m.start()
+    await until(lambda: bool(told))
+    await m.stop()
+    node_config = told[0][told[0].index("--node-config") + 1]
+    assert f'updates="{(tmp_path / "u").resolve()}"' in node_config

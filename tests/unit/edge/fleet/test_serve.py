@@ -11,7 +11,7 @@ from flwr.common.config import validate_config
 
 from edge.fleet.coordinator import run_config
 from edge.fleet.options import FleetOptions
-from edge.fleet.serve import ServeError, _check_loopback_name, app_pyproject
+from edge.fleet.serve import ServeError, _check_loopback_name, _delivered, app_pyproject
 from tests.fakes.mosquitto import make_tls
 
 
@@ -59,3 +59,14 @@ def test_a_certificate_must_name_loopback(tmp_path: Path) -> None:
     path.write_text("not a certificate")
     with pytest.raises(ServeError, match="not a PEM certificate"):
         _check_loopback_name(path)
+
+
+def test_the_last_line_says_where_the_head_update_went() -> None:
+    sent = {"hubs": 3, "written": 2, "errors": ["1 hubs did not reply within 600 s"]}
+    line = _delivered({"path": "out/head-update", "signed": True, "delivery": sent})
+    assert line == (
+        "head update in out/head-update, written into 2 of 3 hubs' update folders "
+        "(1 hubs did not reply within 600 s)"
+    )
+    unsigned = _delivered({"path": "out/head-update", "signed": False})
+    assert "not sent to the hubs" in unsigned
