@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from core.contract import InputContract
 from core.errors import CalibrationError
+from edge.atomic_json import write_json_atomic
 
 if TYPE_CHECKING:
     from core.signal import Calibration
@@ -93,17 +94,7 @@ class CalibrationStore:
             "fingerprint": contract_fingerprint(contract),
             "calibration": calibration.to_dict(),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_json_atomic(path, doc)
         return path
 
     def delete(self, resident: str) -> bool:

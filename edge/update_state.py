@@ -29,11 +29,11 @@ configured bundles (:mod:`edge.update_restore`).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from edge.atomic_json import write_json_atomic
 from edge.update_check import UpdateError
 
 __all__ = [
@@ -157,14 +157,4 @@ def read_state(path: Path) -> UpdateState:
 
 def write_state(path: Path, state: UpdateState) -> None:
     """Replace ``path`` with ``state`` atomically, owner-only. Raises OSError."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state.to_dict(), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, state.to_dict())

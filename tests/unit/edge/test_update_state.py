@@ -61,7 +61,7 @@ def test_a_failed_write_leaves_the_old_state(
     def boom(*_a: object, **_k: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("edge.update_state.os.fsync", boom)
+    monkeypatch.setattr("edge.atomic_json.os.fsync", boom)
     with pytest.raises(OSError, match="No space"):
         write_state(path, UpdateState())
     assert read_state(path) == _state()
