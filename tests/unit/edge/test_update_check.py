@@ -21,17 +21,7 @@ from export.bundle_writer import write_manifest
 from export.head_update import write_head_update
 from tests.fakes.bundles import write_fake_bundle
 from tests.fakes.inputs import small_contract
-from tests.fakes.updates import head_update, signed_bundle, update_keys
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Path, Path, Path]:
-    return update_keys(tmp_path)
-
-
-@pytest.fixture
-def bundle_dir(tmp_path: Path, keys: tuple[Path, Path, Path]) -> Path:
-    return signed_bundle(tmp_path / "bundle", keys[0])
+from tests.fakes.updates import head_update
 
 
 def test_signed_head_update_verifies(tmp_path: Path, bundle_dir: Path, keys: Any) -> None:

@@ -32,19 +32,7 @@ from tests.fakes.updates import (
     FakeDaemon,
     head_update,
     labelled_windows,
-    signed_bundle,
-    update_keys,
 )
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Path, Path, Path]:
-    return update_keys(tmp_path)
-
-
-@pytest.fixture
-def bundle_dir(tmp_path: Path, keys: tuple[Path, Path, Path]) -> Path:
-    return signed_bundle(tmp_path / "bundle", keys[0])
 
 
 @pytest.fixture
