@@ -111,6 +111,7 @@ def restore(updater: Updater) -> list[Served]:
                 refused=refused,
             )
         )
+    updater.save_if_changed()
     if words:
         log.info("model updates restored at start: %s", "; ".join(words))
     else:

@@ -40,6 +40,7 @@ was not judged yet (:mod:`edge.update_restore`), and never serves a rolled-back 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 import shutil
@@ -166,6 +167,7 @@ class Updater:
         # what serves and what was rolled back, kept across restarts (edge.update_restore
         # reads it at start)
         self.state = UpdateState()
+        self._dirty = False  # state changed since active.json was last written
         # events held until the daemon's sinks run (those of the restore at start: hold())
         self._held: list[Event] | None = None
         from edge.models import bundle_paths
@@ -220,10 +222,29 @@ class Updater:
             return str(path)
 
     def save(self) -> None:
-        """Write active.json (a state dir that cannot be written is said, never fatal)."""
+        """Write active.json now (blocking: at start, or off the loop); a state dir that
+        cannot be written is said, never fatal."""
+        self._dirty = False
         self.state.configured = dict(self.configured)
+        self._write(self.state)
+
+    def save_if_changed(self) -> None:
+        """:meth:`save` if what serves changed since the last write (blocking: at start)."""
+        if self._dirty:
+            self.save()
+
+    async def persist(self) -> None:
+        """Write active.json if what serves changed, on a thread: an fsync on a hub's SD card
+        must not stall the loop. The state is copied first; the loop may change it meanwhile."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.state.configured = dict(self.configured)
+        await asyncio.to_thread(self._write, copy.deepcopy(self.state))
+
+    def _write(self, state: UpdateState) -> None:
         try:
-            write_state(self.folder / STATE_NAME, self.state)
+            write_state(self.folder / STATE_NAME, state)
         except OSError as e:
             log.error("cannot keep the model update state in %s: %s", self.folder, e)
 
@@ -239,7 +260,7 @@ class Updater:
             )
         else:
             self.state.unjudged.pop(model_id, None)
-        self.save()
+        self._dirty = True
 
     # -- taking updates in -------------------------------------------------------------------
     async def poll(self) -> None:
@@ -247,6 +268,7 @@ class Updater:
         async with self._lock:
             for path in pending(self.folder):
                 await self._take(path)
+            await self.persist()
 
     async def reload_bundles(self) -> None:
         """SIGHUP: the bundles where the configuration points (one replaced by hand is
@@ -260,6 +282,7 @@ class Updater:
                 await self._take_bundle(Path(where), by_hand=True)
             for path in pending(self.folder):
                 await self._take(path)
+            await self.persist()
 
     async def _take(self, path: Path) -> None:
         try:
@@ -447,7 +470,7 @@ class Updater:
                     self._roll_back(swap, new_f1, old_f1, n)
                 else:
                     if self.state.unjudged.pop(swap.model_id, None) is not None:
-                        self.save()
+                        self._dirty = True
                     log.info(
                         "model update %s %s kept: macro-F1 %.2f vs %.2f before, on %d "
                         "confirmed labelled windows",
@@ -457,6 +480,7 @@ class Updater:
                         old_f1,
                         n,
                     )
+            await self.persist()
 
     def _judge(self, swap: Swap) -> tuple[float, float, int] | None:
         """(macro-F1 new, macro-F1 previous, labelled windows) or None: too few labels yet."""

@@ -401,3 +401,30 @@ def test_a_bundle_replaced_by_hand_and_rolled_back_is_said_at_every_start(
             assert len(warnings) == 1
             assert "was rolled back before the restart" in warnings[0]
             assert "put the previous version back there and send SIGHUP" in warnings[0]
+
+
+def test_a_swap_writes_its_state_off_the_event_loop(
+    tmp_path: Path, bundle_dir: Path, keys: Any, cfg: DaemonConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """active.json is fsynced: on a hub's SD card that may take long, so never on the loop."""
+    import threading
+
+    import edge.updates
+
+    writers: list[str] = []
+    real = edge.updates.write_state
+
+    def spy(path: Path, state: Any) -> None:
+        writers.append(threading.current_thread().name)
+        real(path, state)
+
+    monkeypatch.setattr(edge.updates, "write_state", spy)
+    folder, db = tmp_path / "updates", tmp_path / "edge.db"
+    folder.mkdir()
+    with hub(cfg, bundle_dir, db) as daemon:
+        shared = shared_head(daemon.models[0].bundle)
+        assert shared is not None
+        head_update(folder, bundle_dir, keys[0], "round-1", W=2.0 * shared.W)
+        asyncio.run(Updater(daemon, folder).poll())
+    assert len(writers) == 1 and writers[0] != threading.main_thread().name
+    assert read_state(folder / STATE_NAME).models["m"].head == "applied/round-1"
