@@ -1,6 +1,6 @@
 """``.npz`` files checked before they are read: a zip's directory says how large each array
 inflates to, so a "zip bomb" (a few KB that inflate to gigabytes) is refused up front
-instead of filling a Pi's memory.
+instead of filling a Pi's memory. And written whole or not at all.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import zipfile
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+
 from core.errors import InputTooLargeError
 
-__all__ = ["MAX_NPZ_BYTES", "MAX_NPZ_MEMBERS", "check_npz_size"]
+__all__ = ["MAX_NPZ_BYTES", "MAX_NPZ_MEMBERS", "check_npz_size", "save_npz_whole"]
 
 # a week of a wrist's signals in float32 is ~0.5 GB; past 2 GiB inflated it is not ours,
 # or not something a hub (or a host's loader, which holds it whole) should try
@@ -39,3 +41,13 @@ def check_npz_size(path: str | os.PathLike[str], *, max_bytes: int = MAX_NPZ_BYT
         raise InputTooLargeError(f"inflates to {total / 2**20:.0f} MiB, more than the "
                                  f"{max_bytes / 2**20:.0f} MiB this reader accepts", path=str(p))
     return total
+
+
+def save_npz_whole(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
+    """``arrays`` into the ``.npz`` at ``path``, written aside and renamed in: a reader sees
+    the old file or the new one, never half of one."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(p)

@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 
 from core.errors import InputTooLargeError
-from core.npz import check_npz_size
+from core.npz import check_npz_size, save_npz_whole
 from edge.errors import EdgeError
 
 __all__ = ["LocalData", "LocalDataError"]
@@ -50,11 +50,9 @@ class LocalData:
         return LocalData(self.emb[m], self.y[m], self.wearer[m], self.start[m])
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, emb=self.emb, y=self.y, wearer=self.wearer.astype(str), start=self.start)
-        tmp.replace(path)
+        save_npz_whole(
+            path, emb=self.emb, y=self.y, wearer=self.wearer.astype(str), start=self.start
+        )
 
     @classmethod
     def load(cls, path: Path) -> LocalData:

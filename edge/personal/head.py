@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 from core.errors import InputTooLargeError
-from core.npz import check_npz_size
+from core.npz import check_npz_size, save_npz_whole
 from edge.errors import EdgeError
 
 __all__ = [
@@ -89,11 +89,7 @@ class Head:
 
     def save(self, path: Path) -> None:
         """An .npz with W and b, written whole or not at all."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, W=self.W, b=self.b)
-        tmp.replace(path)
+        save_npz_whole(path, W=self.W, b=self.b)
 
     @classmethod
     def load(cls, path: Path) -> Head:

@@ -45,3 +45,15 @@ def test_a_recording_reader_refuses_a_bomb_as_a_recording_error(
                         {"max_bytes": 4 << 20, "max_members": core.npz.MAX_NPZ_MEMBERS})
     with pytest.raises(RecordingError, match="inflates to 8 MiB"):
         load_recording(bomb)
+
+
+def test_save_npz_whole_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from core.npz import save_npz_whole
+
+    path = tmp_path / "head.npz"
+    save_npz_whole(path, W=np.zeros((2, 3)))
+    save_npz_whole(path, W=np.ones((4, 3)), b=np.arange(3.0))
+    with np.load(path) as z:
+        assert sorted(z.files) == ["W", "b"] and z["W"].shape == (4, 3)
+        assert z["b"].tolist() == [0.0, 1.0, 2.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["head.npz"]
