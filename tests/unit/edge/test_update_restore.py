@@ -20,6 +20,7 @@ import pytest
 from edge.bundle import load_bundle
 from edge.config import DaemonConfig
 from edge.models import Model
+from edge.personal.head import Head
 from edge.personal.options import PersonalOptions
 from edge.personal.service import shared_head
 from edge.personal.store import EmbeddingRow, PersonalStore
@@ -164,23 +165,33 @@ def test_a_head_tampered_with_while_off_is_refused_and_the_bundles_head_serves(
         ]
 
 
+def _good_then_worse_head(
+    daemon: FakeDaemon, folder: Path, bundle_dir: Path, keys: Any, db: Path
+) -> tuple[Head, np.ndarray, Updater]:
+    """Confirmed labels the shared head gets right; head update round-1 (twice the shared
+    weights: as good) swapped in and kept; round-2 (classes rotated: worse) swapped in,
+    not judged yet. (The shared head, round-2's W, the updater.)"""
+    shared = shared_head(daemon.models[0].bundle)
+    assert shared is not None
+    centres = ((4.0 * np.eye(3) - 2.0) @ np.linalg.pinv(shared.W)).astype(np.float32)
+    labelled_windows(db, centres)
+    updater = Updater(daemon, folder)
+    head_update(folder, bundle_dir, keys[0], "good", W=2.0 * shared.W, version="round-1")
+    asyncio.run(updater.poll())
+    asyncio.run(updater.check_rollbacks())  # as good as the bundle's: kept
+    rotated = np.roll(shared.W, 1, axis=1)
+    head_update(folder, bundle_dir, keys[0], "worse", W=rotated, version="round-2")
+    asyncio.run(updater.poll())
+    return shared, rotated, updater
+
+
 def test_a_rolled_back_head_stays_rolled_back_after_a_restart(
     tmp_path: Path, bundle_dir: Path, keys: Any, cfg: DaemonConfig
 ) -> None:
     folder, db = tmp_path / "updates", tmp_path / "edge.db"
     folder.mkdir()
     with hub(cfg, bundle_dir, db) as daemon:
-        shared = shared_head(daemon.models[0].bundle)
-        assert shared is not None
-        centres = ((4.0 * np.eye(3) - 2.0) @ np.linalg.pinv(shared.W)).astype(np.float32)
-        labelled_windows(db, centres)
-        updater = Updater(daemon, folder)
-        head_update(folder, bundle_dir, keys[0], "good", W=2.0 * shared.W, version="round-1")
-        asyncio.run(updater.poll())
-        asyncio.run(updater.check_rollbacks())  # as good as the bundle's: kept
-        rotated = np.roll(shared.W, 1, axis=1)
-        head_update(folder, bundle_dir, keys[0], "worse", W=rotated, version="round-2")
-        asyncio.run(updater.poll())
+        shared, _, updater = _good_then_worse_head(daemon, folder, bundle_dir, keys, db)
         asyncio.run(updater.check_rollbacks())
         assert daemon.kinds() == ["model_swapped", "model_swapped", "model_rolled_back"]
         assert np.allclose(daemon.personal.override["m"].W, 2.0 * shared.W)
@@ -293,17 +304,8 @@ def test_a_head_swapped_just_before_a_stop_is_still_judged_after_it(
     folder, db = tmp_path / "updates", tmp_path / "edge.db"
     folder.mkdir()
     with hub(cfg, bundle_dir, db) as daemon:
-        shared = shared_head(daemon.models[0].bundle)
-        assert shared is not None
-        centres = ((4.0 * np.eye(3) - 2.0) @ np.linalg.pinv(shared.W)).astype(np.float32)
-        labelled_windows(db, centres)
-        updater = Updater(daemon, folder)
-        head_update(folder, bundle_dir, keys[0], "good", W=2.0 * shared.W, version="round-1")
-        asyncio.run(updater.poll())
-        asyncio.run(updater.check_rollbacks())  # kept
-        rotated = np.roll(shared.W, 1, axis=1)
-        head_update(folder, bundle_dir, keys[0], "worse", W=rotated, version="round-2")
-        asyncio.run(updater.poll())  # ... and the hub stops before its next check
+        # ... and the hub stops before the worse head's check
+        shared, rotated, _ = _good_then_worse_head(daemon, folder, bundle_dir, keys, db)
     unjudged = read_state(folder / STATE_NAME).unjudged["m"]
     assert (unjudged.update, unjudged.from_version, unjudged.previous.head) == (
         "head",
